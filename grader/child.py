@@ -1,0 +1,246 @@
+"""What runs inside a learner's worker process (never in the grader's).
+
+The worker loads the learner's module, then answers call requests on a socket, one JSON line
+each way. It imports numpy and the standard library only: the forkserver preloads it, so a new
+worker is a fork, not a new interpreter, and nothing from the rubric or reference is in memory.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import json
+import numbers
+import os
+import resource
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_ELEMENTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class ChildConfig:
+    """Plain data the parent hands to a new worker."""
+
+    module_path: str
+    workdir: str
+    mode: str  # "import" runs the whole module; "ast" only imports, defs and constants
+    functions: tuple[str, ...]
+    memory_bytes: int
+    cpu_seconds: int
+    file_bytes: int
+    max_processes: int
+
+
+def _limit(which: int, soft: int, hard: int | None = None) -> None:
+    hard = soft if hard is None else hard
+    try:
+        _, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def _vm_size() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _apply_limits(config: ChildConfig) -> None:
+    _limit(resource.RLIMIT_CORE, 0)
+    _limit(resource.RLIMIT_CPU, config.cpu_seconds, config.cpu_seconds + 1)
+    _limit(resource.RLIMIT_FSIZE, config.file_bytes)
+    _limit(resource.RLIMIT_AS, _vm_size() + config.memory_bytes)
+    if os.geteuid() != 0:
+        _limit(resource.RLIMIT_NPROC, config.max_processes)
+
+
+def _isolate_fds(proto: socket.socket, out: socket.socket) -> None:
+    """Learner prints go to the output socket; nothing else the parent holds stays open."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    keep = proto.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _calls_local(node: ast.AST, local: set[str]) -> bool:
+    return any(
+        isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in local for sub in ast.walk(node)
+    )
+
+
+def _is_sys_path_call(stmt: ast.stmt) -> bool:
+    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+        return False
+    return "sys.path" in ast.unparse(stmt.value.func)
+
+
+def _keep(stmt: ast.stmt, local: set[str]) -> bool:
+    """Imports, definitions and constants: what the functions need, not the script around them."""
+    if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        return stmt.value is not None and not _calls_local(stmt.value, local)
+    if isinstance(stmt, ast.Try):
+        return all(_keep(s, local) for s in stmt.body)
+    return _is_sys_path_call(stmt)
+
+
+def _load_ast(path: Path, name: str) -> tuple[Any, list[str]]:
+    source = path.read_text(encoding="utf-8", errors="replace")
+    tree = ast.parse(source, filename=str(path))
+    local = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    skipped = []
+    for stmt in tree.body:
+        if not _keep(stmt, local):
+            continue
+        code = compile(ast.Module(body=[stmt], type_ignores=[]), str(path), "exec")
+        try:
+            exec(code, module.__dict__)  # noqa: S102 - this is the learner's sandboxed worker
+        except BaseException as exc:  # noqa: BLE001 - a failing statement must not stop the rest
+            skipped.append(f"line {stmt.lineno}: {type(exc).__name__}: {exc}")
+    return module, skipped
+
+
+def _load_import(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith(("child.py",))]
+    place = f" (line {frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"raised {type(exc).__name__}{': ' + text[:300] if text else ''}{place}"
+
+
+def encode(value: Any) -> dict[str, Any]:
+    """A learner's return value as plain JSON numbers; anything else is described, never sent."""
+    if isinstance(value, (bool, np.bool_)):
+        return {"dtype": "bool", "shape": [], "data": [float(value)]}
+    if isinstance(value, numbers.Number) and not isinstance(value, (np.ndarray, complex, np.complexfloating)):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return {"type": type(value).__name__}
+        dtype = value.dtype.name if isinstance(value, np.generic) else type(value).__name__
+        return {"dtype": dtype, "shape": [], "data": [number]}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            array = np.array(value, subok=False)
+        except Exception:  # noqa: BLE001 - ragged or exotic: say what it was
+            return {"type": type(value).__name__}
+        if array.dtype.kind not in "biuf" or array.size > MAX_ELEMENTS:
+            return {"type": f"{type(value).__name__} of {array.dtype.name}" if array.dtype.kind not in "biuf" else "too large"}
+        data = np.asarray(array, dtype=np.float64).ravel().tolist()
+        return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
+    return {"type": type(value).__name__}
+
+
+def _decode(arg: Any) -> Any:
+    if isinstance(arg, dict) and "array" in arg:
+        return np.array(arg["array"], dtype=np.float64)
+    return arg
+
+
+def _send(proto: socket.socket, message: dict[str, Any]) -> None:
+    proto.sendall(json.dumps(message, allow_nan=True).encode("utf-8") + b"\n")
+
+
+def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
+    reader = proto.makefile("rb")
+    for raw in reader:
+        request = json.loads(raw)
+        fn = getattr(module, request["fn"], None)
+        if not callable(fn):
+            _send(proto, {"ok": False, "error": f"no function {request['fn']}"})
+            continue
+        args = [_decode(a) for a in request["args"]]
+        try:
+            value = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - every learner failure is reported as data
+            _send(proto, {"ok": False, "error": _describe(exc)})
+            continue
+        after = [encode(a) if isinstance(a, np.ndarray) else None for a in args]
+        try:
+            reply = {"ok": True, "value": encode(value), "after": after}
+            line = json.dumps(reply, allow_nan=True)
+        except BaseException as exc:  # noqa: BLE001
+            _send(proto, {"ok": False, "error": f"returned a value that cannot be read: {_describe(exc)}"})
+            continue
+        proto.sendall(line.encode("utf-8") + b"\n")
+
+
+def main(proto: socket.socket, out: socket.socket, config: ChildConfig) -> None:
+    """Worker entry point: isolate, limit, load, serve; always leave by ``os._exit``."""
+    code = 0
+    try:
+        os.setsid()
+        _isolate_fds(proto, out)
+        os.chdir(config.workdir)
+        _apply_limits(config)
+        sys.dont_write_bytecode = True
+        path = Path(config.module_path)
+        sys.path.insert(0, str(path.parent))
+        sys.argv = [str(path)]
+        name = "".join(c if c.isalnum() else "_" for c in path.stem)
+        if name[:1].isdigit():
+            name = "_" + name
+        note = ""
+        skipped: list[str] = []
+        if config.mode == "import":
+            try:
+                module = _load_import(path, name)
+            except SyntaxError as exc:
+                _send(proto, {"ready": False, "error": f"SyntaxError at line {exc.lineno}: {exc.msg}"})
+                raise
+            except BaseException as exc:  # noqa: BLE001 - fall back to the definitions alone
+                note = f"running the module {_describe(exc)}"
+                module, skipped = _load_ast(path, name)
+        else:
+            module, skipped = _load_ast(path, name)
+        found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
+        sys.stdout.flush()
+        _send(proto, {"ready": True, "mode": "import" if not note and config.mode == "import" else "ast", "note": note, "skipped": skipped[:10], "functions": found})
+        _serve(proto, module, config)
+    except BaseException:  # noqa: BLE001
+        code = 70
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+

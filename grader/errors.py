@@ -1,0 +1,25 @@
+"""The grader's own failures. A learner's failure is data (a CheckResult); these are not."""
+
+from __future__ import annotations
+
+
+class GraderError(Exception):
+    """Base: ``str(error)`` is the one line the user reads."""
+
+    exit_code = 2
+
+
+class UsageError(GraderError):
+    """A bad flag, path or combination of options."""
+
+
+class RubricError(GraderError):
+    """A rubric or its reference module is malformed; the message names file and line."""
+
+
+class SubmissionError(GraderError):
+    """A learner folder cannot be graded at all (not one whose code merely fails)."""
+
+
+class SandboxError(GraderError):
+    """The isolation machinery itself failed (not the learner's code)."""

@@ -1,0 +1,151 @@
+"""The data model: small frozen records; totals are derived, never stored twice."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"  # learner code raised, crashed, exited or timed out
+    SKIP = "skip"  # a prerequisite is missing
+    REVIEW = "review"  # a human must look; points provisionally given
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def earns_points(self) -> bool:
+        return self in (Status.PASS, Status.REVIEW)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function the learner must write, and how the reference stands in for it."""
+
+    name: str
+    reference: str  # name in the reference module computing the true value
+    step_arg: int | None = None  # positional index of the step h, for finite-difference functions
+    default_step: float | None = None
+
+
+@dataclass(frozen=True)
+class InputSet:
+    """Named argument tuples; hidden sets are not on the lab page."""
+
+    name: str
+    cases: tuple[tuple[Any, ...], ...]
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A recognisable mistake: a built-in detector or a reference-module predicate, and what to say."""
+
+    when: str
+    say: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    kind: str
+    title: str
+    points: float
+    acceptance: bool
+    spec: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    causes: tuple[Cause, ...] = ()
+    hidden: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Rubric:
+    lab: str  # "phase-04/lab-00"
+    title: str
+    path: Path
+    phase_dir: str  # "phase-04"
+    implementation: tuple[str, ...]  # glob patterns
+    deliverable: str
+    functions: tuple[FunctionSpec, ...]
+    inputs: dict[str, InputSet] = field(compare=False, hash=False)
+    checks: tuple[Check, ...]
+    reference: ModuleType = field(compare=False, hash=False, repr=False)
+
+    def function(self, name: str) -> FunctionSpec:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Submission:
+    learner: str
+    root: Path  # learners/<name>
+    lab: str
+
+    @property
+    def name(self) -> str:
+        return self.learner
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a failing code check saw: plain data the templates render."""
+
+    input_label: str = ""
+    input_value: Any = None
+    expected: Any = None
+    observed: Any = None
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    where: tuple[int, ...] | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    title: str
+    status: Status
+    score: float
+    max_score: float
+    acceptance: bool
+    message: str
+    evidence: Evidence | None = None
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class LabResult:
+    learner: str
+    lab: str
+    title: str
+    checks: tuple[CheckResult, ...]
+    output: str = ""  # what the learner's code printed (capped)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status.earns_points for c in self.checks if c.acceptance)
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.checks), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(c.max_score for c in self.checks), 6)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for c in self.checks:
+            out[c.status.value] += 1
+        return out

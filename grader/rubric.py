@@ -1,0 +1,415 @@
+"""Load and validate a lab rubric (YAML) and its trusted reference module.
+
+Validation happens once, here, so that check code can trust its spec; every error names the file,
+the line and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import itertools
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from grader.errors import RubricError
+from grader.model import Cause, Check, FunctionSpec, InputSet, Rubric
+
+BUILTIN_CAUSES = (
+    "nonfinite",
+    "shape",
+    "sign-flipped",
+    "transposed",
+    "float32",
+    "not-symmetric",
+    "scaled",
+    "offset",
+    "index-shift",
+    "mutated",
+)
+PROPERTIES = ("symmetric", "unmutated", "finite")
+IMAGE_POLICIES = ("review", "ignore")
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_LAB = re.compile(r"^phase-\d+/lab-\d+$")
+
+
+@dataclass(frozen=True)
+class _Field:
+    types: tuple[type, ...]
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+_NUM = (int, float)
+_COMMON = {
+    "id": _Field((str,), True),
+    "kind": _Field((str,), True),
+    "title": _Field((str,), True),
+    "points": _Field(_NUM, True),
+    "acceptance": _Field((bool,), True),
+    "hidden": _Field((bool,)),
+    "requires": _Field((list,)),
+    "causes": _Field((list,)),
+    "description": _Field((str,)),
+}
+KINDS: dict[str, dict[str, _Field]] = {
+    "implementation": {},
+    "compare": {
+        "function": _Field((str,), True),
+        "inputs": _Field((list,), True),
+        "atol": _Field(_NUM),
+        "rtol": _Field(_NUM),
+        "sums_to": _Field(_NUM),
+    },
+    "agree": {
+        "functions": _Field((list,), True),
+        "inputs": _Field((list,), True),
+        "atol": _Field(_NUM),
+        "rtol": _Field(_NUM),
+    },
+    "property": {
+        "property": _Field((str,), True, PROPERTIES),
+        "functions": _Field((list,), True),
+        "inputs": _Field((list,), True),
+        "atol": _Field(_NUM),
+    },
+    "deliverable": {},
+    "section": {
+        "headings": _Field((list,), True),
+        "formulas": _Field((list,)),
+        "min_sentences": _Field((int,)),
+        "code_block": _Field((bool,)),
+        "code_pattern": _Field((str,)),
+        "images": _Field((str,), False, IMAGE_POLICIES),
+    },
+}
+_TOP = {
+    "lab": _Field((str,), True),
+    "title": _Field((str,), True),
+    "phase_dir": _Field((str,), True),
+    "implementation": _Field((list,), True),
+    "deliverable": _Field((str,), True),
+    "reference": _Field((str,), True),
+    "functions": _Field((dict,), True),
+    "inputs": _Field((dict,), True),
+    "checks": _Field((list,), True),
+    "description": _Field((str,)),
+}
+_FUNCTION = {
+    "reference": _Field((str,)),
+    "step_arg": _Field((int,)),
+    "default_step": _Field(_NUM),
+}
+_INPUT = {
+    "hidden": _Field((bool,)),
+    "args": _Field((dict,)),
+    "product": _Field((dict,)),
+    "cases": _Field((list,)),
+    "generate": _Field((str,)),
+}
+_CAUSE = {"when": _Field((str,), True), "say": _Field((str,))}
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "a number", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a mapping"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    if close:
+        return f" — did you mean '{close[0]}'?"
+    return f" — expected one of: {', '.join(options)}" if options else ""
+
+
+class _Doc:
+    """Parsed YAML plus the line of every key and list item, so errors can point at them."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self._loader = yaml.SafeLoader("")
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 0
+            problem = exc.problem or "invalid YAML"
+            raise RubricError(f"{self.where(line)}: YAML syntax error: {problem} — fix the indentation or quoting there") from None
+        except yaml.YAMLError as exc:
+            raise RubricError(f"{path}: YAML error: {exc}") from None
+        if node is None:
+            raise RubricError(f"{path}: the rubric is empty — start from rubrics/phase-04/lab-00.yaml")
+        self.data = self._walk(node, ())
+
+    def where(self, line: int) -> str:
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def line(self, at: tuple[Any, ...]) -> int:
+        while at:
+            if at in self.lines:
+                return self.lines[at]
+            at = at[:-1]
+        return 1
+
+    def fail(self, at: tuple[Any, ...], text: str) -> RubricError:
+        return RubricError(f"{self.where(self.line(at))}: {text}")
+
+    def _walk(self, node: yaml.Node, at: tuple[Any, ...]) -> Any:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(self._scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+                here = at + (key,)
+                if key in out:
+                    raise RubricError(f"{self.where(key_node.start_mark.line + 1)}: duplicate key '{key}' — keep only one")
+                self.lines[here] = key_node.start_mark.line + 1
+                out[key] = self._walk(value_node, here)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._walk(item, at + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise RubricError(f"{self.where(node.start_mark.line + 1)}: bad value: {exc}") from None
+
+
+def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str, _Field], what: str) -> None:
+    if not isinstance(data, dict):
+        raise doc.fail(at, f"{what} must be a mapping of keys to values")
+    for key in data:
+        if key not in fields:
+            raise doc.fail(at + (key,), f"{what}: unknown key '{key}'{did_you_mean(key, list(fields))}")
+    for key, field in fields.items():
+        if key not in data:
+            if field.required:
+                raise doc.fail(at, f"{what}: missing required key '{key}' — add it")
+            continue
+        value = data[key]
+        ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
+        if not ok:
+            raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {value!r}")
+        if field.choices and value not in field.choices:
+            raise doc.fail(at + (key,), f"{what}: '{key}: {value}' is not known{did_you_mean(value, field.choices)}")
+
+
+def _load_reference(doc: _Doc, name: str) -> ModuleType:
+    path = (doc.path.parent / name).resolve()
+    if not path.is_file():
+        raise doc.fail(("reference",), f"reference module '{name}' not found beside the rubric ({path})")
+    module_name = f"_grader_reference_{abs(hash(str(path)))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise RubricError(f"{path}:{exc.lineno}: syntax error in the reference module: {exc.msg}") from None
+    except Exception as exc:  # the reference is trusted code, but a broken one must still read as one line
+        raise RubricError(f"{path}: the reference module failed to load: {type(exc).__name__}: {exc}") from None
+    sys.modules[module_name] = module
+    return module
+
+
+def _reference_callable(doc: _Doc, module: ModuleType, name: str, at: tuple[Any, ...], role: str) -> Callable[..., Any]:
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
+        raise doc.fail(at, f"{role} '{name}' is not a function in the reference module{did_you_mean(name, names)}")
+    return fn
+
+
+def _to_arg(value: Any) -> Any:
+    """Lists become float arrays (as a learner's numpy code expects); numbers stay numbers."""
+    import numpy as np
+
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float64)
+    if hasattr(value, "shape"):
+        return np.asarray(value, dtype=np.float64)
+    return value
+
+
+def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
+    at = ("inputs", name)
+    _check_fields(doc, at, data, _INPUT, f"input set '{name}'")
+    forms = [k for k in ("args", "product", "cases", "generate") if k in data]
+    if len(forms) != 1:
+        raise doc.fail(at, f"input set '{name}' needs exactly one of args, product, cases, generate (has {', '.join(forms) or 'none'})")
+    form = forms[0]
+    cases: list[tuple[Any, ...]]
+    if form == "args":
+        cases = [tuple(data["args"].values())]
+    elif form == "product":
+        for key, values in data["product"].items():
+            if not isinstance(values, list) or not values:
+                raise doc.fail(at + ("product", key), f"input set '{name}': product '{key}' must be a non-empty list of values")
+        cases = list(itertools.product(*data["product"].values()))
+    elif form == "cases":
+        cases = []
+        for i, case in enumerate(data["cases"]):
+            if not isinstance(case, dict):
+                raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values")
+            cases.append(tuple(case.values()))
+    else:
+        fn = _reference_callable(doc, module, data["generate"], at + ("generate",), "generator")
+        try:
+            produced = fn()
+            cases = [tuple(case) if isinstance(case, (list, tuple)) else (case,) for case in produced]
+        except Exception as exc:
+            raise doc.fail(at + ("generate",), f"generator '{data['generate']}' failed: {type(exc).__name__}: {exc}") from None
+    if not cases:
+        raise doc.fail(at, f"input set '{name}' has no cases")
+    return InputSet(name=name, cases=tuple(tuple(_to_arg(v) for v in case) for case in cases), hidden=bool(data.get("hidden", False)))
+
+
+def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence[str], what: str) -> tuple[str, ...]:
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or value not in known:
+            raise doc.fail(at + (i,), f"unknown {what} '{value}'{did_you_mean(str(value), list(known))}")
+    return tuple(values)
+
+
+def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int]) -> Check:
+    at = ("checks", i)
+    if not isinstance(data, dict):
+        raise doc.fail(at, "each check is a mapping with id, kind, title, points, acceptance")
+    kind = data.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise doc.fail(at + ("kind",), f"unknown check kind '{kind}'{did_you_mean(str(kind), list(KINDS))}")
+    label = f"check '{data.get('id', i + 1)}'"
+    _check_fields(doc, at, data, {**_COMMON, **KINDS[kind]}, label)
+    check_id = data["id"]
+    if not _ID.match(check_id):
+        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' (e.g. 'softmax-correct')")
+    if check_id in seen:
+        raise doc.fail(at + ("id",), f"{label}: duplicate id (first at line {seen[check_id]}) — ids must be unique")
+    seen[check_id] = doc.line(at)
+    if data["points"] < 0:
+        raise doc.fail(at + ("points",), f"{label}: points must be zero or more")
+    spec = {k: v for k, v in data.items() if k in KINDS[kind]}
+    if "function" in spec:
+        spec["function"] = _names_in(doc, at + ("function",), [spec["function"]], functions, "function")[0]
+    if "functions" in spec:
+        spec["functions"] = _names_in(doc, at + ("functions",), spec["functions"], functions, "function")
+        if kind == "agree" and len(spec["functions"]) != 2:
+            raise doc.fail(at + ("functions",), f"{label}: 'agree' compares exactly two functions")
+    if "inputs" in spec:
+        spec["inputs"] = _names_in(doc, at + ("inputs",), spec["inputs"], inputs, "input set")
+    if "headings" in spec or "formulas" in spec:
+        for key in ("headings", "formulas"):
+            for j, value in enumerate(spec.get(key, [])):
+                if not isinstance(value, str) or not value.strip():
+                    raise doc.fail(at + (key, j), f"{label}: {key} are non-empty strings")
+    if "code_pattern" in spec:
+        try:
+            re.compile(spec["code_pattern"])
+        except re.error as exc:
+            raise doc.fail(at + ("code_pattern",), f"{label}: code_pattern is not a valid regular expression: {exc}") from None
+    for key in ("atol", "rtol"):
+        if key in spec and spec[key] < 0:
+            raise doc.fail(at + (key,), f"{label}: {key} must be zero or more")
+    causes = []
+    for j, cause in enumerate(data.get("causes", [])):
+        _check_fields(doc, at + ("causes", j), cause, _CAUSE, f"{label} cause")
+        when = cause["when"]
+        if when not in BUILTIN_CAUSES:
+            if not hasattr(module, when):
+                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(BUILTIN_CAUSES))}")
+            _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
+        causes.append(Cause(when=when, say=cause.get("say")))
+    requires = data.get("requires", [])
+    for j, req in enumerate(requires):
+        if req not in seen or req == check_id:
+            raise doc.fail(at + ("requires", j), f"{label}: requires '{req}', which is not an earlier check{did_you_mean(str(req), list(seen))}")
+    spec["requires"] = tuple(requires)
+    return Check(
+        id=check_id,
+        kind=kind,
+        title=data["title"],
+        points=float(data["points"]),
+        acceptance=data["acceptance"],
+        spec=spec,
+        causes=tuple(causes),
+        hidden=bool(data.get("hidden", False)),
+        line=doc.line(at),
+    )
+
+
+def load_rubric(path: Path) -> Rubric:
+    """Parse, validate and resolve one rubric; raises RubricError with file:line on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RubricError(f"{path}: rubric not found — check --rubrics") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RubricError(f"{path}: cannot read the rubric: {exc}") from None
+    doc = _Doc(path, text)
+    data = doc.data
+    _check_fields(doc, (), data, _TOP, "rubric")
+    if not _LAB.match(data["lab"]):
+        raise doc.fail(("lab",), f"lab '{data['lab']}' must look like 'phase-04/lab-00'")
+    module = _load_reference(doc, data["reference"])
+
+    functions = []
+    for name, fdata in data["functions"].items():
+        fdata = fdata if fdata is not None else {}
+        _check_fields(doc, ("functions", name), fdata, _FUNCTION, f"function '{name}'")
+        ref = fdata.get("reference", name)
+        _reference_callable(doc, module, ref, ("functions", name), "reference function")
+        functions.append(FunctionSpec(name=name, reference=ref, step_arg=fdata.get("step_arg"), default_step=fdata.get("default_step")))
+    if not functions:
+        raise doc.fail(("functions",), "list at least one learner function")
+
+    inputs = {name: _input_set(doc, module, name, idata) for name, idata in data["inputs"].items()}
+    seen: dict[str, int] = {}
+    fnames = [f.name for f in functions]
+    checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen) for i, c in enumerate(data["checks"]))
+    if not checks:
+        raise doc.fail(("checks",), "a rubric needs at least one check")
+    for key in ("implementation",):
+        for j, pattern in enumerate(data[key]):
+            if not isinstance(pattern, str) or "/" in pattern:
+                raise doc.fail((key, j), "implementation patterns are file-name globs like 'lab-00*.py'")
+    return Rubric(
+        lab=data["lab"],
+        title=data["title"],
+        path=path,
+        phase_dir=data["phase_dir"],
+        implementation=tuple(data["implementation"]),
+        deliverable=data["deliverable"],
+        functions=tuple(functions),
+        inputs=inputs,
+        checks=checks,
+        reference=module,
+    )
+
+
+def discover_rubrics(directory: Path) -> list[Rubric]:
+    """Every ``*.yaml`` under the directory, sorted by lab id."""
+    if not directory.is_dir():
+        raise RubricError(f"{directory}: no such rubrics folder — pass --rubrics DIR")
+    paths = sorted(p for p in directory.rglob("*.yaml") if p.is_file())
+    if not paths:
+        raise RubricError(f"{directory}: no rubric (*.yaml) found — pass --rubrics DIR")
+    rubrics = [load_rubric(p) for p in paths]
+    labs: dict[str, Path] = {}
+    for rubric in rubrics:
+        if rubric.lab in labs:
+            raise RubricError(f"{rubric.path}: lab '{rubric.lab}' is also defined in {labs[rubric.lab]} — keep one")
+        labs[rubric.lab] = rubric.path
+    return sorted(rubrics, key=lambda r: r.lab)

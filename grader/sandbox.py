@@ -1,0 +1,219 @@
+"""The parent's side of a learner worker: start it, talk JSON to it, time it out, kill it.
+
+Workers are forked by a fork server (``grader.zygote``) that preloaded numpy and ``grader.child``
+only: a worker starts in milliseconds and its memory never held a rubric, a reference module or
+an expected value. The parent sends plain JSON, reads plain JSON, and never unpickles anything a
+worker produced. Stronger layers (namespaces, another uid) wrap ``Worker.start`` without touching
+the checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import selectors
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from grader import child, zygote
+from grader.errors import SandboxError
+
+MAX_LINE = 64 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-call and per-learner budgets; generous enough for a slow but correct learner."""
+
+    call_seconds: float = 10.0
+    learner_seconds: float = 120.0
+    memory_bytes: int = 1 << 30
+    file_bytes: int = 64 << 20
+    max_processes: int = 64
+    output_bytes: int = 64 << 10
+
+
+class WorkerDied(Exception):
+    """The worker is gone (or was killed); ``reason`` says why in learner-facing words."""
+
+    def __init__(self, reason: str, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        sig = -code
+        if sig == signal.SIGXCPU:
+            return "ran out of CPU time (the per-learner CPU limit)"
+        if sig == signal.SIGXFSZ:
+            return "wrote a file larger than the limit"
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        extra = " (a crash in native code, e.g. ctypes or a bad pointer)" if sig in (signal.SIGSEGV, signal.SIGBUS) else ""
+        return f"was killed by {name}{extra}"
+    if code == 70:
+        return "failed inside the worker itself"
+    return f"exited with code {code} (os._exit or a fatal error)"
+
+
+def _jsonable(arg: Any) -> Any:
+    if hasattr(arg, "tolist") and hasattr(arg, "shape") and getattr(arg, "shape", ()) != ():
+        return {"array": arg.tolist()}
+    if hasattr(arg, "item") and not isinstance(arg, (int, float)):
+        return arg.item()
+    return arg
+
+
+def encode_args(args: tuple[Any, ...]) -> list[Any]:
+    return [_jsonable(a) for a in args]
+
+
+class Worker:
+    """One learner process. Not thread-safe; one call at a time."""
+
+    def __init__(self, config: child.ChildConfig, limits: Limits, output: bytearray) -> None:
+        self.config = config
+        self.limits = limits
+        self._output = output
+        self._buffer = b""
+        self._pid: int | None = None
+        self._proto: socket.socket | None = None
+        self._out: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._pid is not None
+
+    def start(self, deadline: float) -> dict[str, Any]:
+        """Fork the worker and wait for its load report; raises WorkerDied if it never reports."""
+        proto_parent, proto_child = socket.socketpair()
+        out_parent, out_child = socket.socketpair()
+        try:
+            pid = zygote.get().spawn(dataclasses.asdict(self.config), (proto_child.fileno(), out_child.fileno()))
+        except SandboxError:
+            proto_parent.close()
+            out_parent.close()
+            raise
+        finally:
+            proto_child.close()
+            out_child.close()
+        self._pid, self._proto, self._out = pid, proto_parent, out_parent
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(proto_parent, selectors.EVENT_READ)
+        self._selector.register(out_parent, selectors.EVENT_READ)
+        return self._receive(deadline, "loading the module")
+
+    def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
+        assert self._proto is not None
+        payload = json.dumps({"fn": fn, "args": args}, allow_nan=True).encode("utf-8") + b"\n"
+        try:
+            self._proto.sendall(payload)
+        except OSError:
+            raise WorkerDied(self._bury()) from None
+        return self._receive(deadline, f"{fn}")
+
+    def _receive(self, deadline: float, doing: str) -> dict[str, Any]:
+        line = self._read_line(deadline)
+        if line is None:
+            seconds = self.limits.call_seconds
+            self._kill()
+            raise WorkerDied(f"timed out after {seconds:g} s while {doing} (an infinite loop?)", timed_out=True)
+        try:
+            message = json.loads(line, parse_constant=_constant)
+        except (ValueError, RecursionError):
+            self._kill()
+            raise WorkerDied("sent something that is not a result (protocol violation)") from None
+        if not isinstance(message, dict):
+            self._kill()
+            raise WorkerDied("sent something that is not a result (protocol violation)")
+        return message
+
+    def _read_line(self, deadline: float) -> bytes | None:
+        assert self._selector is not None
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            for key, _ in self._selector.select(remaining):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if sock is self._out:
+                    if not data:
+                        self._selector.unregister(sock)
+                    self._keep_output(data)
+                    continue
+                if not data:
+                    raise WorkerDied(self._bury())
+                self._buffer += data
+                if len(self._buffer) > MAX_LINE:
+                    self._kill()
+                    raise WorkerDied("sent a result larger than the limit")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def _keep_output(self, data: bytes) -> None:
+        room = self.limits.output_bytes - len(self._output)
+        if room > 0:
+            self._output += data[:room]
+
+    def _drain_output(self) -> None:
+        if self._out is None:
+            return
+        self._out.setblocking(False)
+        try:
+            while data := self._out.recv(1 << 16):
+                self._keep_output(data)
+        except OSError:
+            pass
+
+    def _bury(self) -> str:
+        """The worker closed its end: wait for its exit status and say what happened."""
+        code = zygote.get().exit_code(self._pid, 2.0) if self._pid is not None else None
+        self._drain_output()
+        self._kill(reaped=code is not None)
+        return describe_exit(code)
+
+    def _kill(self, reaped: bool = False) -> None:
+        """Kill the worker's whole process group and wait until the fork server has reaped it."""
+        pid = self._pid
+        if pid is not None:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if not reaped:
+                zygote.get().exit_code(pid, 5.0)
+        if self._selector is not None:
+            self._selector.close()
+        for sock in (self._proto, self._out):
+            if sock is not None:
+                sock.close()
+        self._pid = None
+        self._proto = self._out = None
+        self._selector = None
+        self._buffer = b""
+
+    def close(self) -> None:
+        self._kill()
+
+
+def _constant(name: str) -> float:
+    if name in ("NaN", "Infinity", "-Infinity"):
+        return float(name.replace("Infinity", "inf"))
+    raise ValueError(name)
