@@ -41,6 +41,7 @@ class InputSet:
     name: str
     cases: tuple[tuple[Any, ...], ...]
     hidden: bool = False
+    arg_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

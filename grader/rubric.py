@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 import itertools
 import re
 import sys
@@ -252,21 +253,26 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
         raise doc.fail(at, f"input set '{name}' needs exactly one of args, product, cases, generate (has {', '.join(forms) or 'none'})")
     form = forms[0]
     cases: list[tuple[Any, ...]]
+    names: tuple[str, ...] = ()
     if form == "args":
         cases = [tuple(data["args"].values())]
+        names = tuple(data["args"])
     elif form == "product":
         for key, values in data["product"].items():
             if not isinstance(values, list) or not values:
                 raise doc.fail(at + ("product", key), f"input set '{name}': product '{key}' must be a non-empty list of values")
         cases = list(itertools.product(*data["product"].values()))
+        names = tuple(data["product"])
     elif form == "cases":
         cases = []
         for i, case in enumerate(data["cases"]):
             if not isinstance(case, dict):
                 raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values")
             cases.append(tuple(case.values()))
+            names = tuple(case)
     else:
         fn = _reference_callable(doc, module, data["generate"], at + ("generate",), "generator")
+        names = ()
         try:
             produced = fn()
             cases = [tuple(case) if isinstance(case, (list, tuple)) else (case,) for case in produced]
@@ -274,7 +280,21 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
             raise doc.fail(at + ("generate",), f"generator '{data['generate']}' failed: {type(exc).__name__}: {exc}") from None
     if not cases:
         raise doc.fail(at, f"input set '{name}' has no cases")
-    return InputSet(name=name, cases=tuple(tuple(_to_arg(v) for v in case) for case in cases), hidden=bool(data.get("hidden", False)))
+    arity = {len(case) for case in cases}
+    if len(arity) != 1:
+        raise doc.fail(at, f"input set '{name}': every case needs the same number of arguments")
+    return InputSet(
+        name=name,
+        cases=tuple(tuple(_to_arg(v) for v in case) for case in cases),
+        hidden=bool(data.get("hidden", False)),
+        arg_names=names,
+    )
+
+
+def arity(fn: Callable[..., Any]) -> int:
+    """How many positional arguments a reference function needs (those without defaults)."""
+    params = inspect.signature(fn).parameters.values()
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
 
 
 def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence[str], what: str) -> tuple[str, ...]:

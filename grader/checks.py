@@ -1,0 +1,482 @@
+"""The check kinds. Each takes a Check (its spec validated by the rubric loader) and the learner's
+context, and returns a CheckResult: a learner's failure is data, never an exception.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader import diagnose
+from grader.deliverable import Document
+from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
+from grader.notation import count_sentences, find_formula
+from grader.rubric import arity
+from grader.runner import LearnerRun, Observed, Outcome
+
+CODE_KINDS = ("implementation", "compare", "agree", "property")
+DELIVERABLE_KINDS = ("section",)
+
+
+@dataclass
+class Context:
+    """Everything a check may look at for one learner and one lab."""
+
+    rubric: Rubric
+    learner: str
+    root: Path
+    implementation: Path | None
+    python_files: tuple[str, ...]
+    run: LearnerRun | None
+    deliverable: Path | None
+    markdown_files: tuple[str, ...]
+    document: Document | None
+    document_error: str
+    results: dict[str, CheckResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One concrete call: which input set, which case, the arguments, and a readable label."""
+
+    inputs: InputSet
+    index: int
+    args: tuple[Any, ...]
+    label: str
+
+
+def result(check: Check, status: Status, message: str, evidence: Evidence | None = None) -> CheckResult:
+    return CheckResult(
+        id=check.id,
+        title=check.title,
+        status=status,
+        score=check.points if status.earns_points else 0.0,
+        max_score=check.points,
+        acceptance=check.acceptance,
+        message=message,
+        evidence=evidence,
+        hidden=check.hidden,
+    )
+
+
+def short(value: Any, digits: int = 4, items: int = 6) -> str:
+    """A compact, readable rendering of an argument or value for a one-line message."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return short(float(value), digits)
+        flat = [short(float(v), digits) for v in value.ravel()[:items]]
+        more = ", …" if value.size > items else ""
+        if value.ndim == 1:
+            return "[" + ", ".join(flat) + more + "]"
+        return f"{value.shape[0]}×{value.shape[1] if value.ndim > 1 else ''} matrix [" + ", ".join(flat) + more + "]"
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def plain(value: Any) -> Any:
+    """Evidence values as plain lists and numbers (what templates and JSON take)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def cases(check: Check, ctx: Context, fn_spec: FunctionSpec) -> Iterator[Case]:
+    ref = getattr(ctx.rubric.reference, fn_spec.reference)
+    names = tuple(p for p in ref.__code__.co_varnames[: ref.__code__.co_argcount])
+    for set_name in check.spec["inputs"]:
+        inputs = ctx.rubric.inputs[set_name]
+        arg_names = inputs.arg_names or names
+        for i, args in enumerate(inputs.cases):
+            shown = ", ".join(f"{n}={short(a)}" for n, a in zip(arg_names, args))
+            kind = f"hidden input '{set_name}' #{i + 1}" if inputs.hidden else f"input '{set_name}'" + (f" #{i + 1}" if len(inputs.cases) > 1 else "")
+            yield Case(inputs=inputs, index=i, args=args, label=f"{kind} ({shown})")
+
+
+def expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -> np.ndarray:
+    ref = getattr(ctx.rubric.reference, fn_spec.reference)
+    return np.asarray(ref(*[a.copy() if isinstance(a, np.ndarray) else a for a in args]), dtype=np.float64)
+
+
+def missing_message(ctx: Context, name: str) -> str:
+    assert ctx.run is not None
+    found = ctx.run.load.functions
+    close = difflib.get_close_matches(name, found, n=1, cutoff=0.6)
+    file = ctx.implementation.name if ctx.implementation else "the implementation"
+    text = f"no function '{name}' in {file}"
+    if close:
+        return f"{text}; found '{close[0]}' — did you mean it? Rename it to '{name}'."
+    return f"{text}; functions found: {', '.join(found) or 'none'}."
+
+
+def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Case | None = None) -> CheckResult:
+    where = f" on {case.label}" if case else ""
+    if outcome.fault == "missing":
+        if ctx.run is not None and ctx.run.load.ok:
+            return result(check, Status.FAIL, missing_message(ctx, fn))
+        return result(check, Status.SKIP, "skipped: the implementation could not be loaded (see implementation-found)")
+    if outcome.fault == "bad-return":
+        return result(check, Status.FAIL, f"{outcome.message}{where}.")
+    return result(check, Status.ERROR, f"{outcome.message}{where}.")
+
+
+def fd_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed) -> str | None:
+    """Tell a forward difference, a too-small step and a non-FD apart by calling at other steps."""
+    if fn_spec.step_arg is None or ctx.run is None:
+        return None
+    if observed.dtype in ("float32", "float16"):
+        return (f"computed in {observed.dtype}: with h = 1e-5 the difference f(z+h) − f(z−h) loses most digits in "
+                "float32 (use float64, or h ≈ 1e-3 for float32)")
+    results = []
+    for h in (1e-3, 1e-4):
+        call = list(args)
+        if fn_spec.step_arg <= len(call):
+            call.insert(fn_spec.step_arg, h)
+        else:
+            return None
+        outcome = ctx.run.call(fn_spec.name, tuple(call))
+        if not outcome.ok or outcome.value is None or outcome.value.array.shape != expected.shape:
+            return None
+        results.append(outcome.value.array)
+    big, small = results
+    scale = max(float(np.max(np.abs(expected))), 1e-300)
+    if np.max(np.abs(big - small)) <= 1e-14 * scale and np.max(np.abs(big - observed.array)) <= 1e-14 * scale:
+        return "not a finite difference: the result does not change with the step h at all (is it the analytic formula?)"
+    e_big = float(np.max(np.abs(big - expected)))
+    e_small = float(np.max(np.abs(small - expected)))
+    e_default = float(np.max(np.abs(observed.array - expected)))
+    if e_small > 0:
+        ratio = e_big / e_small
+        if 4 < ratio < 25:
+            return (f"forward (one-sided) differences: the error shrinks in proportion to h (h=1e-3: {e_big:.1e}, "
+                    f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
+    if e_default > 10 * max(e_small, 1e-300) and (e_small == 0 or e_big / max(e_small, 1e-300) >= 25):
+        return (f"step too small: with h=1e-4 the error is {e_small:.1e} but with your default step it is {e_default:.1e} — "
+                "catastrophic cancellation in f(z+h) − f(z−h); use h = 1e-5 for float64")
+    if e_big > 1e-3 and e_small > 1e-3 and 0.5 < e_big / max(e_small, 1e-300) < 2:
+        return "the finite difference does not approach the true derivative as h shrinks: does it differentiate the right function?"
+    return None
+
+
+def _mutation(outcome: Outcome, args: tuple[Any, ...]) -> int | None:
+    for position, (sent, after) in enumerate(zip(args, outcome.after)):
+        if isinstance(sent, np.ndarray) and after is not None and (after.shape != sent.shape or not np.array_equal(after, sent, equal_nan=True)):
+            return position
+    return None
+
+
+# ---------------------------------------------------------------------------------- code kinds
+
+def check_implementation(check: Check, ctx: Context) -> CheckResult:
+    rubric = ctx.rubric
+    patterns = " or ".join(rubric.implementation)
+    if ctx.implementation is None:
+        found = f" (found: {', '.join(ctx.python_files)})" if ctx.python_files else ""
+        return result(check, Status.FAIL, f"no file matching {patterns} in {rubric.phase_dir}/{found}.")
+    assert ctx.run is not None
+    load = ctx.run.load
+    name = ctx.implementation.name
+    if not load.ok:
+        return result(check, Status.FAIL, f"{name} could not be loaded: {load.error}.")
+    wanted = [f.name for f in rubric.functions]
+    missing = [f for f in wanted if f not in load.functions]
+    parts = [f"{name} loaded"]
+    if load.mode == "ast":
+        parts[0] += f" from its definitions only: {load.note}; its top-level script was skipped and the functions were graded"
+    if load.skipped:
+        parts.append("top-level statements that failed: " + "; ".join(load.skipped[:3]))
+    if missing:
+        parts.append("missing: " + ", ".join(missing) + (f" (found: {', '.join(load.functions)})" if load.functions else ""))
+    else:
+        parts.append("all " + str(len(wanted)) + " functions found")
+    return result(check, Status.PASS, "; ".join(parts) + ".")
+
+
+def _first_failure(
+    check: Check, ctx: Context, fn_spec: FunctionSpec, atol: float, rtol: float
+) -> tuple[CheckResult | None, list[tuple[Case, np.ndarray, Observed, diagnose.Diff, Outcome]], int]:
+    assert ctx.run is not None
+    failures = []
+    total = 0
+    for case in cases(check, ctx, fn_spec):
+        total += 1
+        outcome = ctx.run.call(fn_spec.name, case.args)
+        if not outcome.ok:
+            return fault_result(check, ctx, fn_spec.name, outcome, case), [], total
+        assert outcome.value is not None
+        expected = expected_value(ctx, fn_spec, case.args)
+        diff = diagnose.compare(expected, outcome.value.array, atol, rtol)
+        if not diff.ok:
+            failures.append((case, expected, outcome.value, diff, outcome))
+    return None, failures, total
+
+
+def _value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, cause: str | None) -> Evidence:
+    return Evidence(
+        input_label=case.label,
+        input_value=[plain(a) for a in case.args],
+        expected=plain(expected),
+        observed=plain(observed.array),
+        max_abs_error=diff.max_abs,
+        max_rel_error=diff.max_rel,
+        where=diff.where,
+        cause=cause,
+    )
+
+
+def _describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed) -> str:
+    if diff.reason == "shape":
+        return f"shape {observed.array.shape} where {expected.shape} was expected"
+    at = f" at entry {list(diff.where)}" if diff.where else ""
+    return (f"max abs error {short(diff.max_abs, 3)}{at} (expected {short(diff.expected_at, 10)}, got {short(diff.observed_at, 10)})")
+
+
+def _cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, outcome: Outcome) -> str | None:
+    cause = fd_cause(ctx, fn_spec, case.args, expected, observed) if diff.reason != "shape" else None
+    cause = cause or diagnose.likely_cause(check.causes, ctx.rubric.reference, expected, observed, diff, case.args)
+    if _mutation(outcome, case.args) is not None:
+        extra = "it also changes its input in place (see no-input-mutation)"
+        cause = f"{cause}; {extra}" if cause else extra
+    return cause
+
+
+def check_compare(check: Check, ctx: Context) -> CheckResult:
+    if ctx.run is None:
+        return result(check, Status.SKIP, "skipped: no implementation")
+    fn_spec = ctx.rubric.function(check.spec["function"])
+    atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
+    fault, failures, total = _first_failure(check, ctx, fn_spec, atol, rtol)
+    if fault is not None:
+        return fault
+    name = fn_spec.name
+    if failures:
+        case, expected, observed, diff, outcome = failures[0]
+        cause = _cause_for(check, ctx, fn_spec, case, expected, observed, diff, outcome)
+        count = f"; wrong on {len(failures)} of {total} inputs" if total > 1 else ""
+        message = f"{name} is off on {case.label}: {_describe_diff(diff, expected, observed)}, tolerance {atol:g}{count}."
+        if cause:
+            message += f" Likely cause: {cause}."
+        return result(check, Status.FAIL, message, _value_evidence(case, expected, observed, diff, cause))
+    sums_to = check.spec.get("sums_to")
+    if sums_to is not None:
+        for case in cases(check, ctx, fn_spec):
+            outcome = ctx.run.call(name, case.args)
+            assert outcome.value is not None
+            total_sum = float(np.sum(outcome.value.array))
+            if abs(total_sum - sums_to) > max(atol, 1e-12) * max(1, outcome.value.array.size):
+                return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
+    extra = f" and sums to {sums_to:g}" if sums_to is not None else ""
+    return result(check, Status.PASS, f"{name} matches the reference{extra} on all {total} inputs (tolerance {atol:g}).")
+
+
+def check_agree(check: Check, ctx: Context) -> CheckResult:
+    if ctx.run is None:
+        return result(check, Status.SKIP, "skipped: no implementation")
+    first, second = (ctx.rubric.function(n) for n in check.spec["functions"])
+    atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
+    total = 0
+    for case in cases(check, ctx, first):
+        total += 1
+        a = ctx.run.call(first.name, case.args)
+        if not a.ok:
+            return fault_result(check, ctx, first.name, a, case)
+        b = ctx.run.call(second.name, case.args)
+        if not b.ok:
+            return fault_result(check, ctx, second.name, b, case)
+        assert a.value is not None and b.value is not None
+        diff = diagnose.compare(a.value.array, b.value.array, atol, rtol)
+        if diff.ok:
+            continue
+        truth = expected_value(ctx, first, case.args)
+        blame = []
+        cause = None
+        for spec, outcome in ((first, a), (second, b)):
+            assert outcome.value is not None
+            own = diagnose.compare(truth, outcome.value.array, atol, rtol)
+            if own.ok:
+                blame.append(f"{spec.name} is right")
+            else:
+                blame.append(f"{spec.name} is off by {short(own.max_abs, 3)}" if own.max_abs is not None else f"{spec.name} is wrong")
+                cause = cause or _cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome)
+        what = f"shapes {a.value.array.shape} and {b.value.array.shape}" if diff.reason == "shape" else \
+            f"max abs difference {short(diff.max_abs, 3)}" + (f" at entry {list(diff.where)}" if diff.where else "")
+        message = (f"{first.name} and {second.name} disagree on {case.label}: {what}, tolerance {atol:g}. "
+                   f"Against the true value: {'; '.join(blame)}.")
+        if cause:
+            message += f" Likely cause: {cause}."
+        evidence = Evidence(
+            input_label=case.label,
+            input_value=[plain(x) for x in case.args],
+            expected=plain(a.value.array),
+            observed=plain(b.value.array),
+            max_abs_error=diff.max_abs,
+            max_rel_error=diff.max_rel,
+            where=diff.where,
+            cause=cause,
+        )
+        return result(check, Status.FAIL, message, evidence)
+    return result(check, Status.PASS, f"{first.name} and {second.name} agree on all {total} inputs (tolerance {atol:g}).")
+
+
+def check_property(check: Check, ctx: Context) -> CheckResult:
+    if ctx.run is None:
+        return result(check, Status.SKIP, "skipped: no implementation")
+    prop = check.spec["property"]
+    atol = float(check.spec.get("atol", 1e-12))
+    total = 0
+    for name in check.spec["functions"]:
+        fn_spec = ctx.rubric.function(name)
+        needed = arity(getattr(ctx.rubric.reference, fn_spec.reference))
+        for case in cases(check, ctx, fn_spec):
+            if len(case.args) != needed:
+                continue
+            total += 1
+            outcome = ctx.run.call(name, case.args)
+            if not outcome.ok:
+                return fault_result(check, ctx, name, outcome, case)
+            assert outcome.value is not None
+            failed = _property_failure(check, ctx, prop, atol, fn_spec, case, outcome)
+            if failed is not None:
+                return failed
+    if total == 0:
+        return result(check, Status.SKIP, "skipped: no input set fits these functions")
+    what = {"symmetric": "symmetric", "finite": "finite", "unmutated": "left its inputs unchanged"}[prop]
+    return result(check, Status.PASS, f"{', '.join(check.spec['functions'])}: {what} on all {total} inputs.")
+
+
+def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spec: FunctionSpec, case: Case, outcome: Outcome) -> CheckResult | None:
+    assert outcome.value is not None
+    value = outcome.value.array
+    name = fn_spec.name
+    if prop == "unmutated":
+        position = _mutation(outcome, case.args)
+        if position is None:
+            return None
+        sent, after = case.args[position], outcome.after[position]
+        assert after is not None
+        say = diagnose.say_for(check.causes, "mutated")
+        message = (f"{name} changed its argument #{position + 1} in place on {case.label}: it was {short(sent)} and became "
+                   f"{short(after)}. Callers (and the grader) see the change. Likely cause: "
+                   f"{say or 'an in-place operation such as z -= z.max() or z[...] = …; compute into a new array (z = z - z.max()) instead'}.")
+        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in case.args], expected=plain(sent), observed=plain(after), cause=say)
+        return result(check, Status.FAIL, message, evidence)
+    if prop == "finite":
+        if np.all(np.isfinite(value)):
+            return None
+        return result(check, Status.FAIL, f"{name} returned inf or NaN on {case.label}: {short(value)}.")
+    if value.ndim != 2 or value.shape[0] != value.shape[1]:
+        return result(check, Status.FAIL, f"{name} returned shape {value.shape} on {case.label}; a symmetric matrix must be square.")
+    asym = np.abs(value - value.T)
+    if not np.all(np.isfinite(asym)) or float(np.nanmax(asym)) > atol:
+        i, j = (int(k) for k in np.unravel_index(int(np.nanargmax(np.where(np.isfinite(asym), asym, np.inf))), asym.shape))
+        expected = expected_value(ctx, fn_spec, case.args)
+        diff = diagnose.compare(expected, value, atol, 0.0)
+        cause = diagnose.likely_cause(check.causes, ctx.rubric.reference, expected, outcome.value, diff, case.args)
+        message = (f"{name} is not symmetric on {case.label}: entry [{i}, {j}] = {short(float(value[i, j]), 6)} but "
+                   f"[{j}, {i}] = {short(float(value[j, i]), 6)} (difference {short(float(asym[i, j]), 3)}).")
+        if cause:
+            message += f" Likely cause: {cause}."
+        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in case.args], expected=plain(value.T),
+                            observed=plain(value), max_abs_error=float(asym[i, j]), where=(i, j), cause=cause)
+        return result(check, Status.FAIL, message, evidence)
+    return None
+
+
+# --------------------------------------------------------------------------- deliverable kinds
+
+def check_deliverable(check: Check, ctx: Context) -> CheckResult:
+    rubric = ctx.rubric
+    if ctx.deliverable is None:
+        close = difflib.get_close_matches(rubric.deliverable, ctx.markdown_files, n=1, cutoff=0.5)
+        hint = f"; found '{close[0]}' — rename it to '{rubric.deliverable}'" if close else (
+            f"; Markdown files found: {', '.join(ctx.markdown_files)}" if ctx.markdown_files else "")
+        return result(check, Status.FAIL, f"no {rubric.phase_dir}/{rubric.deliverable}{hint}.")
+    if ctx.document is None:
+        return result(check, Status.FAIL, ctx.document_error)
+    return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections).")
+
+
+def check_section(check: Check, ctx: Context) -> CheckResult:
+    if ctx.document is None:
+        return result(check, Status.SKIP, "skipped: the deliverable is missing or unreadable (see deliverable-found)")
+    spec = check.spec
+    sections = ctx.document.find(spec["headings"])
+    if not sections:
+        seen = [h for h in ctx.document.headings() if h]
+        return result(check, Status.FAIL,
+                      f"no section headed like '{spec['headings'][0]}' (accepted: {', '.join(spec['headings'][:8])}); "
+                      f"headings found: {', '.join(repr(h) for h in seen[:10]) or 'none'}.")
+    named = ", ".join(f"'{s.heading}' (line {s.line})" for s in sections)
+    problems: list[str] = []
+    review: list[str] = []
+    passed: list[str] = []
+    if spec.get("formulas"):
+        text = "\n".join(s.formula_text for s in sections)
+        found = find_formula(text, spec["formulas"])
+        images = [img for s in sections for img in s.images]
+        broken = [img.src for img in images if not img.exists]
+        present = [img.src for img in images if img.exists]
+        if found:
+            passed.append(f"reaches the result ({found})")
+            if broken:
+                passed.append(f"but the image link {', '.join(broken)} is broken")
+        elif present and not broken and spec.get("images", "review") == "review":
+            review.append(f"the derivation is given as an image ({', '.join(present)}): an instructor will read it; points are given provisionally")
+        elif broken:
+            problems.append(f"the image {', '.join(broken)} it links to is not in the folder, and no formula is written as text")
+        else:
+            problems.append(f"does not reach the result; expected one of: {'; '.join(spec['formulas'][:3])} (any notation: LaTeX, Unicode or ASCII)")
+    if "min_sentences" in spec:
+        prose = "\n\n".join(s.prose for s in sections)
+        n = count_sentences(prose)
+        if n < spec["min_sentences"]:
+            problems.append(f"has {n} sentence{'s' if n != 1 else ''}; at least {spec['min_sentences']} are asked (placeholders such as TODO do not count)")
+        else:
+            passed.append(f"{n} sentences")
+    if spec.get("code_block"):
+        blocks = [b for s in sections for b in s.code_blocks]
+        pattern = spec.get("code_pattern")
+        if not blocks:
+            problems.append("has no fenced code block with the printed output (paste it between ``` lines)")
+        elif pattern and not any(re.search(pattern, b.text) for b in blocks):
+            want = check.spec.get("description") or f"text matching {pattern}"
+            problems.append(f"its code block does not show {want}")
+        else:
+            passed.append("a code block with the output")
+    if problems:
+        return result(check, Status.FAIL, f"section {named} " + "; ".join(problems) + ".")
+    if review:
+        return result(check, Status.REVIEW, f"section {named}: " + "; ".join(review) + ".")
+    return result(check, Status.PASS, f"section {named}: " + ", ".join(passed or ["present"]) + ".")
+
+
+KIND_FUNCTIONS: dict[str, Callable[[Check, Context], CheckResult]] = {
+    "implementation": check_implementation,
+    "compare": check_compare,
+    "agree": check_agree,
+    "property": check_property,
+    "deliverable": check_deliverable,
+    "section": check_section,
+}
+
+
+def run_check(check: Check, ctx: Context) -> CheckResult:
+    """Apply prerequisites, then the kind's function."""
+    for required in check.spec.get("requires", ()):
+        prior = ctx.results.get(required)
+        if prior is not None and not prior.status.earns_points:
+            return result(check, Status.SKIP, f"skipped: it needs '{required}', which did not pass")
+    if check.kind in CODE_KINDS[1:] and (ctx.run is None or not ctx.run.load.ok):
+        why = "no implementation file" if ctx.implementation is None else "the implementation could not be loaded"
+        return result(check, Status.SKIP, f"skipped: {why} (see implementation-found)")
+    return KIND_FUNCTIONS[check.kind](check, ctx)

@@ -1,0 +1,76 @@
+"""``grade PATH...``: parse the flags, call the library, map errors to exit codes (here only)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from grader.errors import GraderError
+
+EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"grade: {message} (see grade --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="grade",
+        description="Grade learners' lab submissions against YAML rubrics, in isolated worker processes.",
+        epilog="Exit codes: 0 every graded lab passed, 1 one did not, 2 bad usage or rubric, 130 interrupted.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="a learner folder (it has phase-NN/ folders) or a folder of learners")
+    parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR",
+                        help="folder of rubric YAML files (default: ./rubrics, else the bundled ones)")
+    parser.add_argument("--lab", default=None, metavar="LAB", help="grade only this lab, e.g. phase-04/lab-00")
+    parser.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+                        help="where the HTML and Markdown reports go (default: reports/)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="wall-time limit for one call of a learner function (default: 10)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
+    return parser
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[list[int]]:
+    """The one place grader errors become a message and an exit code."""
+    code = [EXIT_PASSED]
+    try:
+        yield code
+    except GraderError as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        code[0] = exc.exit_code
+    except KeyboardInterrupt:
+        print("grade: interrupted", file=sys.stderr)
+        code[0] = EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with _errors() as code:
+        from grader.errors import UsageError
+        from grader.grading import grade
+        from grader.reports import render_summary, write_reports
+        from grader.results import write_json
+        from grader.sandbox import Limits
+
+        if args.timeout is not None and not 0 < args.timeout <= 3600:
+            raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0 and 3600")
+        limits = Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
+        results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits)
+        paths = write_reports(results, args.out)
+        if args.json is not None:
+            write_json(args.json, results)
+        if not args.quiet:
+            print(render_summary(results, paths), end="")
+        code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
+    return code[0]

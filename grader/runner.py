@@ -1,0 +1,206 @@
+"""One learner's run: a temporary copy of their folder, a worker, and the policy around faults.
+
+Checks ask for ``call(fn, args)`` and get an :class:`Outcome`; this module decides what a fault
+costs. A crash restarts the worker for the next call; a function that timed out once is never
+called again in this run; the learner's whole run has a wall-time budget.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.child import ChildConfig
+from grader.sandbox import Limits, Worker, WorkerDied, encode_args
+
+_IGNORE = shutil.ignore_patterns("__pycache__", ".git", "*.pyc", ".ipynb_checkpoints")
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A learner's value as the parent sees it: float64 data plus the dtype the learner used."""
+
+    array: np.ndarray
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One call's result; ``fault`` is "" on success, else raised/timeout/crashed/missing/bad-return/budget."""
+
+    value: Observed | None = None
+    after: tuple[np.ndarray | None, ...] = ()
+    fault: str = ""
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.fault
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    ok: bool
+    mode: str = ""  # "import" or "ast"
+    note: str = ""  # why the module-level code was not used
+    functions: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    error: str = ""
+
+
+@dataclass
+class _State:
+    timed_out: set[str] = field(default_factory=set)
+    cache: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    calls: int = 0
+
+
+def decode_value(data: Any) -> Observed | str:
+    """Validate a worker's plain-JSON value; return an Observed or a description of what it was."""
+    if not isinstance(data, dict):
+        return "an unreadable value"
+    if "type" in data:
+        kind = str(data["type"])[:80]
+        return "None" if kind == "NoneType" else f"a {kind}"
+    shape, values, dtype = data.get("shape"), data.get("data"), data.get("dtype")
+    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape) and isinstance(values, list)):
+        return "an unreadable value"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "an unreadable value"
+    if int(np.prod(shape)) != len(values):
+        return "an unreadable value"
+    array = np.asarray(values, dtype=np.float64).reshape(shape)
+    return Observed(array=array, dtype=str(dtype)[:20])
+
+
+class LearnerRun:
+    """Use as a context manager: the temporary copy and every process are gone on exit."""
+
+    def __init__(self, learner_root: Path, module_path: Path, functions: tuple[str, ...], limits: Limits) -> None:
+        self.limits = limits
+        self.functions = functions
+        self.output = bytearray()
+        self._tmp = Path(tempfile.mkdtemp(prefix="grader-"))
+        copy = self._tmp / learner_root.name
+        shutil.copytree(learner_root, copy, symlinks=True, ignore=_IGNORE)
+        relative = module_path.resolve().relative_to(learner_root.resolve())
+        self.module_path = copy / relative
+        self._mode = "import"
+        self._worker: Worker | None = None
+        self._state = _State()
+        self._deadline = time.monotonic() + limits.learner_seconds
+        self.load: LoadReport = LoadReport(ok=False)
+
+    def __enter__(self) -> LearnerRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @property
+    def calls(self) -> int:
+        return self._state.calls
+
+    def _config(self, mode: str) -> ChildConfig:
+        return ChildConfig(
+            module_path=str(self.module_path),
+            workdir=str(self.module_path.parent),
+            mode=mode,
+            functions=self.functions,
+            memory_bytes=self.limits.memory_bytes,
+            cpu_seconds=int(self.limits.learner_seconds),
+            file_bytes=self.limits.file_bytes,
+            max_processes=self.limits.max_processes,
+        )
+
+    def _spawn(self, mode: str) -> dict[str, Any]:
+        worker = Worker(self._config(mode), self.limits, self.output)
+        deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
+        ready = worker.start(deadline)
+        self._worker = worker
+        return ready
+
+    def start(self) -> LoadReport:
+        """Load the module: whole, or (if its top-level code fails) its definitions alone."""
+        note = ""
+        try:
+            ready = self._spawn("import")
+        except WorkerDied as died:
+            note = f"running the module {died.reason}"
+            try:
+                ready = self._spawn("ast")
+            except WorkerDied as again:
+                self.load = LoadReport(ok=False, error=f"the module could not be loaded: it {again.reason}")
+                return self.load
+        if not ready.get("ready"):
+            self.close_worker()
+            self.load = LoadReport(ok=False, error=str(ready.get("error", "the module could not be loaded"))[:500])
+            return self.load
+        self._mode = str(ready.get("mode", "import"))
+        note = note or str(ready.get("note", ""))
+        functions = tuple(str(f) for f in ready.get("functions", []) if isinstance(f, str))
+        skipped = tuple(str(s)[:300] for s in ready.get("skipped", []) if isinstance(s, str))
+        self.load = LoadReport(ok=True, mode=self._mode, note=note[:500], functions=functions, skipped=skipped)
+        return self.load
+
+    def close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def call(self, fn: str, args: tuple[Any, ...]) -> Outcome:
+        """Call a learner function positionally; results are cached per (function, arguments)."""
+        wire = encode_args(args)
+        key = (fn, json.dumps(wire, allow_nan=True))
+        if key in self._state.cache:
+            return self._state.cache[key]
+        outcome = self._call(fn, wire)
+        if outcome.fault not in ("budget",):
+            self._state.cache[key] = outcome
+        return outcome
+
+    def _call(self, fn: str, wire: list[Any]) -> Outcome:
+        if not self.load.ok:
+            return Outcome(fault="missing", message="the implementation could not be loaded")
+        if fn not in self.load.functions:
+            return Outcome(fault="missing", message=f"no function {fn}")
+        if fn in self._state.timed_out:
+            return Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
+        if time.monotonic() >= self._deadline:
+            return Outcome(fault="budget", message=f"not called: the learner's time budget ({self.limits.learner_seconds:g} s) is used up")
+        try:
+            if self._worker is None:
+                self._spawn(self._mode)
+            assert self._worker is not None
+            deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
+            self._state.calls += 1
+            reply = self._worker.call(fn, wire, deadline)
+        except WorkerDied as died:
+            self._worker = None
+            if died.timed_out:
+                self._state.timed_out.add(fn)
+                return Outcome(fault="timeout", message=f"{fn} {died.reason}")
+            return Outcome(fault="crashed", message=f"{fn} crashed the worker: it {died.reason}")
+        if not reply.get("ok"):
+            return Outcome(fault="raised", message=f"{fn} {str(reply.get('error', 'failed'))[:400]}")
+        value = decode_value(reply.get("value"))
+        if isinstance(value, str):
+            return Outcome(fault="bad-return", message=f"{fn} returned {value}, not numbers")
+        after = []
+        for item in reply.get("after", []) if isinstance(reply.get("after"), list) else []:
+            decoded = decode_value(item) if item is not None else None
+            after.append(decoded.array if isinstance(decoded, Observed) else None)
+        return Outcome(value=value, after=tuple(after))

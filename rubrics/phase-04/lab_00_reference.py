@@ -1,0 +1,84 @@
+"""Trusted reference for Phase 04 Lab 00 (softmax Jacobian and cross-entropy gradient).
+
+Loaded only by the grader's own process; never by a learner's worker. Besides the true functions
+it holds the hidden input generators and the detectors of recognisable mistakes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SEED_Z = [2.0, 1.0, 0.5, -1.0, 0.0]
+
+
+def logsumexp(z):
+    z = np.asarray(z, dtype=np.float64)
+    m = np.max(z)
+    return m + np.log(np.sum(np.exp(z - m)))
+
+
+def softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - np.max(z))
+    return e / e.sum()
+
+
+def softmax_jacobian(z):
+    p = softmax(z)
+    return np.diag(p) - np.outer(p, p)
+
+
+def ce_loss(z, y):
+    z = np.asarray(z, dtype=np.float64)
+    return logsumexp(z) - z[int(y)]
+
+
+def ce_grad(z, y):
+    g = softmax(z)
+    g[int(y)] -= 1.0
+    return g
+
+
+def hidden_logits():
+    """Seeded random logits of lengths 2 to 12 (same every run, not on the lab page)."""
+    rng = np.random.default_rng(20260404)
+    return [(rng.normal(0.0, 3.0, size=n),) for n in (2, 3, 4, 6, 9, 12)]
+
+
+def hidden_logits_with_class():
+    return [(z, y) for (z,) in hidden_logits() for y in range(len(z))]
+
+
+def scalar_outer(observed, z):
+    """diag(p) - p @ p: the dot product (a scalar) where the outer product p pᵀ belongs."""
+    p = softmax(z)
+    return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p) - p @ p, atol=1e-9)
+
+
+def elementwise_outer(observed, z):
+    """diag(p) - p * p.T: on a 1-D array .T does nothing, so this is p_j² broadcast, not p_i p_j."""
+    p = softmax(z)
+    return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p) - p * p, atol=1e-9)
+
+
+def diagonal_only(observed, z):
+    p = softmax(z)
+    return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p * (1 - p)), atol=1e-9)
+
+
+def one_hot_wrong_index(observed, z, y):
+    """softmax(z) - one_hot(k) for some k other than y."""
+    p = softmax(z)
+    if np.shape(observed) != p.shape:
+        return False
+    for k in range(len(p)):
+        if k != int(y):
+            wrong = p.copy()
+            wrong[k] -= 1.0
+            if np.allclose(observed, wrong, atol=1e-9):
+                return True
+    return False
+
+
+def missing_one_hot(observed, z, y):
+    return np.shape(observed) == np.shape(z) and np.allclose(observed, softmax(z), atol=1e-9)
