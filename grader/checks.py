@@ -20,7 +20,7 @@ from grader.notation import count_sentences, find_formula
 from grader.rubric import arity
 from grader.runner import LearnerRun, Observed, Outcome
 
-CODE_KINDS = ("implementation", "compare", "agree", "property")
+CODE_KINDS = ("implementation", "compare", "agree", "property", "relation")
 DELIVERABLE_KINDS = ("section",)
 
 
@@ -111,7 +111,8 @@ def expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -
 def missing_message(ctx: Context, name: str) -> str:
     assert ctx.run is not None
     found = ctx.run.load.functions
-    close = difflib.get_close_matches(name, found, n=1, cutoff=0.6)
+    wanted = {f.name for f in ctx.rubric.functions}
+    close = difflib.get_close_matches(name, [f for f in found if f not in wanted], n=1, cutoff=0.6)
     file = ctx.implementation.name if ctx.implementation else "the implementation"
     text = f"no function '{name}' in {file}"
     if close:
@@ -130,40 +131,55 @@ def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Ca
     return result(check, Status.ERROR, f"{outcome.message}{where}.")
 
 
+def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: tuple[float, ...]) -> list[np.ndarray] | None:
+    """The learner's finite difference called with explicit steps h (positionally), or None if it cannot be."""
+    if fn_spec.step_arg is None or ctx.run is None or fn_spec.step_arg > len(args):
+        return None
+    values = []
+    for h in steps:
+        call = list(args)
+        call.insert(fn_spec.step_arg, h)
+        outcome = ctx.run.call(fn_spec.name, tuple(call))
+        if not outcome.ok or outcome.value is None:
+            return None
+        values.append(outcome.value.array)
+    return values
+
+
+NOT_FD = "not a finite difference: the result does not change with the step h at all (is it the analytic formula?)"
+
+
+def _ignores_step(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> bool:
+    values = _at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
+    if values is None or any(v.shape != observed.shape for v in values):
+        return False
+    return all(np.array_equal(v, observed) for v in values)
+
+
 def fd_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed) -> str | None:
     """Tell a forward difference, a too-small step and a non-FD apart by calling at other steps."""
-    if fn_spec.step_arg is None or ctx.run is None:
+    if fn_spec.step_arg is None:
         return None
     if observed.dtype in ("float32", "float16"):
         return (f"computed in {observed.dtype}: with h = 1e-5 the difference f(z+h) − f(z−h) loses most digits in "
                 "float32 (use float64, or h ≈ 1e-3 for float32)")
-    results = []
-    for h in (1e-3, 1e-4):
-        call = list(args)
-        if fn_spec.step_arg <= len(call):
-            call.insert(fn_spec.step_arg, h)
-        else:
-            return None
-        outcome = ctx.run.call(fn_spec.name, tuple(call))
-        if not outcome.ok or outcome.value is None or outcome.value.array.shape != expected.shape:
-            return None
-        results.append(outcome.value.array)
-    big, small = results
-    scale = max(float(np.max(np.abs(expected))), 1e-300)
-    if np.max(np.abs(big - small)) <= 1e-14 * scale and np.max(np.abs(big - observed.array)) <= 1e-14 * scale:
-        return "not a finite difference: the result does not change with the step h at all (is it the analytic formula?)"
+    values = _at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
+    if values is None or any(v.shape != expected.shape for v in values):
+        return None
+    big, small = values
+    if np.array_equal(big, small) and np.array_equal(big, observed.array):
+        return NOT_FD
     e_big = float(np.max(np.abs(big - expected)))
     e_small = float(np.max(np.abs(small - expected)))
     e_default = float(np.max(np.abs(observed.array - expected)))
-    if e_small > 0:
-        ratio = e_big / e_small
-        if 4 < ratio < 25:
-            return (f"forward (one-sided) differences: the error shrinks in proportion to h (h=1e-3: {e_big:.1e}, "
-                    f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
-    if e_default > 10 * max(e_small, 1e-300) and (e_small == 0 or e_big / max(e_small, 1e-300) >= 25):
+    ratio = e_big / e_small if e_small > 0 else np.inf
+    if 4 < ratio < 25:
+        return (f"forward (one-sided) differences: the error shrinks in proportion to h (h=1e-3: {e_big:.1e}, "
+                f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
+    if ratio >= 25 and e_default > 10 * e_small:
         return (f"step too small: with h=1e-4 the error is {e_small:.1e} but with your default step it is {e_default:.1e} — "
                 "catastrophic cancellation in f(z+h) − f(z−h); use h = 1e-5 for float64")
-    if e_big > 1e-3 and e_small > 1e-3 and 0.5 < e_big / max(e_small, 1e-300) < 2:
+    if e_big > 1e-3 and e_small > 1e-3 and 0.5 < ratio < 2:
         return "the finite difference does not approach the true derivative as h shrinks: does it differentiate the right function?"
     return None
 
@@ -243,7 +259,7 @@ def _describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed
 
 def _cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, outcome: Outcome) -> str | None:
     cause = fd_cause(ctx, fn_spec, case.args, expected, observed) if diff.reason != "shape" else None
-    cause = cause or diagnose.likely_cause(check.causes, ctx.rubric.reference, expected, observed, diff, case.args)
+    cause = cause or diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, observed, diff, case.args)
     if _mutation(outcome, case.args) is not None:
         extra = "it also changes its input in place (see no-input-mutation)"
         cause = f"{cause}; {extra}" if cause else extra
@@ -275,6 +291,11 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
             total_sum = float(np.sum(outcome.value.array))
             if abs(total_sum - sums_to) > max(atol, 1e-12) * max(1, outcome.value.array.size):
                 return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
+    first = next(cases(check, ctx, fn_spec))
+    observed = ctx.run.call(name, first.args).value
+    if observed is not None and _ignores_step(ctx, fn_spec, first.args, observed.array):
+        return result(check, Status.FAIL, f"{name} matches the true value, but it is {NOT_FD}; a centred finite difference "
+                      f"changes slightly with h (by about h²).")
     extra = f" and sums to {sums_to:g}" if sums_to is not None else ""
     return result(check, Status.PASS, f"{name} matches the reference{extra} on all {total} inputs (tolerance {atol:g}).")
 
@@ -325,6 +346,12 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
             cause=cause,
         )
         return result(check, Status.FAIL, message, evidence)
+    case = next(cases(check, ctx, first))
+    for spec in (first, second):
+        observed = ctx.run.call(spec.name, case.args).value
+        if observed is not None and _ignores_step(ctx, spec, case.args, observed.array):
+            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but {spec.name} is {NOT_FD}; "
+                          "agreeing with itself verifies nothing.")
     return result(check, Status.PASS, f"{first.name} and {second.name} agree on all {total} inputs (tolerance {atol:g}).")
 
 
@@ -334,24 +361,30 @@ def check_property(check: Check, ctx: Context) -> CheckResult:
     prop = check.spec["property"]
     atol = float(check.spec.get("atol", 1e-12))
     total = 0
-    for name in check.spec["functions"]:
+    names = check.spec["functions"]
+    unchecked: list[str] = []
+    for name in names:
         fn_spec = ctx.rubric.function(name)
         needed = arity(getattr(ctx.rubric.reference, fn_spec.reference))
         for case in cases(check, ctx, fn_spec):
             if len(case.args) != needed:
                 continue
-            total += 1
             outcome = ctx.run.call(name, case.args)
             if not outcome.ok:
-                return fault_result(check, ctx, name, outcome, case)
-            assert outcome.value is not None
+                if len(names) == 1:
+                    return fault_result(check, ctx, name, outcome, case)
+                unchecked.append(name)  # its fault is charged to its own checks
+                break
+            total += 1
             failed = _property_failure(check, ctx, prop, atol, fn_spec, case, outcome)
             if failed is not None:
                 return failed
     if total == 0:
-        return result(check, Status.SKIP, "skipped: no input set fits these functions")
+        return result(check, Status.SKIP, "skipped: none of these functions could be called on a fitting input")
     what = {"symmetric": "symmetric", "finite": "finite", "unmutated": "left its inputs unchanged"}[prop]
-    return result(check, Status.PASS, f"{', '.join(check.spec['functions'])}: {what} on all {total} inputs.")
+    checked = [n for n in names if n not in unchecked]
+    note = f" ({', '.join(unchecked)} could not be checked: see its own checks)" if unchecked else ""
+    return result(check, Status.PASS, f"{', '.join(checked)}: {what} on all {total} inputs{note}.")
 
 
 def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spec: FunctionSpec, case: Case, outcome: Outcome) -> CheckResult | None:
@@ -381,7 +414,7 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
         i, j = (int(k) for k in np.unravel_index(int(np.nanargmax(np.where(np.isfinite(asym), asym, np.inf))), asym.shape))
         expected = expected_value(ctx, fn_spec, case.args)
         diff = diagnose.compare(expected, value, atol, 0.0)
-        cause = diagnose.likely_cause(check.causes, ctx.rubric.reference, expected, outcome.value, diff, case.args)
+        cause = diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, outcome.value, diff, case.args)
         message = (f"{name} is not symmetric on {case.label}: entry [{i}, {j}] = {short(float(value[i, j]), 6)} but "
                    f"[{j}, {i}] = {short(float(value[j, i]), 6)} (difference {short(float(asym[i, j]), 3)}).")
         if cause:
@@ -390,6 +423,42 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
                             observed=plain(value), max_abs_error=float(asym[i, j]), where=(i, j), cause=cause)
         return result(check, Status.FAIL, message, evidence)
     return None
+
+
+def check_relation(check: Check, ctx: Context) -> CheckResult:
+    """A property of the learner's own function: f(transform(x)) == relate(f(x), x), e.g. shift invariance."""
+    assert ctx.run is not None
+    fn_spec = ctx.rubric.function(check.spec["function"])
+    reference = ctx.rubric.reference
+    transform, relate = getattr(reference, check.spec["transform"]), getattr(reference, check.spec["relate"])
+    atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
+    name = fn_spec.name
+    total = 0
+    for case in cases(check, ctx, fn_spec):
+        total += 1
+        base = ctx.run.call(name, case.args)
+        if not base.ok:
+            return fault_result(check, ctx, name, base, case)
+        moved_args = tuple(transform(*case.args))
+        moved = ctx.run.call(name, moved_args)
+        if not moved.ok:
+            return fault_result(check, ctx, name, moved, case)
+        assert base.value is not None and moved.value is not None
+        wanted = np.asarray(relate(base.value.array.copy(), *case.args), dtype=np.float64)
+        diff = diagnose.compare(wanted, moved.value.array, atol, rtol)
+        if diff.ok:
+            continue
+        law = (transform.__doc__ or check.spec["transform"]).strip().splitlines()[0]
+        cause = diagnose.likely_cause(check.causes + fn_spec.causes, reference, wanted, moved.value, diff, moved_args)
+        message = (f"{name} breaks the property on {case.label}: {law}, but {_describe_diff(diff, wanted, moved.value)}, "
+                   f"tolerance {atol:g}.")
+        if cause:
+            message += f" Likely cause: {cause}."
+        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in moved_args], expected=plain(wanted),
+                            observed=plain(moved.value.array), max_abs_error=diff.max_abs, max_rel_error=diff.max_rel,
+                            where=diff.where, cause=cause)
+        return result(check, Status.FAIL, message, evidence)
+    return result(check, Status.PASS, f"{name} keeps the property on all {total} inputs (tolerance {atol:g}).")
 
 
 # --------------------------------------------------------------------------- deliverable kinds
@@ -423,7 +492,7 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
     if spec.get("formulas"):
         text = "\n".join(s.formula_text for s in sections)
         found = find_formula(text, spec["formulas"])
-        images = [img for s in sections for img in s.images]
+        images = list({img.src: img for s in sections for img in s.images}.values())
         broken = [img.src for img in images if not img.exists]
         present = [img.src for img in images if img.exists]
         if found:
@@ -465,6 +534,7 @@ KIND_FUNCTIONS: dict[str, Callable[[Check, Context], CheckResult]] = {
     "compare": check_compare,
     "agree": check_agree,
     "property": check_property,
+    "relation": check_relation,
     "deliverable": check_deliverable,
     "section": check_section,
 }

@@ -166,6 +166,18 @@ def likely_cause(
     args: tuple[Any, ...],
 ) -> str | None:
     """The rubric's own causes first (in order), then the built-in detectors."""
+    with np.errstate(all="ignore"):
+        return _likely_cause(causes, reference, expected, observed, diff, args)
+
+
+def _likely_cause(
+    causes: Sequence[Cause],
+    reference: Any,
+    expected: np.ndarray,
+    observed: Observed,
+    diff: Diff,
+    args: tuple[Any, ...],
+) -> str | None:
     for cause in causes:
         if cause.when == "mutated":
             continue

@@ -25,6 +25,14 @@ class Status(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Cause:
+    """A recognisable mistake: a built-in detector or a reference-module predicate, and what to say."""
+
+    when: str
+    say: str | None = None
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A function the learner must write, and how the reference stands in for it."""
 
@@ -32,6 +40,7 @@ class FunctionSpec:
     reference: str  # name in the reference module computing the true value
     step_arg: int | None = None  # positional index of the step h, for finite-difference functions
     default_step: float | None = None
+    causes: tuple[Cause, ...] = ()  # recognisable mistakes, tried by every check that calls it
 
 
 @dataclass(frozen=True)
@@ -42,14 +51,6 @@ class InputSet:
     cases: tuple[tuple[Any, ...], ...]
     hidden: bool = False
     arg_names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Cause:
-    """A recognisable mistake: a built-in detector or a reference-module predicate, and what to say."""
-
-    when: str
-    say: str | None = None
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,13 @@ def write_reports(results: Sequence[LabResult], out_dir: Path) -> dict[tuple[str
 @functools.cache
 def _environment() -> jinja2.Environment:
     root = _template_root()
+
+    def load(name: str) -> str | None:
+        source = root.joinpath(name)
+        return source.read_text(encoding="utf-8") if source.is_file() else None
+
     env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: root.joinpath(name).read_text(encoding="utf-8")),
+        loader=jinja2.FunctionLoader(load),
         autoescape=lambda name: name is not None and name.endswith(".html.j2"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -165,8 +170,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>()#+\-.!|~&=])")
 
 
 def markdown_text(text: str, cell: bool = False) -> str:
-    """Plain text shown verbatim by Markdown: markup characters escaped, line breaks kept
-    (without a newline inside a table ``cell``)."""
+    """Learner-quoted text shown verbatim: markup escaped, line breaks kept (``<br>`` only, in a ``cell``)."""
     lines = [_MD_SPECIAL.sub(r"\\\1", line) for line in str(text).splitlines()]
     return ("<br>" if cell else "<br>\n").join(lines)
 

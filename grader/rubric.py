@@ -82,6 +82,14 @@ KINDS: dict[str, dict[str, _Field]] = {
         "inputs": _Field((list,), True),
         "atol": _Field(_NUM),
     },
+    "relation": {
+        "function": _Field((str,), True),
+        "inputs": _Field((list,), True),
+        "transform": _Field((str,), True),
+        "relate": _Field((str,), True),
+        "atol": _Field(_NUM),
+        "rtol": _Field(_NUM),
+    },
     "deliverable": {},
     "section": {
         "headings": _Field((list,), True),
@@ -106,6 +114,7 @@ _TOP = {
 }
 _FUNCTION = {
     "reference": _Field((str,)),
+    "causes": _Field((list,)),
     "step_arg": _Field((int,)),
     "default_step": _Field(_NUM),
 }
@@ -304,6 +313,19 @@ def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence
     return tuple(values)
 
 
+def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any], label: str) -> tuple[Cause, ...]:
+    causes = []
+    for j, cause in enumerate(items):
+        _check_fields(doc, at + ("causes", j), cause, _CAUSE, f"{label} cause")
+        when = cause["when"]
+        if when not in BUILTIN_CAUSES:
+            if not hasattr(module, when):
+                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(BUILTIN_CAUSES))}")
+            _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
+        causes.append(Cause(when=when, say=cause.get("say")))
+    return tuple(causes)
+
+
 def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int]) -> Check:
     at = ("checks", i)
     if not isinstance(data, dict):
@@ -340,18 +362,13 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
             re.compile(spec["code_pattern"])
         except re.error as exc:
             raise doc.fail(at + ("code_pattern",), f"{label}: code_pattern is not a valid regular expression: {exc}") from None
+    for key in ("transform", "relate"):
+        if key in spec:
+            _reference_callable(doc, module, spec[key], at + (key,), key)
     for key in ("atol", "rtol"):
         if key in spec and spec[key] < 0:
             raise doc.fail(at + (key,), f"{label}: {key} must be zero or more")
-    causes = []
-    for j, cause in enumerate(data.get("causes", [])):
-        _check_fields(doc, at + ("causes", j), cause, _CAUSE, f"{label} cause")
-        when = cause["when"]
-        if when not in BUILTIN_CAUSES:
-            if not hasattr(module, when):
-                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(BUILTIN_CAUSES))}")
-            _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
-        causes.append(Cause(when=when, say=cause.get("say")))
+    causes = _causes(doc, module, at, data.get("causes", []), label)
     requires = data.get("requires", [])
     for j, req in enumerate(requires):
         if req not in seen or req == check_id:
@@ -364,7 +381,7 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
         points=float(data["points"]),
         acceptance=data["acceptance"],
         spec=spec,
-        causes=tuple(causes),
+        causes=causes,
         hidden=bool(data.get("hidden", False)),
         line=doc.line(at),
     )
@@ -391,7 +408,13 @@ def load_rubric(path: Path) -> Rubric:
         _check_fields(doc, ("functions", name), fdata, _FUNCTION, f"function '{name}'")
         ref = fdata.get("reference", name)
         _reference_callable(doc, module, ref, ("functions", name), "reference function")
-        functions.append(FunctionSpec(name=name, reference=ref, step_arg=fdata.get("step_arg"), default_step=fdata.get("default_step")))
+        functions.append(FunctionSpec(
+            name=name,
+            reference=ref,
+            step_arg=fdata.get("step_arg"),
+            default_step=fdata.get("default_step"),
+            causes=_causes(doc, module, ("functions", name), fdata.get("causes", []), f"function '{name}'"),
+        ))
     if not functions:
         raise doc.fail(("functions",), "list at least one learner function")
 
@@ -401,6 +424,17 @@ def load_rubric(path: Path) -> Rubric:
     checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen) for i, c in enumerate(data["checks"]))
     if not checks:
         raise doc.fail(("checks",), "a rubric needs at least one check")
+    by_name = {f.name: f for f in functions}
+    for i, check in enumerate(checks):
+        if check.kind not in ("compare", "agree", "relation") and check.spec.get("property") != "symmetric":
+            continue
+        names = [check.spec["function"]] if "function" in check.spec else list(check.spec["functions"])
+        for name in names:
+            needed = arity(getattr(module, by_name[name].reference))
+            for set_name in check.spec["inputs"]:
+                given = len(inputs[set_name].cases[0])
+                if given != needed:
+                    raise doc.fail(("checks", i, "inputs"), f"check '{check.id}': input set '{set_name}' gives {given} argument(s) but {name} takes {needed} — use an input set that fits")
     for key in ("implementation",):
         for j, pattern in enumerate(data[key]):
             if not isinstance(pattern, str) or "/" in pattern:

@@ -168,7 +168,7 @@ class LearnerRun:
         if key in self._state.cache:
             return self._state.cache[key]
         outcome = self._call(fn, wire)
-        if outcome.fault not in ("budget",):
+        if outcome.fault not in ("budget", "timeout"):
             self._state.cache[key] = outcome
         return outcome
 

@@ -112,7 +112,7 @@ class Worker:
         self._selector = selectors.DefaultSelector()
         self._selector.register(proto_parent, selectors.EVENT_READ)
         self._selector.register(out_parent, selectors.EVENT_READ)
-        return self._receive(deadline, "loading the module")
+        return self._receive(deadline, " while loading the module")
 
     def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
         assert self._proto is not None
@@ -121,14 +121,14 @@ class Worker:
             self._proto.sendall(payload)
         except OSError:
             raise WorkerDied(self._bury()) from None
-        return self._receive(deadline, f"{fn}")
+        return self._receive(deadline, "")
 
     def _receive(self, deadline: float, doing: str) -> dict[str, Any]:
         line = self._read_line(deadline)
         if line is None:
             seconds = self.limits.call_seconds
             self._kill()
-            raise WorkerDied(f"timed out after {seconds:g} s while {doing} (an infinite loop?)", timed_out=True)
+            raise WorkerDied(f"timed out after {seconds:g} s{doing} (an infinite loop?)", timed_out=True)
         try:
             message = json.loads(line, parse_constant=_constant)
         except (ValueError, RecursionError):

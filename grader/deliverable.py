@@ -1,0 +1,283 @@
+"""A learner's Markdown deliverable, read into sections that rubric checks can query.
+
+Markdown is parsed, never pattern-matched line by line, so a ``#`` inside a code block is
+not a heading and ``p_i`` inside math is not emphasis.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+from grader.errors import SubmissionError
+from grader.notation import heading_matches
+
+MAX_BYTES = 2 * 1024 * 1024
+CODE_WORD = "CODE"  # stands in for inline code in prose, so `np.exp` never ends a sentence
+MATH_WORD = "MATH"
+
+_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_MATH_TOKENS = frozenset({"math_inline", "math_inline_double"})
+_MATH_BLOCKS = frozenset({"math_block", "math_block_label"})
+_URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//)")
+_HTML_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_HTML_ATTR = re.compile(
+    r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str
+    exists: bool  # a regular file inside the grading root; never a URL
+    line: int
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    info: str
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading and everything under it, subsections included."""
+
+    heading: str
+    level: int
+    line: int
+    prose: str  # for counting sentences: inline code and math are single neutral words
+    formula_text: str  # raw source, for finding formulas in any notation
+    code_blocks: tuple[CodeBlock, ...]
+    images: tuple[Image, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    path: Path
+    sections: tuple[Section, ...]
+
+    def headings(self) -> tuple[str, ...]:
+        return tuple(section.heading for section in self.sections if section.level > 0)
+
+    def find(self, synonyms: Sequence[str]) -> tuple[Section, ...]:
+        """Outermost matching sections: a match nested in another match is already inside it."""
+        found: list[Section] = []
+        inside: int | None = None
+        for section in self.sections:
+            if section.level == 0 or (inside is not None and section.level > inside):
+                continue
+            inside = None
+            if heading_matches(section.heading, synonyms) is not None:
+                found.append(section)
+                inside = section.level
+        return tuple(found)
+
+
+def parse_deliverable(path: Path, root: Path) -> Document:
+    """Read and parse; an unreadable file is a SubmissionError, any text is a Document."""
+    text = _read_text(path)
+    try:
+        tokens = _markdown().parse(text)
+    except Exception as error:  # a parser bug must cost one learner a message, not the run
+        raise SubmissionError(
+            f"{path}: could not be parsed as Markdown ({type(error).__name__}); "
+            "simplify its formatting"
+        ) from error
+    parts = _Collector(path.parent, root).collect(tokens)
+    return Document(path=path, sections=tuple(_sections(parts)))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SubmissionError(
+                f"{path}: not a regular file; the deliverable must be a Markdown file"
+            )
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise SubmissionError(
+            f"{path}: cannot be read ({error.strerror or error}); check it exists and is readable"
+        ) from None
+    if len(data) > MAX_BYTES:
+        raise SubmissionError(
+            f"{path}: larger than 2 MB; keep it to text and link images as separate files"
+        )
+    if data.startswith(_UTF16_BOMS):
+        raise SubmissionError(f"{path}: saved as UTF-16; re-save it as UTF-8")
+    if b"\x00" in data:
+        raise SubmissionError(
+            f"{path}: binary content (NUL byte at offset {data.index(0)}); "
+            "the deliverable must be a plain-text Markdown file"
+        )
+    skipped = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SubmissionError(
+            f"{path}: not valid UTF-8 (byte offset {error.start + skipped}); re-save it as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True)
+
+
+@dataclass
+class _Part:
+    """What one heading holds up to the next heading of any level."""
+
+    heading: str
+    level: int
+    line: int
+    prose: list[str] = field(default_factory=list)
+    formulas: list[str] = field(default_factory=list)
+    code: list[CodeBlock] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (any(p.strip() for p in self.prose) or self.formulas or self.code or self.images)
+
+
+class _Collector:
+    """Walks the flat token stream once, filing content under the latest heading."""
+
+    def __init__(self, folder: Path, root: Path) -> None:
+        self._folder = folder
+        self._root = root
+
+    def collect(self, tokens: Sequence[Token]) -> list[_Part]:
+        parts = [_Part(heading="", level=0, line=1)]
+        in_heading = False
+        for token in tokens:
+            line = token.map[0] + 1 if token.map else parts[-1].line
+            if token.type == "heading_open":
+                in_heading = True
+                level = int(token.tag[1:]) if token.tag[1:].isdigit() else 1
+                parts.append(_Part(heading="", level=level, line=line))
+            elif token.type == "heading_close":
+                in_heading = False
+            elif token.type == "inline":
+                children = token.children or []
+                parts[-1].images.extend(self._inline_images(children, line))
+                if in_heading:
+                    parts[-1].heading = _heading_text(children)
+                else:
+                    parts[-1].prose.append(_prose(children))
+                    parts[-1].formulas.append(token.content)
+            elif token.type in _MATH_BLOCKS:
+                parts[-1].formulas.append(token.content)
+            elif token.type in ("fence", "code_block"):
+                parts[-1].formulas.append(token.content)
+                info = token.info.strip()
+                if token.type == "code_block" or info.split(maxsplit=1)[:1] != ["math"]:
+                    parts[-1].code.append(CodeBlock(info=info, text=token.content, line=line))
+            elif token.type == "html_block":
+                parts[-1].images.extend(self._html_images(token.content, line))
+        return parts
+
+    def _inline_images(self, children: Sequence[Token], line: int) -> list[Image]:
+        images: list[Image] = []
+        for child in children:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "image":
+                images.append(self._image(str(child.attrs.get("src", "")), child.content, line))
+            elif child.type == "html_inline":
+                images.extend(self._html_images(child.content, line))
+        return images
+
+    def _html_images(self, source: str, line: int) -> list[Image]:
+        images: list[Image] = []
+        for tag in _HTML_IMG.finditer(source):
+            attrs = {
+                match[1].lower(): html.unescape(match[2] or match[3] or match[4] or "")
+                for match in _HTML_ATTR.finditer(tag[0])
+            }
+            if "src" in attrs:
+                at = line + source.count("\n", 0, tag.start())
+                images.append(self._image(attrs["src"], attrs.get("alt", ""), at))
+        return images
+
+    def _image(self, src: str, alt: str, line: int) -> Image:
+        written = unquote(src)
+        return Image(src=written, alt=alt, exists=self._exists(written), line=line)
+
+    def _exists(self, src: str) -> bool:
+        """Only files the grader may show: inside the root, reached without a URL."""
+        target = src.split("#", 1)[0].split("?", 1)[0].replace("\\", "/")
+        if not target or _URL.match(target) or target.startswith("/"):
+            return False
+        try:
+            resolved = (self._folder / target).resolve()
+            return resolved.is_relative_to(self._root.resolve()) and resolved.is_file()
+        except (OSError, ValueError, RuntimeError):
+            return False
+
+
+def _heading_text(children: Sequence[Token]) -> str:
+    pieces = [
+        " " if child.type in ("softbreak", "hardbreak") else child.content
+        for child in children
+        if child.type in ("text", "code_inline", "image", "softbreak", "hardbreak")
+        or child.type in _MATH_TOKENS
+    ]
+    return " ".join("".join(pieces).split())
+
+
+def _prose(children: Sequence[Token]) -> str:
+    pieces: list[str] = []
+    for child in children:
+        if child.type == "text":
+            pieces.append(child.content)
+        elif child.type == "code_inline":
+            pieces.append(CODE_WORD)
+        elif child.type in _MATH_TOKENS:
+            pieces.append(MATH_WORD)
+        elif child.type == "softbreak":
+            pieces.append(" ")
+        elif child.type == "hardbreak":
+            pieces.append("\n")
+    return "".join(pieces).strip()
+
+
+def _sections(parts: list[_Part]) -> list[Section]:
+    sections: list[Section] = []
+    for index, part in enumerate(parts):
+        if part.level == 0:
+            if part.is_empty():
+                continue
+            members = [part]
+        else:
+            end = index + 1
+            while end < len(parts) and parts[end].level > part.level:
+                end += 1
+            members = parts[index:end]
+        sections.append(
+            Section(
+                heading=part.heading,
+                level=part.level,
+                line=part.line,
+                prose="\n\n".join(p for m in members for p in m.prose if p),
+                formula_text="\n".join(f for m in members for f in m.formulas),
+                code_blocks=tuple(c for m in members for c in m.code),
+                images=tuple(i for m in members for i in m.images),
+            )
+        )
+    return sections

@@ -1,0 +1,212 @@
+"""Reading learners' prose: formula notation, sentences and headings.
+
+Pure functions. Everything lab-specific (synonyms, formulas) arrives as an argument, so
+a rubric names a result once per mathematical form and never once per way of typing it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+# --- formulas -----------------------------------------------------------------------
+
+_GREEK_NAMES = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu "
+    "nu xi omicron pi rho sigma tau upsilon phi chi psi omega"
+).split()
+_GREEK_CAPITALS = "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split()
+
+# What a LaTeX command becomes; a command not listed loses only its backslash (\exp -> exp).
+_COMMANDS: dict[str, str] = {
+    **dict(zip(_GREEK_NAMES, "αβγδεζηθικλμνξοπρστυφχψω")),
+    **dict(zip(_GREEK_CAPITALS, "ΓΔΘΛΞΠΣΥΦΨΩ")),
+    "varepsilon": "ε", "vartheta": "θ", "varpi": "π", "varrho": "ρ", "varsigma": "σ",
+    "varphi": "φ",
+    **dict.fromkeys(
+        "operatorname mathrm text textrm textit textbf texttt textsf textnormal textup "
+        "mathbf boldsymbol bm pmb mathit mathsf mathbb mathcal mathtt mathnormal vec emph "
+        "displaystyle textstyle scriptstyle limits nolimits".split(),
+        "",
+    ),
+    **dict.fromkeys(
+        "left right middle big Big bigg Bigg bigl bigr Bigl Bigr biggl biggr Biggl Biggr "
+        "bigm Bigm quad qquad cdot cdotp times langle rangle lbrace rbrace lbrack rbrack "
+        "lparen rparen".split(),
+        "",
+    ),
+    "top": "T", "intercal": "T",
+    "sum": "∑", "prod": "∏", "partial": "∂", "nabla": "∇", "infty": "∞",
+    "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠",
+    "approx": "≈", "in": "∈", "to": "→", "rightarrow": "→",
+    "ldots": "...", "cdots": "...", "dots": "...", "sqrt": "√",
+    "Vert": "‖", "lVert": "‖", "rVert": "‖", "vert": "|", "lvert": "|", "rvert": "|",
+    "mid": "|",
+}  # fmt: skip
+
+_SYMBOLS = str.maketrans(
+    {
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2796", "-"),
+        **dict.fromkeys("·⋅∙×∗⟨⟩〈〉", ""),
+        "⊤": "T",
+        "Σ": "∑",
+        "Π": "∏",
+    }
+)
+
+_ARG = r"\{((?:[^{}]|\{[^{}]*\})*)\}"
+_FRAC = re.compile(r"\\[dt]?frac\s*" + _ARG + r"\s*" + _ARG)
+_LATEX_STEPS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\\\\"), " "),
+    (re.compile(r"\\(?:begin|end)\s*\{[^{}]*\}"), " "),
+    (re.compile(r"\\(?:left|right)\s*\."), " "),
+    (re.compile(r"\\[,;:!>\s]"), " "),
+    (re.compile(r"\\\|"), "‖"),
+    (re.compile(r"\\([^A-Za-z0-9\s])"), r"\1"),
+)
+_COMMAND = re.compile(r"\\([A-Za-z]+)")
+_DROPPED = re.compile(r"[\s^_{}\[\]()$*&\\]")
+_ASCII_SPELLINGS: tuple[tuple[str, str], ...] = (
+    ("<=", "≤"),
+    (">=", "≥"),
+    ("!=", "≠"),
+    ("->", "→"),
+    ("||", "‖"),
+    ("one-hot", "onehot"),
+    ("delta", "δ"),
+)
+
+
+def normalise_formula(text: str) -> str:
+    """One canonical string for LaTeX, Unicode and ASCII spellings of the same formula.
+
+    Layout (spaces, brackets, sub/superscript marks, multiplication dots) is discarded,
+    signs and relations are kept, so ``diag(p) - pp^T`` never equals ``diag(p) - p``.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_SYMBOLS)
+    for pattern, replacement in _LATEX_STEPS:
+        text = pattern.sub(replacement, text)
+    count = 1
+    while count:
+        text, count = _FRAC.subn(r"(\1)/(\2)", text)
+    text = _COMMAND.sub(lambda match: _COMMANDS.get(match[1], match[1]), text)
+    text = _DROPPED.sub("", text).lower()
+    for spelling, canonical in _ASCII_SPELLINGS:
+        text = text.replace(spelling, canonical)
+    return unicodedata.normalize("NFKC", text)
+
+
+def find_formula(text: str, alternatives: Sequence[str]) -> str | None:
+    """The first alternative written somewhere in ``text``, in any notation."""
+    haystack = normalise_formula(text)
+    for alternative in alternatives:
+        needle = normalise_formula(alternative)
+        if needle and needle in haystack:
+            return alternative
+    return None
+
+
+# --- sentences ----------------------------------------------------------------------
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_TERMINATOR = re.compile(r"(?P<marks>[.!?…]+)(?P<closers>[\"'”’»)\]*_]*)(?=\s|$)")
+_LAST_WORD = re.compile(r"(\S+)$")
+_ABBREVIATIONS = frozenset(
+    "e.g i.e vs cf approx aprox fig figs eq eqs ec ecs ej p.ej pág pag núm num "
+    "dr mr mrs ms sr sra srta".split()
+)
+_AMBIGUOUS = frozenset({"etc"})  # ends a sentence only when a capitalised one follows
+_PLACEHOLDER = re.compile(
+    r"\b(?:TODO|(?i:tbd|fixme|x{3,}))\b"
+    r"|(?i:lorem\s+ipsum)"
+    r"|^\W*(?i:fill\s+in)\b"
+    r"|^\W*(?i:pendiente|por\s+hacer)\s*(?:$|[^\w\s])"
+)
+_BRACKETED = re.compile(r"\[[^\]]*\]|<[^>]*>|\{[^}]*\}")
+_TRAILING_MARKS = re.compile(r"[\s.!?…]+$")
+
+
+def sentences(text: str) -> list[str]:
+    """Real sentences of prose: stubs, placeholders, fragments and repeats do not count.
+
+    Used to check "write N sentences", so it errs towards not splitting: an
+    abbreviation, a number or a dotted identifier never ends a sentence.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+    for block in _PARAGRAPH_BREAK.split(text):
+        for piece in _split(block):
+            sentence = " ".join(piece.split())
+            key = _TRAILING_MARKS.sub("", sentence.casefold())
+            if key in seen or not _is_sentence(sentence):
+                continue
+            seen.add(key)
+            found.append(sentence)
+    return found
+
+
+def count_sentences(text: str) -> int:
+    return len(sentences(text))
+
+
+def _split(block: str) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    for match in _TERMINATOR.finditer(block):
+        if _ends_sentence(block, match):
+            pieces.append(block[start : match.end()])
+            start = match.end()
+    pieces.append(block[start:])
+    return pieces
+
+
+def _ends_sentence(block: str, match: re.Match[str]) -> bool:
+    marks = match["marks"]
+    if "?" in marks or "!" in marks:
+        return True
+    if marks != ".":
+        return _capital_follows(block, match.end())
+    before = _LAST_WORD.search(block, 0, match.start())
+    word = before[1].lstrip("([{\"'¿¡«“‘").casefold() if before else ""
+    if word in _ABBREVIATIONS:
+        return False
+    if word in _AMBIGUOUS:
+        return _capital_follows(block, match.end())
+    if word == "p" and block[match.end() :].lstrip().casefold().startswith("ej."):
+        return False
+    return True
+
+
+def _capital_follows(block: str, end: int) -> bool:
+    rest = block[end:].lstrip()
+    return not rest or rest[0].isupper() or rest[0] in "¿¡"
+
+
+def _is_sentence(sentence: str) -> bool:
+    if _PLACEHOLDER.search(sentence):
+        return False
+    words = _BRACKETED.sub(" ", sentence).split()
+    return sum(any(char.isalpha() for char in word) for word in words) >= 3
+
+
+# --- headings -----------------------------------------------------------------------
+
+
+def normalise_heading(text: str) -> str:
+    """Without case, accents or punctuation, so "Parte A — Derivación" is "parte a derivacion"."""
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    kept = "".join(
+        char if char.isalnum() else " " for char in folded if not unicodedata.combining(char)
+    )
+    return " ".join(kept.split())
+
+
+def heading_matches(heading: str, synonyms: Sequence[str]) -> str | None:
+    """The first synonym naming this heading, as whole words and allowing a plural."""
+    padded = f" {normalise_heading(heading)} "
+    for synonym in synonyms:
+        wanted = normalise_heading(synonym)
+        if wanted and re.search(rf" {re.escape(wanted)}(?:e?s)? ", padded):
+            return synonym
+    return None

@@ -1,0 +1,218 @@
+"""End to end: every fixture learner graded by the real sandbox, statuses and causes asserted.
+
+Each row names a fixture (tests/fixtures/<case>/), the checks whose status is not ``pass``,
+and words the message must contain (the cause, not just "something failed"). Checks not named
+must pass: a defect costs only the checks that use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.grading import grade, grade_lab
+from grader.model import LabResult, Status
+from grader.rubric import load_rubric
+from grader.sandbox import Limits
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+P04 = ROOT / "rubrics" / "phase-04" / "lab-00.yaml"
+P05 = ROOT / "rubrics" / "phase-05" / "lab-02.yaml"
+FAST = Limits(call_seconds=2.0, learner_seconds=60.0)
+
+FAIL, ERROR, SKIP, REVIEW = Status.FAIL, Status.ERROR, Status.SKIP, Status.REVIEW
+
+# case -> {check id: (status, [words the message must contain])}; passed = lab verdict
+PHASE_04: dict[str, tuple[bool, dict[str, tuple[Status, list[str]]]]] = {
+    "page-copy": (True, {"ce-loss-stable": (FAIL, ["log(softmax(z))", "logsumexp"])}),
+    "forward-diff": (False, {
+        "jacobian-fd": (FAIL, ["forward", "O(h)"]),
+        "jacobian-matches-fd": (FAIL, ["forward", "softmax_jacobian is right"]),
+        "ce-grad-fd": (FAIL, ["forward"]),
+        "ce-grad-matches-fd": (FAIL, ["forward"]),
+    }),
+    "tiny-step": (False, {
+        "jacobian-fd": (FAIL, ["step too small", "cancellation"]),
+        "jacobian-matches-fd": (FAIL, ["step too small"]),
+        "ce-grad-fd": (FAIL, ["step too small"]),
+        "ce-grad-matches-fd": (FAIL, ["step too small"]),
+    }),
+    "float32": (False, {
+        "softmax-correct": (FAIL, ["float32"]),
+        "softmax-stable": (FAIL, ["float32"]),
+        "jacobian-fd": (FAIL, ["float32"]),
+        "jacobian-matches-fd": (FAIL, ["float32"]),
+        "ce-loss-correct": (FAIL, ["float32"]),
+        "ce-loss-stable": (FAIL, ["float32"]),
+        "ce-grad-fd": (FAIL, ["float32"]),
+        "ce-grad-matches-fd": (FAIL, ["float32"]),
+    }),
+    "unshifted-softmax": (True, {
+        "softmax-stable": (FAIL, ["max-shift", "overflow"]),
+        "ce-loss-stable": (FAIL, ["log(softmax(z))"]),
+    }),
+    "sign-flipped": (False, {
+        "ce-grad-analytic": (FAIL, ["sign is flipped"]),
+        "ce-grad-matches-fd": (FAIL, ["ce_grad_fd is right", "sign is flipped"]),
+    }),
+    "wrong-index": (False, {
+        "ce-grad-analytic": (FAIL, ["wrong index"]),
+        "ce-grad-matches-fd": (FAIL, ["wrong index"]),
+    }),
+    "scalar-outer": (False, {
+        "jacobian-analytic": (FAIL, ["scalar where the outer product belongs", "np.outer"]),
+        "jacobian-matches-fd": (FAIL, ["scalar where the outer product belongs"]),
+    }),
+    "elementwise-outer": (False, {
+        "jacobian-analytic": (FAIL, ["element-wise", "np.outer"]),
+        "jacobian-symmetric": (FAIL, ["not symmetric", "element-wise"]),
+        "jacobian-matches-fd": (FAIL, ["element-wise"]),
+    }),
+    "mutates-input": (True, {"no-input-mutation": (FAIL, ["softmax changed its argument #1 in place", "z -= z.max()"])}),
+    "missing-function": (False, {
+        "implementation-found": (Status.PASS, ["missing: softmax_jacobian"]),
+        "jacobian-analytic": (FAIL, ["no function 'softmax_jacobian'", "softmax_jac"]),
+        "jacobian-symmetric": (FAIL, ["softmax_jac"]),
+        "jacobian-matches-fd": (FAIL, ["softmax_jac"]),
+    }),
+    "not-fd": (False, {
+        "jacobian-fd": (FAIL, ["not a finite difference"]),
+        "jacobian-matches-fd": (FAIL, ["not a finite difference"]),
+    }),
+    "infinite-loop": (False, {
+        "ce-grad-fd": (ERROR, ["timed out after 2 s"]),
+        "ce-grad-matches-fd": (ERROR, ["timed out earlier"]),
+    }),
+    "exit-at-import": (True, {"implementation-found": (Status.PASS, ["definitions only", "sys.exit"])}),
+    "os-exit-in-function": (False, {
+        "ce-loss-correct": (ERROR, ["exited with code 3"]),
+        "ce-loss-stable": (ERROR, ["exited with code 3"]),
+        "ce-grad-fd": (ERROR, ["exited with code 3"]),
+        "ce-grad-matches-fd": (ERROR, ["exited with code 3"]),
+    }),
+    "segfault": (False, {
+        "jacobian-fd": (ERROR, ["SIGSEGV"]),
+        "jacobian-matches-fd": (ERROR, ["SIGSEGV"]),
+    }),
+    "raises": (False, {
+        "jacobian-analytic": (ERROR, ["ValueError", "not implemented yet"]),
+        "jacobian-symmetric": (ERROR, ["ValueError"]),
+        "jacobian-matches-fd": (ERROR, ["ValueError"]),
+    }),
+    "chatty": (True, {}),
+    "lists": (True, {}),
+    "no-implementation": (False, {
+        "implementation-found": (FAIL, ["no file matching lab-00*.py"]),
+        **{cid: (SKIP, ["implementation"]) for cid in (
+            "softmax-correct", "softmax-stable", "jacobian-analytic", "jacobian-symmetric", "jacobian-fd",
+            "jacobian-matches-fd", "ce-loss-correct", "ce-loss-stable", "ce-grad-analytic", "ce-grad-fd",
+            "ce-grad-matches-fd", "no-input-mutation")},
+    }),
+    "no-deliverable": (False, {
+        "deliverable-found": (FAIL, ["lab-00-softmax-gradient.md"]),
+        **{cid: (SKIP, ["deliverable"]) for cid in ("derivation-softmax", "derivation-ce", "verification-output", "reflection")},
+    }),
+    "deliverable-photo": (True, {
+        "derivation-softmax": (REVIEW, ["image", "derivation.jpg"]),
+        "derivation-ce": (REVIEW, ["image"]),
+    }),
+    "deliverable-missing-image": (False, {
+        "derivation-softmax": (FAIL, ["derivation.jpg", "not in the folder"]),
+        "derivation-ce": (FAIL, ["derivation.jpg"]),
+    }),
+    "deliverable-spanish": (True, {}),
+    "deliverable-ascii": (True, {}),
+    "deliverable-short-reflection": (False, {"reflection": (FAIL, ["2 sentences", "at least 3"])}),
+    "deliverable-no-output": (True, {"verification-output": (FAIL, ["no fenced code block"])}),
+    "deliverable-no-ce-derivation": (False, {"derivation-ce": (FAIL, ["does not reach the result"])}),
+}
+
+PHASE_05: dict[str, tuple[bool, dict[str, tuple[Status, list[str]]]]] = {
+    "p05-good": (True, {}),
+    "p05-naive": (False, {
+        "logsumexp-stable": (FAIL, ["naive", "subtract the maximum"]),
+        "log-softmax-correct": (FAIL, ["inf"]),
+        "cross-entropy-correct": (FAIL, ["inf"]),
+    }),
+    "p05-no-shift-invariance": (False, {
+        "log-softmax-correct": (FAIL, ["same constant"]),
+        "cross-entropy-correct": (FAIL, ["expected"]),
+        "log-softmax-shift": (FAIL, ["shifted"]),
+    }),
+}
+
+
+@pytest.fixture(scope="module")
+def rubrics() -> dict[str, object]:
+    return {"p04": load_rubric(P04), "p05": load_rubric(P05)}
+
+
+_CACHE: dict[str, LabResult] = {}
+
+
+def _graded(rubrics: dict[str, object], case: str, which: str) -> LabResult:
+    if case not in _CACHE:
+        _CACHE[case] = grade_lab(rubrics[which], FIXTURES / case, FAST)  # type: ignore[arg-type]
+    return _CACHE[case]
+
+
+def _assert_case(result: LabResult, passed: bool, expected: dict[str, tuple[Status, list[str]]]) -> None:
+    by_id = {c.id: c for c in result.checks}
+    for check_id, (status, words) in expected.items():
+        got = by_id[check_id]
+        assert got.status == status, f"{check_id}: {got.status} — {got.message}"
+        for word in words:
+            assert word in got.message, f"{check_id}: {word!r} not in {got.message!r}"
+    for check in result.checks:
+        if check.id not in expected:
+            assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message}"
+    assert result.passed is passed
+
+
+@pytest.mark.parametrize("case", sorted(PHASE_04))
+def test_phase_04_fixture(rubrics: dict[str, object], case: str) -> None:
+    passed, expected = PHASE_04[case]
+    _assert_case(_graded(rubrics, case, "p04"), passed, expected)
+
+
+@pytest.mark.parametrize("case", sorted(PHASE_05))
+def test_phase_05_fixture(rubrics: dict[str, object], case: str) -> None:
+    passed, expected = PHASE_05[case]
+    _assert_case(_graded(rubrics, case, "p05"), passed, expected)
+
+
+def test_every_check_id_has_a_passing_and_a_failing_fixture(rubrics: dict[str, object]) -> None:
+    for which, table in (("p04", PHASE_04),):
+        rubric = rubrics[which]
+        failing = {cid for _, checks in table.values() for cid, (status, _) in checks.items() if status != Status.PASS}
+        for check in rubric.checks:  # type: ignore[attr-defined]
+            assert check.id in failing, f"{which}: no fixture fails {check.id}"
+
+
+def test_borja_passes_every_lab() -> None:
+    results = grade([ROOT / "learners" / "borja"], rubrics_dir=ROOT / "rubrics")
+    assert {r.lab for r in results} == {"phase-04/lab-00", "phase-05/lab-02"}
+    for result in results:
+        bad = [(c.id, c.message) for c in result.checks if c.status != Status.PASS]
+        assert not bad, bad
+        assert result.passed and result.score == result.max_score
+
+
+def test_infinite_loop_costs_one_timeout(rubrics: dict[str, object]) -> None:
+    result = _graded(rubrics, "infinite-loop", "p04")
+    assert result.seconds < 2 * FAST.call_seconds + 3
+
+
+def test_chatty_output_is_capped_not_fatal(rubrics: dict[str, object]) -> None:
+    result = _graded(rubrics, "chatty", "p04")
+    assert 0 < len(result.output.encode()) <= FAST.output_bytes + 4
+
+
+def test_every_kind_is_documented_in_the_readme() -> None:
+    from grader.rubric import KINDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for kind in KINDS:
+        assert f"`{kind}`" in readme, kind
