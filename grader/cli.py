@@ -57,6 +57,9 @@ def _errors() -> Iterator[list[int]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with _errors() as code:
+        from grader import zygote
+
+        zygote.get()  # the fork server imports numpy while this process imports the rest
         from grader.errors import UsageError
         from grader.grading import grade
         from grader.reports import render_summary, write_reports

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from grader import zygote
 from grader.checks import Context, run_check
 from grader.deliverable import parse_deliverable
 from grader.errors import SubmissionError, UsageError
@@ -133,6 +134,7 @@ def grade(
     limits: Limits | None = None,
 ) -> list[LabResult]:
     """Grade every learner under ``paths`` on every lab they handed in (or on ``lab`` only)."""
+    zygote.get()  # starts the fork server now, so its start-up overlaps rubric loading
     rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
     learners = find_learners([Path(p) for p in paths])
     limits = limits or Limits()

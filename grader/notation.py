@@ -194,7 +194,7 @@ def _is_sentence(sentence: str) -> bool:
 
 
 def normalise_heading(text: str) -> str:
-    """Without case, accents or punctuation, so "Parte A — Derivación" is "parte a derivacion"."""
+    """Caseless, accentless, punctuation-free: "Parte A — Derivación" is "parte a derivacion"."""
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     kept = "".join(
         char if char.isalnum() else " " for char in folded if not unicodedata.combining(char)

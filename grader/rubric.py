@@ -148,7 +148,7 @@ class _Doc:
         self.lines: dict[tuple[Any, ...], int] = {}
         self._loader = yaml.SafeLoader("")
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0

@@ -134,6 +134,12 @@ class Zygote:
         self._exits: dict[int, int] = {}
         self._spawned: dict[int, int] = {}
         self._next = 0
+        self._ready = False
+
+    def _wait_ready(self) -> None:
+        """The server imports numpy while the grader loads rubrics; wait for it only at first use."""
+        if self._ready:
+            return
         self._sock.settimeout(60)
         try:
             ready = self._sock.recv(_MAX_MESSAGE)
@@ -142,6 +148,7 @@ class Zygote:
         if not ready:
             self._proc.kill()
             raise SandboxError("the worker fork server did not start — is numpy importable by this Python?")
+        self._ready = True
 
     def _pump(self, timeout: float) -> bool:
         """Read one message from the server; False when none came in time."""
@@ -161,6 +168,7 @@ class Zygote:
 
     def spawn(self, config: dict[str, Any], fds: tuple[int, int]) -> int:
         with self._lock:
+            self._wait_ready()
             self._next += 1
             request_id = self._next
             try:
