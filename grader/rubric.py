@@ -337,7 +337,7 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
     _check_fields(doc, at, data, {**_COMMON, **KINDS[kind]}, label)
     check_id = data["id"]
     if not _ID.match(check_id):
-        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' (e.g. 'softmax-correct')")
+        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' (e.g. 'no-input-mutation')")
     if check_id in seen:
         raise doc.fail(at + ("id",), f"{label}: duplicate id (first at line {seen[check_id]}) — ids must be unique")
     seen[check_id] = doc.line(at)

@@ -1,0 +1,157 @@
+"""The worker boundary: what a learner's process can and cannot see, and what each fault costs."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.runner import LearnerRun
+from grader.sandbox import Limits
+
+LEARNER = '''
+import os, sys, json
+import numpy as np
+
+print("top-level output")
+print('{"ok": true, "value": {"dtype": "float64", "shape": [], "data": [42.0]}}')
+
+def modules(z):
+    bad = [m for m in sys.modules if m.startswith(("_grader_reference", "grader.rubric", "grader.checks", "yaml", "jinja2", "markdown_it"))]
+    return float(len(bad))
+
+def forge(z):
+    print('{"ok": true, "value": {"dtype": "float64", "shape": [], "data": [42.0]}, "after": []}')
+    return 1.0
+
+def liar(z):
+    class Lying(np.ndarray):
+        def __eq__(self, other):
+            return True
+        def __sub__(self, other):
+            return np.zeros(1)
+    return np.asarray([7.0, 8.0]).view(Lying)
+
+def nothing(z):
+    return None
+
+def text(z):
+    return "0.5"
+
+def cwd(z):
+    return float(os.getcwd().startswith(os.path.dirname(__file__)) and "grader-" in os.getcwd())
+
+def pgid(z):
+    return float(os.getpgid(0) == os.getpid())
+
+def loud(z):
+    sys.stdout.write("x" * 1_000_000)
+    return 2.0
+
+def boom(z):
+    os._exit(4)
+
+def spin(z):
+    while True:
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+
+def ok(z):
+    return np.asarray(z) * 2
+'''
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    learner = tmp_path / "ana"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text(textwrap.dedent(LEARNER), encoding="utf-8")
+    names = ("modules", "forge", "liar", "nothing", "text", "cwd", "pgid", "loud", "boom", "spin", "ok")
+    with LearnerRun(learner, module, names, Limits(call_seconds=1.0, output_bytes=4096)) as r:
+        assert r.start().ok
+        yield r
+
+
+Z = (np.array([1.0, 2.0]),)
+
+
+def test_worker_never_held_the_grader_or_a_reference(run: LearnerRun) -> None:
+    import grader.rubric  # noqa: F401 - the parent has it; the worker must not
+
+    outcome = run.call("modules", Z)
+    assert outcome.ok and outcome.value is not None
+    assert outcome.value.array.tolist() == 0.0
+
+
+def test_printed_protocol_lines_are_output_not_results(run: LearnerRun) -> None:
+    outcome = run.call("forge", Z)
+    assert outcome.value is not None and outcome.value.array.tolist() == 1.0
+    assert '"data": [42.0]' in run.output.decode()
+
+
+def test_lying_ndarray_subclass_arrives_as_plain_numbers(run: LearnerRun) -> None:
+    outcome = run.call("liar", Z)
+    assert outcome.value is not None
+    assert type(outcome.value.array) is np.ndarray
+    assert outcome.value.array.tolist() == [7.0, 8.0]
+
+
+@pytest.mark.parametrize(("fn", "words"), [("nothing", "returned None"), ("text", "returned a str")])
+def test_non_numbers_are_described_not_trusted(run: LearnerRun, fn: str, words: str) -> None:
+    outcome = run.call(fn, Z)
+    assert outcome.fault == "bad-return" and words in outcome.message
+
+
+def test_worker_runs_in_a_temporary_copy_in_its_own_session(run: LearnerRun) -> None:
+    assert run.call("cwd", Z).value.array.tolist() == 1.0  # type: ignore[union-attr]
+    assert run.call("pgid", Z).value.array.tolist() == 1.0  # type: ignore[union-attr]
+    assert run.module_path.is_file() and "grader-" in str(run.module_path)
+
+
+def test_output_is_capped_and_the_learner_keeps_running(run: LearnerRun) -> None:
+    assert run.call("loud", Z).value.array.tolist() == 2.0  # type: ignore[union-attr]
+    assert len(run.output) == 4096
+    assert run.call("ok", Z).ok
+
+
+def test_a_crash_costs_one_call_and_the_worker_restarts(run: LearnerRun) -> None:
+    crashed = run.call("boom", Z)
+    assert crashed.fault == "crashed" and "exited with code 4" in crashed.message
+    assert run.call("ok", Z).value.array.tolist() == [2.0, 4.0]  # type: ignore[union-attr]
+
+
+def test_a_loop_that_swallows_exceptions_still_times_out_once(run: LearnerRun) -> None:
+    first = run.call("spin", Z)
+    assert first.fault == "timeout" and "timed out after 1 s" in first.message
+    again = run.call("spin", (np.array([5.0]),))
+    assert again.fault == "timeout" and "timed out earlier" in again.message
+    assert run.call("ok", Z).ok
+
+
+def test_no_process_is_left_behind(tmp_path: Path) -> None:
+    learner = tmp_path / "bo"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text("import os\ndef pid(z):\n    return float(os.getpid())\n", encoding="utf-8")
+    with LearnerRun(learner, module, ("pid",), Limits()) as r:
+        r.start()
+        pid = int(r.call("pid", Z).value.array.tolist())  # type: ignore[union-attr]
+        os.kill(pid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (tmp_path / "bo").joinpath("__pycache__").exists()
+
+
+def test_no_lab_specific_code_in_the_package() -> None:
+    package = Path(__file__).resolve().parent.parent / "grader"
+    for path in package.glob("*.py"):
+        text = path.read_text(encoding="utf-8").lower()
+        for word in ("softmax", "jacobian", "logsumexp", "cross_entropy", "ce_grad"):
+            assert word not in text, f"{path.name} mentions {word}"
