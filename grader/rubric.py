@@ -133,7 +133,17 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 
+_ALIASES = {
+    "tolerance": "atol", "tol": "atol", "abs_tol": "atol", "rel_tol": "rtol", "heading": "headings",
+    "sections": "headings", "formula": "formulas", "input": "inputs", "func": "function", "fn": "function",
+    "sentences": "min_sentences", "weight": "points", "score": "points", "name": "title", "required": "acceptance",
+}
+
+
 def did_you_mean(word: str, options: Sequence[str]) -> str:
+    alias = _ALIASES.get(word.lower())
+    if alias in options:
+        return f" — did you mean '{alias}'?"
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     if close:
         return f" — did you mean '{close[0]}'?"

@@ -101,9 +101,12 @@ def _serve(control: socket.socket) -> None:
 def main() -> None:
     fd = int(sys.argv[1])
     control = socket.socket(fileno=fd)
-    import grader.child  # noqa: F401 - preload numpy before the first fork
+    try:
+        import grader.child  # noqa: F401 - preload numpy before the first fork
 
-    control.send(b'{"ready": true}')
+        control.send(b'{"ready": true}')
+    except (OSError, KeyboardInterrupt):
+        os._exit(0)  # the grader is already gone (or stopped): nothing to serve
     _serve(control)
 
 
@@ -122,6 +125,7 @@ class Zygote:
                 [sys.executable, "-c", "from grader.zygote import main; main()", str(server.fileno())],
                 pass_fds=(server.fileno(),),
                 stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,
             )

@@ -1,0 +1,101 @@
+"""The command line: exit codes, one-line errors, the files it writes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+BORJA = ROOT / "learners" / "borja"
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def test_borja_exits_0_and_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "reports"
+    code = main([str(BORJA), "--out", str(out), "--json", str(tmp_path / "r.json"), "--rubrics", str(ROOT / "rubrics")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"borja\s+phase-04/lab-00\s+PASSED\s+30(\.0)?/30(\.0)?", printed)
+    for name in ("phase-04-lab-00.html", "phase-04-lab-00.md", "phase-05-lab-02.html", "phase-05-lab-02.md"):
+        assert (out / "borja" / name).stat().st_size > 500
+    document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert document["version"] == 1
+    first = document["results"][0]
+    assert {first["learner"], first["lab"], first["passed"]} == {"borja", "phase-04/lab-00", True}
+    assert set(first["checks"][0]) >= {"id", "title", "status", "score", "max_score", "acceptance", "message"}
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_failing_learner_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([str(FIXTURES / "sign-flipped"), "--out", str(tmp_path), "--rubrics", str(ROOT / "rubrics")])
+    assert code == 1
+    assert "ce-grad-analytic" in capsys.readouterr().out
+
+
+def test_quiet_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(BORJA), "-q", "--out", str(tmp_path), "--rubrics", str(ROOT / "rubrics")]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_folder_of_learners(tmp_path: Path) -> None:
+    klass = tmp_path / "class"
+    for name in ("borja", "page-copy"):
+        shutil.copytree(BORJA if name == "borja" else FIXTURES / name, klass / name)
+    out = tmp_path / "out"
+    assert main([str(klass), "-q", "--out", str(out), "--lab", "phase-04/lab-00", "--rubrics", str(ROOT / "rubrics")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["borja", "page-copy"]
+
+
+BAD = [
+    (["nope-folder"], "no such folder"),
+    ([str(ROOT / "templates")], "neither a learner folder"),
+    ([str(BORJA), "--lab", "phase-4/lab-00"], "did you mean 'phase-04/lab-00'"),
+    ([str(BORJA), "--timeout", "-3"], "--timeout"),
+    ([str(BORJA), "--rubrics", "nowhere"], "no such rubrics folder"),
+    ([str(BORJA), "--bogus"], "unrecognized arguments: --bogus"),
+    ([str(BORJA), "--timeout", "soon"], "invalid float value"),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), BAD, ids=[w for _, w in BAD])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], words: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "grader", *argv, "--out", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_rubric_from_the_command_line(tmp_path: Path) -> None:
+    rubrics = tmp_path / "rubrics"
+    shutil.copytree(ROOT / "rubrics", rubrics)
+    path = rubrics / "phase-04" / "lab-00.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("    atol: 1.0e-7\n", "    atoll: 1.0e-7\n", 1), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--rubrics", str(rubrics), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert re.fullmatch(rf"grade: {re.escape(str(path))}:\d+: check '[a-z-]+': unknown key 'atoll' — did you mean 'atol'\?\n", proc.stderr)
+
+
+def test_every_flag_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}" in readme or f"{flag}`" in readme, flag
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = "pip install -e '.[test]' && pytest"
+    assert command in readme and command in ci

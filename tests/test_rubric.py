@@ -1,0 +1,123 @@
+"""Rubric validation: every bad rubric gets one line naming the file, the line and the fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.errors import RubricError
+from grader.rubric import discover_rubrics, load_rubric
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ROOT / "rubrics" / "phase-04" / "lab-00.yaml"
+
+
+@pytest.fixture
+def rubric_dir(tmp_path: Path) -> Path:
+    shutil.copy(GOOD, tmp_path / "lab-00.yaml")
+    shutil.copy(GOOD.parent / "lab_00_reference.py", tmp_path / "lab_00_reference.py")
+    return tmp_path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _line_of(path: Path, needle: str) -> int:
+    """The last line holding the needle (a duplicate is reported where it repeats)."""
+    lines = [i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if needle in line]
+    assert lines, needle
+    return lines[-1]
+
+
+# (old text, new text, the line to point at (text on it), words the message must contain)
+CASES = [
+    ("    atol: 1.0e-12\n    rtol: 1.0e-9\n    sums_to", "    tolerance: 1.0e-12\n    rtol: 1.0e-9\n    sums_to", "tolerance:",
+     ["unknown key 'tolerance'", "did you mean 'atol'"]),
+    ("    kind: compare\n    title: \"softmax matches", "    kind: compair\n    title: \"softmax matches", "kind: compair",
+     ["unknown check kind 'compair'", "did you mean 'compare'"]),
+    ("    points: 2\n    acceptance: true\n\n  - id: jacobian-symmetric", "    points: two\n    acceptance: true\n\n  - id: jacobian-symmetric",
+     "points: two", ["'points' must be a number", "'two'"]),
+    ("  ce_grad_fd: {reference: ce_grad,", "  ce_grad_fd: {reference: ce_gard,", "ce_grad_fd: {reference: ce_gard",
+     ["'ce_gard' is not a function in the reference module", "did you mean 'ce_grad'"]),
+    ("    function: softmax_jacobian\n", "    function: softmax_jacobain\n", "function: softmax_jacobain",
+     ["unknown function 'softmax_jacobain'", "did you mean 'softmax_jacobian'"]),
+    ("    inputs: [seed, random]\n    atol: 1.0e-7\n    points: 2", "    inputs: [seed, randum]\n    atol: 1.0e-7\n    points: 2",
+     "[seed, randum]", ["unknown input set 'randum'", "did you mean 'random'"]),
+    ("  - id: softmax-stable", "  - id: softmax-correct", "id: softmax-correct", ["duplicate id", "first at line"]),
+    ("    inputs: [seed-y, random-y]\n    atol: 1.0e-12", "    inputs: [seed, random-y]\n    atol: 1.0e-12",
+     "inputs: [seed, random-y]", ["input set 'seed' gives 1 argument(s) but ce_loss takes 2"]),
+    ("    generate: hidden_logits\n", "    generate: hidden_logitz\n", "generate: hidden_logitz",
+     ["'hidden_logitz' is not a function", "did you mean 'hidden_logits'"]),
+    ("      - when: scalar_outer", "      - when: scaler_outer", "when: scaler_outer", ["cause 'scaler_outer'"]),
+    ("    property: symmetric", "    property: symmetrical", "property: symmetrical", ["'property: symmetrical' is not known", "did you mean 'symmetric'"]),
+    ("    min_sentences: 3", "    min_sentences: 3\n    min_sentences: 4", "min_sentences: 4", ["duplicate key 'min_sentences'"]),
+    ("reference: lab_00_reference.py", "reference: missing.py", "reference: missing.py", ["reference module 'missing.py' not found"]),
+    ("  - id: jacobian-fd\n", "  - id: Jacobian FD\n", "id: Jacobian FD", ["ids are lower-case words"]),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "at", "words"), CASES, ids=[c[3][0][:40] for c in CASES])
+def test_bad_rubric_names_file_line_and_fix(rubric_dir: Path, old: str, new: str, at: str, words: list[str]) -> None:
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, old, new)
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:{_line_of(path, at)}:"), message
+    for word in words:
+        assert word in message, message
+
+
+def test_yaml_syntax_error_points_at_the_line(rubric_dir: Path) -> None:
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, "  seed:\n", "  seed: [\n")
+    with pytest.raises(RubricError, match=r"lab-00\.yaml:\d+: YAML syntax error"):
+        load_rubric(path)
+
+
+def test_reference_module_that_fails_is_one_line(rubric_dir: Path) -> None:
+    (rubric_dir / "lab_00_reference.py").write_text("def softmax(:\n", encoding="utf-8")
+    with pytest.raises(RubricError, match=r"lab_00_reference\.py:1: syntax error in the reference module"):
+        load_rubric(rubric_dir / "lab-00.yaml")
+
+
+def test_missing_required_key(rubric_dir: Path) -> None:
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, "deliverable: lab-00-softmax-gradient.md\n", "")
+    with pytest.raises(RubricError, match="missing required key 'deliverable'"):
+        load_rubric(path)
+
+
+def test_empty_and_missing_folders(tmp_path: Path) -> None:
+    with pytest.raises(RubricError, match="no rubric"):
+        discover_rubrics(tmp_path)
+    with pytest.raises(RubricError, match="no such rubrics folder"):
+        discover_rubrics(tmp_path / "nope")
+    (tmp_path / "empty.yaml").write_text("", encoding="utf-8")
+    with pytest.raises(RubricError, match="empty"):
+        discover_rubrics(tmp_path)
+
+
+def test_shipped_rubrics_load() -> None:
+    rubrics = discover_rubrics(ROOT / "rubrics")
+    assert [r.lab for r in rubrics] == ["phase-04/lab-00", "phase-05/lab-02"]
+    ids = [c.id for c in rubrics[0].checks]
+    assert ids == [
+        "implementation-found", "softmax-correct", "softmax-stable", "jacobian-analytic", "jacobian-symmetric",
+        "jacobian-fd", "jacobian-matches-fd", "ce-loss-correct", "ce-loss-stable", "ce-grad-analytic", "ce-grad-fd",
+        "ce-grad-matches-fd", "no-input-mutation", "deliverable-found", "derivation-softmax", "derivation-ce",
+        "verification-output", "reflection",
+    ]
+    acceptance = {c.id for c in rubrics[0].checks if c.acceptance}
+    assert acceptance == {"implementation-found", "jacobian-analytic", "jacobian-matches-fd", "ce-grad-analytic",
+                          "ce-grad-matches-fd", "deliverable-found", "derivation-softmax", "derivation-ce", "reflection"}
+    hidden_sets = {name for name, s in rubrics[0].inputs.items() if s.hidden}
+    assert hidden_sets == {"random", "random-y", "extreme", "extreme-y"}
+    lengths = {len(case[0]) for case in rubrics[0].inputs["random"].cases}
+    assert min(lengths) == 2 and max(lengths) == 12
