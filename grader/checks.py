@@ -321,28 +321,31 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         truth = expected_value(ctx, first, case.args)
         blame = []
         cause = None
+        worst: tuple[Observed, diagnose.Diff] | None = None
         for spec, outcome in ((first, a), (second, b)):
             assert outcome.value is not None
             own = diagnose.compare(truth, outcome.value.array, atol, rtol)
             if own.ok:
                 blame.append(f"{spec.name} is right")
-            else:
-                blame.append(f"{spec.name} is off by {short(own.max_abs, 3)}" if own.max_abs is not None else f"{spec.name} is wrong")
-                cause = cause or _cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome)
+                continue
+            blame.append(f"{spec.name} is off by {short(own.max_abs, 3)}" if own.max_abs is not None else f"{spec.name} is wrong")
+            cause = cause or _cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome)
+            worst = worst or (outcome.value, own)
         what = f"shapes {a.value.array.shape} and {b.value.array.shape}" if diff.reason == "shape" else \
             f"max abs difference {short(diff.max_abs, 3)}" + (f" at entry {list(diff.where)}" if diff.where else "")
         message = (f"{first.name} and {second.name} disagree on {case.label}: {what}, tolerance {atol:g}. "
                    f"Against the true value: {'; '.join(blame)}.")
         if cause:
             message += f" Likely cause: {cause}."
+        shown, shown_diff = worst or (b.value, diff)
         evidence = Evidence(
             input_label=case.label,
             input_value=[plain(x) for x in case.args],
-            expected=plain(a.value.array),
-            observed=plain(b.value.array),
-            max_abs_error=diff.max_abs,
-            max_rel_error=diff.max_rel,
-            where=diff.where,
+            expected=plain(truth),
+            observed=plain(shown.array),
+            max_abs_error=shown_diff.max_abs,
+            max_rel_error=shown_diff.max_rel,
+            where=shown_diff.where,
             cause=cause,
         )
         return result(check, Status.FAIL, message, evidence)
