@@ -64,6 +64,9 @@ def spin(z):
 
 def ok(z):
     return np.asarray(z) * 2
+
+def hog(z):
+    return np.ones(400_000_000)
 '''
 
 
@@ -73,7 +76,7 @@ def run(tmp_path: Path):
     (learner / "phase-04").mkdir(parents=True)
     module = learner / "phase-04" / "lab-00.py"
     module.write_text(textwrap.dedent(LEARNER), encoding="utf-8")
-    names = ("modules", "forge", "liar", "nothing", "text", "cwd", "pgid", "loud", "boom", "spin", "ok")
+    names = ("modules", "forge", "liar", "nothing", "text", "cwd", "pgid", "loud", "boom", "spin", "ok", "hog")
     with LearnerRun(learner, module, names, Limits(call_seconds=1.0, output_bytes=4096)) as r:
         assert r.start().ok
         yield r
@@ -132,6 +135,12 @@ def test_a_loop_that_swallows_exceptions_still_times_out_once(run: LearnerRun) -
     assert first.fault == "timeout" and "timed out after 1 s" in first.message
     again = run.call("spin", (np.array([5.0]),))
     assert again.fault == "timeout" and "timed out earlier" in again.message
+    assert run.call("ok", Z).ok
+
+
+def test_memory_is_limited(run: LearnerRun) -> None:
+    outcome = run.call("hog", Z)
+    assert outcome.fault in ("raised", "crashed") and "MemoryError" in outcome.message
     assert run.call("ok", Z).ok
 
 
