@@ -5,8 +5,9 @@ context, and returns a CheckResult: a learner's failure is data, never an except
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,19 @@ class Context:
 
 @dataclass(frozen=True)
 class Case:
-    """One concrete call: which input set, which case, the arguments, and a readable label."""
+    """One concrete call: which input set, which case, the arguments; its label is made only when shown."""
 
     inputs: InputSet
     index: int
     args: tuple[Any, ...]
-    label: str
+    arg_names: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        shown = ", ".join(f"{n}={short(a)}" for n, a in zip(self.arg_names, self.args))
+        name, i, count = self.inputs.name, self.index + 1, len(self.inputs.cases)
+        kind = f"hidden input '{name}' #{i}" if self.inputs.hidden else f"input '{name}'" + (f" #{i}" if count > 1 else "")
+        return f"{kind} ({shown})"
 
 
 def result(check: Check, status: Status, message: str, evidence: Evidence | None = None) -> CheckResult:
@@ -91,16 +99,21 @@ def plain(value: Any) -> Any:
     return value
 
 
-def cases(check: Check, ctx: Context, fn_spec: FunctionSpec) -> Iterator[Case]:
+def cases(check: Check, ctx: Context, fn_spec: FunctionSpec) -> list[Case]:
     ref = getattr(ctx.rubric.reference, fn_spec.reference)
-    names = tuple(p for p in ref.__code__.co_varnames[: ref.__code__.co_argcount])
+    names = tuple(inspect.signature(ref).parameters)
+    out = []
     for set_name in check.spec["inputs"]:
         inputs = ctx.rubric.inputs[set_name]
-        arg_names = inputs.arg_names or names
         for i, args in enumerate(inputs.cases):
-            shown = ", ".join(f"{n}={short(a)}" for n, a in zip(arg_names, args))
-            kind = f"hidden input '{set_name}' #{i + 1}" if inputs.hidden else f"input '{set_name}'" + (f" #{i + 1}" if len(inputs.cases) > 1 else "")
-            yield Case(inputs=inputs, index=i, args=args, label=f"{kind} ({shown})")
+            out.append(Case(inputs=inputs, index=i, args=args, arg_names=inputs.arg_names or names))
+    return out
+
+
+def prefetch(ctx: Context, fn: str, calls: Iterable[tuple[Any, ...]]) -> None:
+    """Let the worker run a check's calls back to back (one pipelined batch) before they are read."""
+    if ctx.run is not None:
+        ctx.run.prefetch(fn, list(calls))
 
 
 def expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -> np.ndarray:
@@ -135,11 +148,15 @@ def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps:
     """The learner's finite difference called with explicit steps h (positionally), or None if it cannot be."""
     if fn_spec.step_arg is None or ctx.run is None or fn_spec.step_arg > len(args):
         return None
-    values = []
+    calls = []
     for h in steps:
         call = list(args)
         call.insert(fn_spec.step_arg, h)
-        outcome = ctx.run.call(fn_spec.name, tuple(call))
+        calls.append(tuple(call))
+    prefetch(ctx, fn_spec.name, calls)
+    values = []
+    for call in calls:
+        outcome = ctx.run.call(fn_spec.name, call)
         if not outcome.ok or outcome.value is None:
             return None
         values.append(outcome.value.array)
@@ -224,7 +241,9 @@ def _first_failure(
     assert ctx.run is not None
     failures = []
     total = 0
-    for case in cases(check, ctx, fn_spec):
+    all_cases = cases(check, ctx, fn_spec)
+    prefetch(ctx, fn_spec.name, (c.args for c in all_cases))
+    for case in all_cases:
         total += 1
         outcome = ctx.run.call(fn_spec.name, case.args)
         if not outcome.ok:
@@ -291,7 +310,7 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
             total_sum = float(np.sum(outcome.value.array))
             if abs(total_sum - sums_to) > max(atol, 1e-12) * max(1, outcome.value.array.size):
                 return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
-    first = next(cases(check, ctx, fn_spec))
+    first = cases(check, ctx, fn_spec)[0]
     observed = ctx.run.call(name, first.args).value
     if observed is not None and _ignores_step(ctx, fn_spec, first.args, observed.array):
         return result(check, Status.FAIL, f"{name} matches the true value, but it is {NOT_FD}; a centred finite difference "
@@ -306,7 +325,10 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
     first, second = (ctx.rubric.function(n) for n in check.spec["functions"])
     atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
     total = 0
-    for case in cases(check, ctx, first):
+    all_cases = cases(check, ctx, first)
+    for spec in (first, second):
+        prefetch(ctx, spec.name, (c.args for c in all_cases))
+    for case in all_cases:
         total += 1
         a = ctx.run.call(first.name, case.args)
         if not a.ok:
@@ -349,7 +371,7 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
             cause=cause,
         )
         return result(check, Status.FAIL, message, evidence)
-    case = next(cases(check, ctx, first))
+    case = all_cases[0]
     for spec in (first, second):
         observed = ctx.run.call(spec.name, case.args).value
         if observed is not None and _ignores_step(ctx, spec, case.args, observed.array):
@@ -369,9 +391,9 @@ def check_property(check: Check, ctx: Context) -> CheckResult:
     for name in names:
         fn_spec = ctx.rubric.function(name)
         needed = arity(getattr(ctx.rubric.reference, fn_spec.reference))
-        for case in cases(check, ctx, fn_spec):
-            if len(case.args) != needed:
-                continue
+        fitting = [c for c in cases(check, ctx, fn_spec) if len(c.args) == needed]
+        prefetch(ctx, name, (c.args for c in fitting))
+        for case in fitting:
             outcome = ctx.run.call(name, case.args)
             if not outcome.ok:
                 if len(names) == 1:
@@ -437,7 +459,9 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
     atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
     name = fn_spec.name
     total = 0
-    for case in cases(check, ctx, fn_spec):
+    all_cases = cases(check, ctx, fn_spec)
+    prefetch(ctx, name, [c.args for c in all_cases] + [tuple(transform(*c.args)) for c in all_cases])
+    for case in all_cases:
         total += 1
         base = ctx.run.call(name, case.args)
         if not base.ok:

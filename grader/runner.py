@@ -58,6 +58,7 @@ class LoadReport:
 @dataclass
 class _State:
     timed_out: set[str] = field(default_factory=set)
+    fresh_timeouts: dict[str, Outcome] = field(default_factory=dict)
     cache: dict[tuple[str, str], Outcome] = field(default_factory=dict)
     calls: int = 0
 
@@ -163,16 +164,36 @@ class LearnerRun:
 
     def call(self, fn: str, args: tuple[Any, ...]) -> Outcome:
         """Call a learner function positionally; results are cached per (function, arguments)."""
-        wire = encode_args(args)
-        key = (fn, json.dumps(wire, allow_nan=True))
-        if key in self._state.cache:
-            return self._state.cache[key]
-        outcome = self._call(fn, wire)
-        if outcome.fault not in ("budget", "timeout"):
-            self._state.cache[key] = outcome
+        self.prefetch(fn, [args])
+        key = (fn, _key(encode_args(args)))
+        outcome = self._state.cache.get(key)
+        if outcome is None:  # never cached: a timeout (told in full once) or an exhausted budget
+            outcome = self._state.fresh_timeouts.pop(fn, None) or self._refusal(fn) or \
+                Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
         return outcome
 
-    def _call(self, fn: str, wire: list[Any]) -> Outcome:
+    def prefetch(self, fn: str, calls: list[tuple[Any, ...]]) -> None:
+        """Run every uncached call of ``fn`` in one pipelined batch, filling the cache in order."""
+        pending: dict[str, list[Any]] = {}
+        for args in calls:
+            wire = encode_args(args)
+            key = _key(wire)
+            if (fn, key) not in self._state.cache:
+                pending.setdefault(key, wire)
+        todo = list(pending.items())
+        while todo:
+            refusal = self._refusal(fn)
+            if refusal is not None:
+                if refusal.fault != "budget" and refusal.fault != "timeout":
+                    for key, _ in todo:
+                        self._state.cache[(fn, key)] = refusal
+                return
+            batch, todo = todo[:_BATCH], todo[_BATCH:]
+            done = self._run_batch(fn, batch)
+            todo = batch[done:] + todo
+
+    def _refusal(self, fn: str) -> Outcome | None:
+        """Why ``fn`` cannot be called now, if it cannot."""
         if not self.load.ok:
             return Outcome(fault="missing", message="the implementation could not be loaded")
         if fn not in self.load.functions:
@@ -181,26 +202,50 @@ class LearnerRun:
             return Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
         if time.monotonic() >= self._deadline:
             return Outcome(fault="budget", message=f"not called: the learner's time budget ({self.limits.learner_seconds:g} s) is used up")
+        return None
+
+    def _run_batch(self, fn: str, batch: list[tuple[str, list[Any]]]) -> int:
+        """Send the batch, read replies one by one (each with its own time limit); return how many were answered."""
+        answered = 0
         try:
             if self._worker is None:
                 self._spawn(self._mode)
             assert self._worker is not None
-            deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
-            self._state.calls += 1
-            reply = self._worker.call(fn, wire, deadline)
+            self._worker.send([(fn, wire) for _, wire in batch])
+            for key, _ in batch:
+                deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
+                self._state.calls += 1
+                reply = self._worker.receive(deadline)
+                self._state.cache[(fn, key)] = _outcome(fn, reply)
+                answered += 1
         except WorkerDied as died:
             self._worker = None
             if died.timed_out:
                 self._state.timed_out.add(fn)
-                return Outcome(fault="timeout", message=f"{fn} {died.reason}")
-            return Outcome(fault="crashed", message=f"{fn} crashed the worker: it {died.reason}")
-        if not reply.get("ok"):
-            return Outcome(fault="raised", message=f"{fn} {str(reply.get('error', 'failed'))[:400]}")
-        value = decode_value(reply.get("value"))
-        if isinstance(value, str):
-            return Outcome(fault="bad-return", message=f"{fn} returned {value}, not numbers")
-        after = []
-        for item in reply.get("after", []) if isinstance(reply.get("after"), list) else []:
-            decoded = decode_value(item) if item is not None else None
-            after.append(decoded.array if isinstance(decoded, Observed) else None)
-        return Outcome(value=value, after=tuple(after))
+                self._state.fresh_timeouts[fn] = Outcome(fault="timeout", message=f"{fn} {died.reason}")
+            elif answered < len(batch):
+                self._state.cache[(fn, batch[answered][0])] = Outcome(fault="crashed", message=f"{fn} crashed the worker: it {died.reason}")
+            answered += 1
+        return answered
+
+
+_BATCH = 64
+
+
+def _key(wire: list[Any]) -> str:
+    return json.dumps(wire, allow_nan=True)
+
+
+def _outcome(fn: str, reply: dict[str, Any]) -> Outcome:
+    """A worker's reply, validated as plain data."""
+    if not reply.get("ok"):
+        return Outcome(fault="raised", message=f"{fn} {str(reply.get('error', 'failed'))[:400]}")
+    value = decode_value(reply.get("value"))
+    if isinstance(value, str):
+        return Outcome(fault="bad-return", message=f"{fn} returned {value}, not numbers")
+    after = []
+    raw_after = reply.get("after")
+    for item in raw_after if isinstance(raw_after, list) else []:
+        decoded = decode_value(item) if item is not None else None
+        after.append(decoded.array if isinstance(decoded, Observed) else None)
+    return Outcome(value=value, after=tuple(after))

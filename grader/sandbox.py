@@ -114,14 +114,22 @@ class Worker:
         self._selector.register(out_parent, selectors.EVENT_READ)
         return self._receive(deadline, " while loading the module")
 
-    def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
+    def send(self, calls: list[tuple[str, list[Any]]]) -> None:
+        """Queue calls; the worker answers them in order, one line each (pipelining saves a round trip each)."""
         assert self._proto is not None
-        payload = json.dumps({"fn": fn, "args": args}, allow_nan=True).encode("utf-8") + b"\n"
+        payload = b"".join(json.dumps({"fn": fn, "args": args}, allow_nan=True).encode("utf-8") + b"\n" for fn, args in calls)
         try:
             self._proto.sendall(payload)
         except OSError:
             raise WorkerDied(self._bury()) from None
+
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The next call's reply; raises WorkerDied (timed_out set) if it does not come by the deadline."""
         return self._receive(deadline, "")
+
+    def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
+        self.send([(fn, args)])
+        return self.receive(deadline)
 
     def _receive(self, deadline: float, doing: str) -> dict[str, Any]:
         line = self._read_line(deadline)
