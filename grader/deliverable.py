@@ -31,7 +31,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _MATH_TOKENS = frozenset({"math_inline", "math_inline_double"})
 _MATH_BLOCKS = frozenset({"math_block", "math_block_label"})
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//)")
-_HTML_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_HTML_IMG = re.compile(r"<img\b[^<>]*>", re.IGNORECASE)
 _HTML_ATTR = re.compile(
     r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE
 )
@@ -73,12 +73,25 @@ class Document:
     def headings(self) -> tuple[str, ...]:
         return tuple(section.heading for section in self.sections if section.level > 0)
 
+    def _title(self) -> Section | None:
+        """A lone top-level first heading above others is the document's title, not a section to match:
+        "# Lab 00 — Derivations" must not stand in for "## Derivation" itself."""
+        headed = [s for s in self.sections if s.level > 0]
+        if len(headed) < 2:
+            return None
+        top = min(s.level for s in headed)
+        first = headed[0]
+        if first.level == top and sum(1 for s in headed if s.level == top) == 1:
+            return first
+        return None
+
     def find(self, synonyms: Sequence[str]) -> tuple[Section, ...]:
         """Outermost matching sections: a match nested in another match is already inside it."""
         found: list[Section] = []
         inside: int | None = None
+        title = self._title()
         for section in self.sections:
-            if section.level == 0 or (inside is not None and section.level > inside):
+            if section.level == 0 or section is title or (inside is not None and section.level > inside):
                 continue
             inside = None
             if heading_matches(section.heading, synonyms) is not None:
@@ -160,7 +173,8 @@ class _Collector:
 
     def __init__(self, folder: Path, root: Path) -> None:
         self._folder = folder
-        self._root = root
+        self._root = root.resolve()
+        self._existing: dict[str, bool] = {}
 
     def collect(self, tokens: Sequence[Token]) -> list[_Part]:
         parts = [_Part(heading="", level=0, line=1)]
@@ -205,19 +219,23 @@ class _Collector:
 
     def _html_images(self, source: str, line: int) -> list[Image]:
         images: list[Image] = []
+        counted = 0
         for tag in _HTML_IMG.finditer(source):
+            line += source.count("\n", counted, tag.start())
+            counted = tag.start()
             attrs = {
                 match[1].lower(): html.unescape(match[2] or match[3] or match[4] or "")
                 for match in _HTML_ATTR.finditer(tag[0])
             }
             if "src" in attrs:
-                at = line + source.count("\n", 0, tag.start())
-                images.append(self._image(attrs["src"], attrs.get("alt", ""), at))
+                images.append(self._image(attrs["src"], attrs.get("alt", ""), line))
         return images
 
     def _image(self, src: str, alt: str, line: int) -> Image:
         written = unquote(src)
-        return Image(src=written, alt=alt, exists=self._exists(written), line=line)
+        if written not in self._existing:
+            self._existing[written] = self._exists(written)
+        return Image(src=written, alt=alt, exists=self._existing[written], line=line)
 
     def _exists(self, src: str) -> bool:
         """Only files the grader may show: inside the root, reached without a URL."""
@@ -226,7 +244,7 @@ class _Collector:
             return False
         try:
             resolved = (self._folder / target).resolve()
-            return resolved.is_relative_to(self._root.resolve()) and resolved.is_file()
+            return resolved.is_relative_to(self._root) and resolved.is_file()
         except (OSError, ValueError, RuntimeError):
             return False
 

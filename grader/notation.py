@@ -112,6 +112,8 @@ def find_formula(text: str, alternatives: Sequence[str]) -> str | None:
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _TERMINATOR = re.compile(r"(?P<marks>[.!?…]+)(?P<closers>[\"'”’»)\]*_]*)(?=\s|$)")
 _LAST_WORD = re.compile(r"(\S+)$")
+_NEXT_CHAR = re.compile(r"\s*(\S)")
+_EJ = re.compile(r"\s*ej\.", re.IGNORECASE)
 _ABBREVIATIONS = frozenset(
     "e.g i.e vs cf approx aprox fig figs eq eqs ec ecs ej p.ej pág pag núm num "
     "dr mr mrs ms sr sra srta".split()
@@ -123,7 +125,7 @@ _PLACEHOLDER = re.compile(
     r"|^\W*(?i:fill\s+in)\b"
     r"|^\W*(?i:pendiente|por\s+hacer)\s*(?:$|[^\w\s])"
 )
-_BRACKETED = re.compile(r"\[[^\]]*\]|<[^>]*>|\{[^}]*\}")
+_BRACKETED = re.compile(r"\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\}")
 _TRAILING_MARKS = re.compile(r"[\s.!?…]+$")
 
 
@@ -167,20 +169,20 @@ def _ends_sentence(block: str, match: re.Match[str]) -> bool:
         return True
     if marks != ".":
         return _capital_follows(block, match.end())
-    before = _LAST_WORD.search(block, 0, match.start())
+    before = _LAST_WORD.search(block, max(0, match.start() - 20), match.start())
     word = before[1].lstrip("([{\"'¿¡«“‘").casefold() if before else ""
     if word in _ABBREVIATIONS:
         return False
     if word in _AMBIGUOUS:
         return _capital_follows(block, match.end())
-    if word == "p" and block[match.end() :].lstrip().casefold().startswith("ej."):
+    if word == "p" and _EJ.match(block, match.end()):
         return False
     return True
 
 
 def _capital_follows(block: str, end: int) -> bool:
-    rest = block[end:].lstrip()
-    return not rest or rest[0].isupper() or rest[0] in "¿¡"
+    following = _NEXT_CHAR.match(block, end)
+    return following is None or following[1].isupper() or following[1] in "¿¡"
 
 
 def _is_sentence(sentence: str) -> bool:

@@ -1,0 +1,336 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grader.deliverable import CodeBlock, Document, parse_deliverable
+from grader.errors import SubmissionError
+from grader.notation import count_sentences, find_formula
+
+DELIVERABLE = """\
+Nota previa antes del primer título.
+
+# Lab 00 — *Softmax* `gradient`
+
+## Parte A — Derivación
+
+Partimos de $p_i = e^{z_i} / \\sum_k e^{z_k}$ y derivamos p_i(delta_ij - p_j) a mano.
+
+$$
+\\frac{\\partial p_i}{\\partial z_j} = p_i(\\delta_{ij} - p_j)
+$$
+
+![derivación en papel](img/derivacion.jpg)
+
+### Forma matricial
+
+```math
+J = \\operatorname{diag}(p) - pp^\\top
+```
+
+### Entropía cruzada
+
+El gradiente es $p_j - \\mathbb{1}[j = y]$, es decir softmax(z) − one_hot(y).
+
+## Parte B — Verificación numérica
+
+```text
+max_err = 1.3e-11
+```
+
+    indented output line
+
+| y | diff |
+|---|------|
+| 0 | 2.1e-11 |
+
+## Reflexión
+
+> La derivación fue mecánica al principio. ¿Dónde me atasqué? En el signo del
+> término cruzado, p. ej. cuando $i \\ne j$ en `softmax_jacobian`.
+"""
+
+
+def write(folder: Path, text: str | bytes, name: str = "lab.md") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8", newline="")
+    else:
+        path.write_bytes(text)
+    return path
+
+
+@pytest.fixture()
+def document(tmp_path: Path) -> Document:
+    root = tmp_path / "learner"
+    write(root / "phase-04" / "img", b"\xff\xd8 jpeg", "derivacion.jpg")
+    return parse_deliverable(write(root / "phase-04", DELIVERABLE), root)
+
+
+def test_sections_in_document_order_with_levels_and_lines(document: Document) -> None:
+    assert [(s.heading, s.level, s.line) for s in document.sections] == [
+        ("", 0, 1),
+        ("Lab 00 — Softmax gradient", 1, 3),
+        ("Parte A — Derivación", 2, 5),
+        ("Forma matricial", 3, 15),
+        ("Entropía cruzada", 3, 21),
+        ("Parte B — Verificación numérica", 2, 25),
+        ("Reflexión", 2, 37),
+    ]
+    assert document.headings() == tuple(s.heading for s in document.sections[1:])
+
+
+def test_find_returns_outermost_matches_once(document: Document) -> None:
+    assert [s.heading for s in document.find(["derivacion"])] == ["Parte A — Derivación"]
+    assert [s.heading for s in document.find(["parte"])] == [
+        "Parte A — Derivación",
+        "Parte B — Verificación numérica",
+    ]
+    # the lone top-level title is never a match: its subsections are
+    assert [s.heading for s in document.find(["lab", "parte"])] == ["Parte A — Derivación", "Parte B — Verificación numérica"]
+    assert [s.heading for s in document.find(["matricial", "cruzada"])] == [
+        "Forma matricial",
+        "Entropía cruzada",
+    ]
+    assert document.find(["reflection", "reflexión"])[0].heading == "Reflexión"
+    assert document.find(["summary"]) == ()
+    assert document.find([""]) == ()
+
+
+def test_section_includes_its_subsections(document: Document) -> None:
+    (derivation,) = document.find(["derivación"])
+    for formula in ("p_i(delta_ij - p_j)", "diag(p) - pp^T", "softmax(z) - onehot(y)"):
+        assert find_formula(derivation.formula_text, [formula]) == formula
+    (matrix,) = document.find(["forma matricial"])
+    assert find_formula(matrix.formula_text, ["p_j - 1[j=y]"]) is None
+    assert "El gradiente es MATH" in derivation.prose
+
+
+def test_math_is_formula_text_but_not_code(document: Document) -> None:
+    (part_b,) = document.find(["verificacion"])
+    assert part_b.code_blocks == (
+        CodeBlock(info="text", text="max_err = 1.3e-11\n", line=27),
+        CodeBlock(info="", text="indented output line\n", line=31),
+    )
+    assert "1.3e-11" in part_b.formula_text
+    (derivation,) = document.find(["derivación"])
+    assert derivation.code_blocks == ()
+    assert r"\frac{\partial p_i}" in derivation.formula_text
+    assert r"\operatorname{diag}" in derivation.formula_text
+
+
+def test_prose_is_plain_text_with_neutral_words(document: Document) -> None:
+    (reflection,) = document.find(["reflexion"])
+    assert reflection.prose == (
+        "La derivación fue mecánica al principio. ¿Dónde me atasqué? En el signo del "
+        "término cruzado, p. ej. cuando MATH en CODE."
+    )
+    assert count_sentences(reflection.prose) == 3
+    assert document.sections[1].heading == "Lab 00 — Softmax gradient"
+    assert "2.1e-11" in document.find(["parte b"])[0].prose
+
+
+def test_preamble_only_when_not_empty(tmp_path: Path) -> None:
+    document = parse_deliverable(write(tmp_path, "\n\n# Only\n\nBody text.\n"), tmp_path)
+    assert [s.heading for s in document.sections] == ["Only"]
+    assert document.headings() == ("Only",)
+    empty = parse_deliverable(write(tmp_path, ""), tmp_path)
+    assert empty.sections == ()
+    assert empty.path == tmp_path / "lab.md"
+
+
+def test_emphasis_does_not_eat_formula_source(tmp_path: Path) -> None:
+    path = write(tmp_path, "# A\n\nWe have p*q and r*s, and __init__ here, with p_i and p_j.\n")
+    (section,) = parse_deliverable(path, tmp_path).sections
+    assert "p*q and r*s" in section.formula_text
+    assert "__init__" in section.formula_text
+    assert section.prose == "We have pq and rs, and init here, with p_i and p_j."
+
+
+def test_setext_headings_nested_levels_and_headings_in_code(tmp_path: Path) -> None:
+    text = (
+        "Title\n=====\n\nSub\n---\n\n```python\n# not a heading\n```\n\n"
+        "# Next\n\n#### Deep\n\ntext\n"
+    )
+    document = parse_deliverable(write(tmp_path, text), tmp_path)
+    assert [(s.heading, s.level, s.line) for s in document.sections] == [
+        ("Title", 1, 1),
+        ("Sub", 2, 4),
+        ("Next", 1, 11),
+        ("Deep", 4, 13),
+    ]
+    assert document.sections[0].code_blocks == (
+        CodeBlock(info="python", text="# not a heading\n", line=7),
+    )
+    assert document.sections[2].prose == "text"
+
+
+def test_crlf_and_bom_parse_like_lf(tmp_path: Path) -> None:
+    lf = parse_deliverable(write(tmp_path, DELIVERABLE, "lf.md"), tmp_path)
+    crlf_bytes = b"\xef\xbb\xbf" + DELIVERABLE.replace("\n", "\r\n").encode()
+    crlf = parse_deliverable(write(tmp_path, crlf_bytes, "crlf.md"), tmp_path)
+    assert crlf.sections == lf.sections
+    assert crlf.sections[0].prose == "Nota previa antes del primer título."
+
+
+def test_images_exist_only_inside_root(tmp_path: Path) -> None:
+    root = tmp_path / "learner"
+    write(root / "phase-04" / "img", b"png", "photo.png")
+    write(root / "shared", b"png", "common.png")
+    write(root / "phase-04" / "img", b"png", "foto de la derivación.png")
+    write(tmp_path, b"png", "outside.png")
+    (root / "phase-04" / "img" / "sub").mkdir()
+    (root / "phase-04" / "link.png").symlink_to(tmp_path / "outside.png")
+    text = (
+        "# Fotos\n\n"
+        "![photo](img/photo.png)\n"
+        "![missing](img/missing.png)\n"
+        "![escape](../../outside.png)\n"
+        "![shared](../shared/common.png)\n"
+        "![absolute](" + str(tmp_path / "outside.png") + ")\n"
+        "![url](https://example.com/img/photo.png)\n"
+        "![dir](img/sub)\n"
+        "![link](link.png)\n"
+        "![spaces](<img/foto de la derivación.png>)\n"
+        '\n<img src="img/photo.png" alt="html">\n\n'
+        "Inline <img alt='tag' src=\"../../outside.png\"> too.\n"
+    )
+    document = parse_deliverable(write(root / "phase-04", text), root)
+    (section,) = document.sections
+    assert [(i.alt, i.exists, i.line) for i in section.images] == [
+        ("photo", True, 3),
+        ("missing", False, 4),
+        ("escape", False, 5),
+        ("shared", True, 6),
+        ("absolute", False, 7),
+        ("url", False, 8),
+        ("dir", False, 9),
+        ("link", False, 10),
+        ("spaces", True, 11),
+        ("html", True, 13),
+        ("tag", False, 15),
+    ]
+    assert section.images[8].src == "img/foto de la derivación.png"
+    assert section.images[0].src == "img/photo.png"
+
+
+def test_tables_lists_and_quotes_are_prose(tmp_path: Path) -> None:
+    text = (
+        "# R\n\n- First item has words.\n- Second item has words.\n\n"
+        "> Quoted text is prose too.\n\n| Col |\n|---|\n| Cell text is prose. |\n"
+    )
+    (section,) = parse_deliverable(write(tmp_path, text), tmp_path).sections
+    assert section.prose.split("\n\n") == [
+        "First item has words.",
+        "Second item has words.",
+        "Quoted text is prose too.",
+        "Col",
+        "Cell text is prose.",
+    ]
+    assert count_sentences(section.prose) == 4
+
+
+def one_line(error: pytest.ExceptionInfo[SubmissionError], path: Path) -> str:
+    message = str(error.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"# ok\n\xff\xfe more", "byte offset 5"),
+        (b"\xef\xbb\xbf# ok\n\xc3(", "byte offset 8"),
+        (b"# title\x00binary", "NUL byte at offset 7"),
+        ("# título".encode("utf-16"), "UTF-16"),
+        (b"a" * (2 * 1024 * 1024 + 1), "larger than 2 MB"),
+    ],
+    ids=["bad-utf8", "bad-utf8-after-bom", "nul", "utf16", "too-large"],
+)
+def test_unusable_bytes_are_submission_errors(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(SubmissionError) as error:
+        parse_deliverable(path, tmp_path)
+    assert expected in one_line(error, path)
+
+
+def test_exactly_two_megabytes_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, b"a" * (2 * 1024 * 1024))
+    assert parse_deliverable(path, tmp_path).sections[0].level == 0
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "broken-symlink"])
+def test_unreadable_files_are_submission_errors(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "lab.md"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "broken-symlink":
+        path.symlink_to(tmp_path / "nowhere.md")
+    with pytest.raises(SubmissionError) as error:
+        parse_deliverable(path, tmp_path)
+    one_line(error, path)
+
+
+markdown_pieces = st.sampled_from(
+    [
+        "#", "## ", "\n", "\n\n", " ", "    ", "*", "_", "`", "```", "```math", "~~~", "$", "$$",
+        "[", "]", "(", ")", "!", "![a](", "../", "img.png", "<img src=", '"', "'", ">", "<",
+        "|", "---", "-", "1.", "\\", "&amp;", "<!--", "-->", "\r\n", "\r", "text", "é", "\ufeff",
+        "%00", "%", "http://x", "=", "==", "\t",
+    ]
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@settings(max_examples=250, database=None, deadline=None)
+@given(
+    content=st.lists(markdown_pieces, max_size=40).map(lambda p: "".join(p).encode())
+    | st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass"))
+    | st.binary(max_size=200)
+)
+def test_any_content_parses_or_is_a_submission_error(fuzz_root: Path, content: bytes) -> None:
+    path = write(fuzz_root, content)
+    try:
+        document = parse_deliverable(path, fuzz_root)
+    except SubmissionError as error:
+        assert "\n" not in str(error)
+        return
+    for section in document.sections:
+        assert section.line >= 1
+        assert all(image.line >= 1 for image in section.images)
+
+
+def test_many_html_images_take_linear_time(tmp_path: Path) -> None:
+    path = write(tmp_path, "<div>\n" + '<img src="x.png">\n' * 20_000)
+    started = time.perf_counter()
+    (section,) = parse_deliverable(path, tmp_path).sections
+    assert time.perf_counter() - started < 3.0
+    assert len(section.images) == 20_000 and section.images[-1].line == 20_001
+
+
+def test_a_lone_title_heading_is_not_a_matching_section(tmp_path: Path) -> None:
+    md = tmp_path / "lab.md"
+    md.write_text(
+        "# Lab 00 — Softmax and cross-entropy derivation\n\nIntro.\n\n"
+        "## Part A — Derivation\n\n$$J = diag(p) - pp^T$$\n\n## Reflection\n\nIt was fine. I liked it. Done now.\n",
+        encoding="utf-8",
+    )
+    doc = parse_deliverable(md, tmp_path)
+    assert [s.heading for s in doc.find(["derivation"])] == ["Part A — Derivation"]
+    single = tmp_path / "single.md"
+    single.write_text("# Derivation\n\n$$x$$\n", encoding="utf-8")
+    assert [s.heading for s in parse_deliverable(single, tmp_path).find(["derivation"])] == ["Derivation"]
