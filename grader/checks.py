@@ -475,10 +475,10 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
         diff = diagnose.compare(wanted, moved.value.array, atol, rtol)
         if diff.ok:
             continue
-        law = (transform.__doc__ or check.spec["transform"]).strip().splitlines()[0]
         cause = diagnose.likely_cause(check.causes + fn_spec.causes, reference, wanted, moved.value, diff, moved_args)
-        message = (f"{name} breaks the property on {case.label}: {law}, but {_describe_diff(diff, wanted, moved.value)}, "
-                   f"tolerance {atol:g}.")
+        moved_label = ", ".join(short(a) for a in moved_args)
+        message = (f"{name} breaks the law \"{check.title}\" on {case.label}: called on the transformed input "
+                   f"({moved_label}) it gives {_describe_diff(diff, wanted, moved.value)}, tolerance {atol:g}.")
         if cause:
             message += f" Likely cause: {cause}."
         evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in moved_args], expected=plain(wanted),

@@ -139,7 +139,27 @@ PHASE_05: dict[str, tuple[bool, dict[str, tuple[Status, list[str]]]]] = {
     "p05-no-shift-invariance": (False, {
         "log-softmax-correct": (FAIL, ["same constant"]),
         "cross-entropy-correct": (FAIL, ["expected"]),
-        "log-softmax-shift": (FAIL, ["shifted"]),
+        "log-softmax-shift": (FAIL, ["Shift invariance", "transformed input"]),
+    }),
+    "p05-forgets-max": (False, {
+        "logsumexp-correct": (FAIL, ["expected 3.407605964", "got 0.407"]),
+        "logsumexp-stable": (FAIL, ["expected 1002.4"]),
+        "logsumexp-shift": (FAIL, ["logsumexp(z + c) = logsumexp(z) + c"]),
+    }),
+    "p05-sloppy": (False, {
+        "no-input-mutation": (FAIL, ["log_softmax changed its argument #1 in place"]),
+        "verification-output": (FAIL, ["no fenced code block"]),
+        "reflection": (FAIL, ["1 sentence", "at least 3"]),
+    }),
+    "p05-md-only": (False, {
+        "implementation-found": (FAIL, ["no file matching lab-02*.py"]),
+        **{cid: (SKIP, ["implementation"]) for cid in (
+            "logsumexp-correct", "logsumexp-stable", "log-softmax-correct", "cross-entropy-correct",
+            "logsumexp-shift", "log-softmax-shift", "no-input-mutation")},
+    }),
+    "p05-code-only": (False, {
+        "deliverable-found": (FAIL, ["lab-02-logsumexp.md"]),
+        **{cid: (SKIP, ["deliverable"]) for cid in ("verification-output", "reflection")},
     }),
 }
 
@@ -184,7 +204,7 @@ def test_phase_05_fixture(rubrics: dict[str, object], case: str) -> None:
 
 
 def test_every_check_id_has_a_passing_and_a_failing_fixture(rubrics: dict[str, object]) -> None:
-    for which, table in (("p04", PHASE_04),):
+    for which, table in (("p04", PHASE_04), ("p05", PHASE_05)):
         rubric = rubrics[which]
         failing = {cid for _, checks in table.values() for cid, (status, _) in checks.items() if status != Status.PASS}
         for check in rubric.checks:  # type: ignore[attr-defined]
