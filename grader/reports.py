@@ -166,12 +166,17 @@ def headline(text: str, width: int = HEADLINE_WIDTH) -> str:
     return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}<>()#+\-.!|~&=])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+_MD_LINE_START = re.compile(r"^(\s*)([#+\-=])")
+_MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")
 
 
 def markdown_text(text: str, cell: bool = False) -> str:
     """Learner-quoted text shown verbatim: markup escaped, line breaks kept (``<br>`` only, in a ``cell``)."""
-    lines = [_MD_SPECIAL.sub(r"\\\1", line) for line in str(text).splitlines()]
+    lines = [
+        _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", line)))
+        for line in str(text).splitlines()
+    ]
     return ("<br>" if cell else "<br>\n").join(lines)
 
 
