@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grader.errors import GraderError
 
-EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: SandboxError.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="grade",
         description="Grade learners' lab submissions against YAML rubrics, in isolated worker processes.",
-        epilog="Exit codes: 0 every graded lab passed, 1 one did not, 2 bad usage or rubric, 130 interrupted.",
+        epilog="Exit codes: 0 every graded lab passed, 1 one did not, 2 bad usage, path or rubric, "
+               "3 the sandbox could not start, 130 interrupted.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                         help="a learner folder (it has phase-NN/ folders) or a folder of learners")

@@ -23,3 +23,5 @@ class SubmissionError(GraderError):
 
 class SandboxError(GraderError):
     """The isolation machinery itself failed (not the learner's code)."""
+
+    exit_code = 3
