@@ -148,11 +148,11 @@ def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps:
     """The learner's finite difference called with explicit steps h (positionally), or None if it cannot be."""
     if fn_spec.step_arg is None or ctx.run is None or fn_spec.step_arg > len(args):
         return None
-    calls = []
+    calls: list[tuple[Any, ...]] = []
     for h in steps:
-        call = list(args)
-        call.insert(fn_spec.step_arg, h)
-        calls.append(tuple(call))
+        with_step = list(args)
+        with_step.insert(fn_spec.step_arg, h)
+        calls.append(tuple(with_step))
     prefetch(ctx, fn_spec.name, calls)
     values = []
     for call in calls:
@@ -311,8 +311,8 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
             if abs(total_sum - sums_to) > max(atol, 1e-12) * max(1, outcome.value.array.size):
                 return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
     first = cases(check, ctx, fn_spec)[0]
-    observed = ctx.run.call(name, first.args).value
-    if observed is not None and _ignores_step(ctx, fn_spec, first.args, observed.array):
+    probe = ctx.run.call(name, first.args).value
+    if probe is not None and _ignores_step(ctx, fn_spec, first.args, probe.array):
         return result(check, Status.FAIL, f"{name} matches the true value, but it is {NOT_FD}; a centred finite difference "
                       f"changes slightly with h (by about h²).")
     extra = f" and sums to {sums_to:g}" if sums_to is not None else ""

@@ -112,7 +112,9 @@ def _load_ast(path: Path, name: str) -> tuple[Any, list[str]]:
     source = path.read_text(encoding="utf-8", errors="replace")
     tree = ast.parse(source, filename=str(path))
     local = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
     module.__file__ = str(path)
     sys.modules[name] = module
     skipped = []

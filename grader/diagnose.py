@@ -49,13 +49,9 @@ def compare(expected: np.ndarray, observed: np.ndarray, atol: float, rtol: float
     where = tuple(int(i) for i in np.unravel_index(flat, expected.shape)) if expected.ndim else ()
     max_abs = float(err.max())
     max_rel = float(rel.max())
-    common = {"max_abs": max_abs, "max_rel": max_rel, "where": where,
-              "expected_at": float(expected.flat[flat]), "observed_at": float(observed.flat[flat])}
-    if bad_finite.any():
-        return Diff(ok=False, reason="nonfinite", **common)
-    if failing.any():
-        return Diff(ok=False, reason="value", **common)
-    return Diff(ok=True, **common)
+    reason = "nonfinite" if bad_finite.any() else "value" if failing.any() else ""
+    return Diff(ok=not reason, reason=reason, max_abs=max_abs, max_rel=max_rel, where=where,
+                expected_at=float(expected.flat[flat]), observed_at=float(observed.flat[flat]))
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
