@@ -360,17 +360,7 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         if cause:
             message += f" Likely cause: {cause}."
         shown, shown_diff = worst or (b.value, diff)
-        evidence = Evidence(
-            input_label=case.label,
-            input_value=[plain(x) for x in case.args],
-            expected=plain(truth),
-            observed=plain(shown.array),
-            max_abs_error=shown_diff.max_abs,
-            max_rel_error=shown_diff.max_rel,
-            where=shown_diff.where,
-            cause=cause,
-        )
-        return result(check, Status.FAIL, message, evidence)
+        return result(check, Status.FAIL, message, _value_evidence(case, truth, shown, shown_diff, cause))
     case = all_cases[0]
     for spec in (first, second):
         observed = ctx.run.call(spec.name, case.args).value

@@ -99,9 +99,17 @@ def _scaled(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
     return None
 
 
-def _offset(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _error_vector(expected: np.ndarray, observed: Observed, diff: Diff, min_size: int) -> np.ndarray | None:
+    """observed − expected, flat, when it is a finite value mismatch worth reading a pattern in."""
+    if diff.reason != "value":
+        return None
     d = (observed.array - expected).ravel()
-    if diff.reason != "value" or d.size < 2 or not np.all(np.isfinite(d)):
+    return d if d.size >= min_size and np.all(np.isfinite(d)) else None
+
+
+def _offset(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+    d = _error_vector(expected, observed, diff, 2)
+    if d is None:
         return None
     c = float(np.mean(d))
     if abs(c) > 1e-9 and np.allclose(d, c, rtol=1e-6, atol=1e-9):
@@ -110,8 +118,8 @@ def _offset(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
 
 
 def _index_shift(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
-    d = (observed.array - expected).ravel()
-    if diff.reason != "value" or d.size < 3 or not np.all(np.isfinite(d)):
+    d = _error_vector(expected, observed, diff, 3)
+    if d is None:
         return None
     big = np.flatnonzero(np.abs(d) > 1e-6)
     if big.size == 2 and np.isclose(d[big[0]], -d[big[1]], rtol=1e-6):
