@@ -161,6 +161,7 @@ BUILTIN: dict[str, Detector] = {
 }
 
 
+@np.errstate(all="ignore")
 def likely_cause(
     causes: Sequence[Cause],
     reference: Any,
@@ -169,19 +170,7 @@ def likely_cause(
     diff: Diff,
     args: tuple[Any, ...],
 ) -> str | None:
-    """The rubric's own causes first (in order), then the built-in detectors."""
-    with np.errstate(all="ignore"):
-        return _likely_cause(causes, reference, expected, observed, diff, args)
-
-
-def _likely_cause(
-    causes: Sequence[Cause],
-    reference: Any,
-    expected: np.ndarray,
-    observed: Observed,
-    diff: Diff,
-    args: tuple[Any, ...],
-) -> str | None:
+    """The rubric's own causes first (in order), then the built-in detectors; inf and NaN are expected here."""
     for cause in causes:
         if cause.when == "mutated":
             continue
