@@ -164,8 +164,10 @@ class LearnerRun:
 
     def call(self, fn: str, args: tuple[Any, ...]) -> Outcome:
         """Call a learner function positionally; results are cached per (function, arguments)."""
-        self.prefetch(fn, [args])
-        key = (fn, _key(encode_args(args)))
+        wire = encode_args(args)
+        key = (fn, _key(wire))
+        if key not in self._state.cache:
+            self._fetch(fn, {key[1]: wire})
         outcome = self._state.cache.get(key)
         if outcome is None:  # never cached: a timeout (told in full once) or an exhausted budget
             outcome = self._state.fresh_timeouts.pop(fn, None) or self._refusal(fn) or \
@@ -180,6 +182,9 @@ class LearnerRun:
             key = _key(wire)
             if (fn, key) not in self._state.cache:
                 pending.setdefault(key, wire)
+        self._fetch(fn, pending)
+
+    def _fetch(self, fn: str, pending: dict[str, list[Any]]) -> None:
         todo = list(pending.items())
         while todo:
             refusal = self._refusal(fn)
