@@ -22,7 +22,6 @@ from grader.rubric import arity
 from grader.runner import LearnerRun, Observed, Outcome
 
 CODE_KINDS = ("implementation", "compare", "agree", "property", "relation")
-DELIVERABLE_KINDS = ("section",)
 
 
 @dataclass
@@ -195,7 +194,7 @@ def fd_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expecte
                 f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
     if ratio >= 25 and e_default > 10 * e_small:
         return (f"step too small: with h=1e-4 the error is {e_small:.1e} but with your default step it is {e_default:.1e} — "
-                "catastrophic cancellation in f(z+h) − f(z−h); use h = 1e-5 for float64")
+                f"catastrophic cancellation in f(z+h) − f(z−h); use h = {fn_spec.default_step or 1e-5:g} for float64")
     if e_big > 1e-3 and e_small > 1e-3 and 0.5 < ratio < 2:
         return "the finite difference does not approach the true derivative as h shrinks: does it differentiate the right function?"
     return None

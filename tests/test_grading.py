@@ -86,6 +86,7 @@ PHASE_04: dict[str, tuple[bool, dict[str, tuple[Status, list[str]]]]] = {
         "ce-grad-matches-fd": (ERROR, ["timed out earlier"]),
     }),
     "exit-at-import": (True, {"implementation-found": (Status.PASS, ["definitions only", "sys.exit"])}),
+    "hang-at-import": (True, {"implementation-found": (Status.PASS, ["definitions only", "timed out after 2 s"])}),
     "os-exit-in-function": (False, {
         "ce-loss-correct": (ERROR, ["exited with code 3"]),
         "ce-loss-stable": (ERROR, ["exited with code 3"]),
