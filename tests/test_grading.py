@@ -237,3 +237,18 @@ def test_every_kind_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for kind in KINDS:
         assert f"`{kind}`" in readme, kind
+
+
+def test_one_learner_never_changes_another(tmp_path: Path) -> None:
+    """A hanging, crashing learner graded in the same run leaves the others' results exactly as alone."""
+    import shutil
+
+    klass = tmp_path / "class"
+    for name in ("infinite-loop", "segfault", "mutates-input"):
+        shutil.copytree(FIXTURES / name, klass / name)
+    shutil.copytree(ROOT / "learners" / "borja", klass / "borja")
+    together = {r.learner: r for r in grade([klass], rubrics_dir=ROOT / "rubrics", lab="phase-04/lab-00", limits=FAST)}
+    for name in ("borja", "mutates-input"):
+        alone = grade([klass / name], rubrics_dir=ROOT / "rubrics", lab="phase-04/lab-00", limits=FAST)[0]
+        assert together[name].checks == alone.checks
+        assert together[name].output == alone.output
