@@ -32,7 +32,8 @@ class Context:
     learner: str
     root: Path
     implementation: Path | None
-    python_files: tuple[str, ...]
+    phase_files: tuple[str, ...]  # every file in the phase folder, for "found instead" hints
+    other_implementations: tuple[str, ...]  # further files matching the patterns (not graded)
     run: LearnerRun | None
     deliverable: Path | None
     markdown_files: tuple[str, ...]
@@ -213,8 +214,12 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     rubric = ctx.rubric
     patterns = " or ".join(rubric.implementation)
     if ctx.implementation is None:
-        found = f" (found: {', '.join(ctx.python_files)})" if ctx.python_files else ""
-        return result(check, Status.FAIL, f"no file matching {patterns} in {rubric.phase_dir}/{found}.")
+        found = f" (found: {', '.join(ctx.phase_files[:10])})" if ctx.phase_files else " (the folder is missing or empty)"
+        hint = ""
+        notebooks = [f for f in ctx.phase_files if f.endswith(".ipynb")]
+        if notebooks:
+            hint = f" A notebook is not graded: export {notebooks[0]} as a .py file (File → Download as → Python)."
+        return result(check, Status.FAIL, f"no file matching {patterns} in {rubric.phase_dir}/{found}.{hint}")
     assert ctx.run is not None
     load = ctx.run.load
     name = ctx.implementation.name
@@ -223,6 +228,8 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     wanted = [f.name for f in rubric.functions]
     missing = [f for f in wanted if f not in load.functions]
     parts = [f"{name} loaded"]
+    if ctx.other_implementations:
+        parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (only the first file in name order is)")
     if load.mode == "ast":
         parts[0] += f" from its definitions only: {load.note}; its top-level script was skipped and the functions were graded"
     if load.skipped:

@@ -252,3 +252,20 @@ def test_one_learner_never_changes_another(tmp_path: Path) -> None:
         alone = grade([klass / name], rubrics_dir=ROOT / "rubrics", lab="phase-04/lab-00", limits=FAST)[0]
         assert together[name].checks == alone.checks
         assert together[name].output == alone.output
+
+
+def test_a_notebook_gets_told_to_export_and_extra_files_are_named(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import shutil
+
+    nb = tmp_path / "nb"
+    (nb / "phase-04").mkdir(parents=True)
+    shutil.copy(FIXTURES / "forward-diff" / "phase-04" / "lab-00-softmax-gradient.md", nb / "phase-04")
+    (nb / "phase-04" / "lab-00.ipynb").write_text("{}", encoding="utf-8")
+    first = grade_lab(rubrics["p04"], nb, FAST)  # type: ignore[arg-type]
+    assert first.checks[0].status == FAIL and "export lab-00.ipynb as a .py file" in first.checks[0].message
+
+    two = tmp_path / "two"
+    shutil.copytree(ROOT / "learners" / "borja", two)
+    shutil.copy(two / "phase-04" / "lab-00-softmax-gradient.py", two / "phase-04" / "lab_00_old.py")
+    second = grade_lab(rubrics["p04"], two, FAST)  # type: ignore[arg-type]
+    assert "also found lab_00_old.py, not graded" in second.checks[0].message
