@@ -217,7 +217,7 @@ def test_markdown_renders_as_intended() -> None:
 def test_summary_lists_failures_paths_and_total() -> None:
     text = render_summary([passing(), failing()])
     causes = [line for line in text.splitlines() if line.startswith("      likely cause: ")]
-    assert causes == ["      likely cause: you divided by `h` twice | check the step"]
+    assert causes == ["      likely cause: you divided by `h` twice | check the step", "      likely cause: h = 0 in the call"]
     lines = [line for line in text.splitlines() if line not in causes]
     assert lines[0].split() == ["borja", "phase-04/lab-00", "PASSED", "20.0/20.0"]
     assert lines[1].split()[:3] == ["ana-maría", "phase-04/lab-01", "NOT"]
