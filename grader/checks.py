@@ -59,12 +59,13 @@ class Case:
         return f"{kind} ({shown})"
 
 
-def result(check: Check, status: Status, message: str, evidence: Evidence | None = None) -> CheckResult:
+def result(check: Check, status: Status, message: str, evidence: Evidence | None = None, fraction: float = 0.0) -> CheckResult:
+    """``fraction`` is the partial credit of a failing check (0 to 1); passing earns all the points."""
     return CheckResult(
         id=check.id,
         title=check.title,
         status=status,
-        score=check.points if status.earns_points else 0.0,
+        score=check.points if status.earns_points else round(check.points * fraction, 6),
         max_score=check.points,
         acceptance=check.acceptance,
         message=message,
@@ -307,7 +308,8 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
         message = f"{name} is off on {case.label}: {_describe_diff(diff, expected, observed)}, tolerance {atol:g}{count}."
         if cause:
             message += f" Likely cause: {cause}."
-        return result(check, Status.FAIL, message, _value_evidence(case, expected, observed, diff, cause))
+        fraction = (1 - len(failures) / total) if check.spec.get("partial") else 0.0
+        return result(check, Status.FAIL, message, _value_evidence(case, expected, observed, diff, cause), fraction)
     sums_to = check.spec.get("sums_to")
     if sums_to is not None:
         for case in cases(check, ctx, fn_spec):

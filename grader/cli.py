@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from grader import __version__
 from grader.errors import GraderError
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: SandboxError.exit_code
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-time limit for one call of a learner function (default: 10)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
+    parser.add_argument("--version", action="version", version=f"grade {__version__}")
     return parser
 
 

@@ -69,6 +69,7 @@ KINDS: dict[str, dict[str, _Field]] = {
         "atol": _Field(_NUM),
         "rtol": _Field(_NUM),
         "sums_to": _Field(_NUM),
+        "partial": _Field((bool,)),
     },
     "agree": {
         "functions": _Field((list,), True),

@@ -269,3 +269,11 @@ def test_a_notebook_gets_told_to_export_and_extra_files_are_named(tmp_path: Path
     shutil.copy(two / "phase-04" / "lab-00-softmax-gradient.py", two / "phase-04" / "lab_00_old.py")
     second = grade_lab(rubrics["p04"], two, FAST)  # type: ignore[arg-type]
     assert "also found lab_00_old.py, not graded" in second.checks[0].message
+
+
+def test_partial_credit_is_the_fraction_of_inputs_right(rubrics: dict[str, object]) -> None:
+    result = _graded(rubrics, "page-copy", "p04")
+    stable = next(c for c in result.checks if c.id == "ce-loss-stable")
+    assert stable.status == FAIL and "wrong on 2 of 9 inputs" in stable.message
+    assert stable.score == pytest.approx(stable.max_score * 7 / 9)
+    assert result.score == pytest.approx(result.max_score - stable.max_score * 2 / 9)
