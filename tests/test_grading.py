@@ -277,3 +277,15 @@ def test_partial_credit_is_the_fraction_of_inputs_right(rubrics: dict[str, objec
     assert stable.status == FAIL and "wrong on 2 of 9 inputs" in stable.message
     assert stable.score == pytest.approx(stable.max_score * 7 / 9)
     assert result.score == pytest.approx(result.max_score - stable.max_score * 2 / 9)
+
+
+@pytest.mark.parametrize("case", ["sign-flipped", "deliverable-photo", "os-exit-in-function"])
+def test_real_report_matches_golden(rubrics: dict[str, object], case: str, update_goldens: bool) -> None:
+    """End to end: the Markdown report of a graded fixture, word for word (refresh: pytest --update-goldens)."""
+    from grader.reports import render_markdown
+
+    text = render_markdown(_graded(rubrics, case, "p04"))
+    golden = ROOT / "tests" / "golden" / f"fixture-{case}.md"
+    if update_goldens:
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
