@@ -140,6 +140,11 @@ def _shape(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
     got, want = observed.array.shape, expected.shape
     if got == () and want != ():
         return f"a single number where an array of shape {want} belongs (a dot product or a sum where an outer product or a vector was meant?)"
+    if observed.array.size == expected.size:
+        same = np.allclose(observed.array.ravel(), expected.ravel(), rtol=1e-6, atol=1e-9)
+        return (f"the result has shape {got}, but shape {want} was expected"
+                + (" — the numbers are right, only the shape differs (use .ravel() or .reshape)" if same else
+                   " — the same number of entries in a different layout"))
     return f"the result has shape {got}, but shape {want} was expected"
 
 
