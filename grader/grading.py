@@ -32,6 +32,13 @@ def _is_learner(path: Path) -> bool:
 
 def find_learners(paths: Sequence[Path]) -> list[Path]:
     """A path is a learner folder (it has phase-* folders) or a folder of learners."""
+    try:
+        return _find_learners(paths)
+    except OSError as exc:
+        raise UsageError(f"{exc.filename}: cannot read it ({exc.strerror}) — check the path and its permissions") from None
+
+
+def _find_learners(paths: Sequence[Path]) -> list[Path]:
     learners: list[Path] = []
     for path in paths:
         if not path.exists():

@@ -90,9 +90,13 @@ class LearnerRun:
         self.output = bytearray()
         self._tmp = Path(tempfile.mkdtemp(prefix="grader-"))
         copy = self._tmp / learner_root.name
-        shutil.copytree(learner_root, copy, symlinks=True, ignore=_IGNORE)
         relative = module_path.resolve().relative_to(learner_root.resolve())
         self.module_path = copy / relative
+        self._copy_error = ""
+        try:
+            shutil.copytree(learner_root, copy, symlinks=True, ignore=_IGNORE)
+        except (OSError, shutil.Error) as exc:
+            self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
         self._mode = "import"
         self._worker: Worker | None = None
         self._state = _State()
@@ -136,6 +140,9 @@ class LearnerRun:
 
     def start(self) -> LoadReport:
         """Load the module: whole, or (if its top-level code fails) its definitions alone."""
+        if self._copy_error:
+            self.load = LoadReport(ok=False, error=self._copy_error)
+            return self.load
         note = ""
         try:
             ready = self._spawn("import")
