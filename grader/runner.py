@@ -8,6 +8,7 @@ called again in this run; the learner's whole run has a wall-time budget.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -20,7 +21,17 @@ import numpy as np
 from grader.child import ChildConfig
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
-_IGNORE = shutil.ignore_patterns("__pycache__", ".git", "*.pyc", ".ipynb_checkpoints")
+_CLUTTER = shutil.ignore_patterns("__pycache__", ".git", "*.pyc", ".ipynb_checkpoints")
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    """Clutter, and anything that is not a file, folder or link (a FIFO would block the copy forever)."""
+    skipped = set(_CLUTTER(folder, names))
+    for name in names:
+        path = os.path.join(folder, name)
+        if not (os.path.islink(path) or os.path.isfile(path) or os.path.isdir(path)):
+            skipped.add(name)
+    return skipped
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ class LearnerRun:
         self.module_path = copy / relative
         self._copy_error = ""
         try:
-            shutil.copytree(learner_root, copy, symlinks=True, ignore=_IGNORE)
+            shutil.copytree(learner_root, copy, symlinks=True, ignore=_ignore)
         except (OSError, shutil.Error) as exc:
             self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
         self._mode = "import"

@@ -164,3 +164,14 @@ def test_no_lab_specific_code_in_the_package() -> None:
         text = path.read_text(encoding="utf-8").lower()
         for word in ("softmax", "jacobian", "logsumexp", "cross_entropy", "ce_grad"):
             assert word not in text, f"{path.name} mentions {word}"
+
+
+def test_a_fifo_in_the_learner_folder_does_not_block_the_copy(tmp_path: Path) -> None:
+    learner = tmp_path / "cy"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text("def f(z):\n    return 1.0\n", encoding="utf-8")
+    os.mkfifo(learner / "phase-04" / "pipe")
+    with LearnerRun(learner, module, ("f",), Limits()) as r:
+        assert r.start().ok
+        assert r.call("f", Z).ok
