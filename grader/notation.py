@@ -6,6 +6,8 @@ a rubric names a result once per mathematical form and never once per way of typ
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -66,7 +68,15 @@ _LATEX_STEPS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\\([^A-Za-z0-9\s])"), r"\1"),
 )
 _COMMAND = re.compile(r"\\([A-Za-z]+)")
-_DROPPED = re.compile(r"[\s^_{}\[\]()$*&\\]")
+_ESCAPED_BRACES = (re.compile(r"\\\{"), re.compile(r"\\\}"))
+_INDICATOR_LETTER = re.compile(r"\\math(?:bb|bf|rm)\s*\{?\s*([1I])\s*\}?")
+_INDICATOR_BRACES = re.compile(r"(?<![\w.])1\s*_?\s*\{([^{}]*=[^{}]*)\}")
+_DROPPED = re.compile(r"[\s^_{}$*&\\,]")
+_ATOM_PARENS = re.compile(r"\(([^()+\-=/<>≤≥≠]*)\)")
+_SYMMETRIC = (
+    (re.compile(r"δ([a-z])([a-z])"), lambda m: "δ" + "".join(sorted(m[1] + m[2]))),
+    (re.compile(r"\(([a-z0-9])=([a-z0-9])\)"), lambda m: "({}={})".format(*sorted((m[1], m[2])))),
+)
 _ASCII_SPELLINGS: tuple[tuple[str, str], ...] = (
     ("<=", "≤"),
     (">=", "≥"),
@@ -85,24 +95,56 @@ def normalise_formula(text: str) -> str:
     signs and relations are kept, so ``diag(p) - pp^T`` never equals ``diag(p) - p``.
     """
     text = unicodedata.normalize("NFKC", text).translate(_SYMBOLS)
+    text = _INDICATOR_LETTER.sub("1", text)
+    text = _ESCAPED_BRACES[1].sub(")", _ESCAPED_BRACES[0].sub("(", text))
     for pattern, replacement in _LATEX_STEPS:
         text = pattern.sub(replacement, text)
     count = 1
     while count:
         text, count = _FRAC.subn(r"(\1)/(\2)", text)
     text = _COMMAND.sub(lambda match: _COMMANDS.get(match[1], match[1]), text)
-    text = _DROPPED.sub("", text).lower()
+    text = _INDICATOR_BRACES.sub(r"1(\1)", text)
+    text = _DROPPED.sub("", text.replace("[", "(").replace("]", ")")).lower()
     for spelling, canonical in _ASCII_SPELLINGS:
         text = text.replace(spelling, canonical)
-    return unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text)
+    count = 1
+    while count:  # parentheses around a single term carry no meaning: (p), diag(p), (∂L)/(∂z)
+        text, count = _ATOM_PARENS.subn(r"\1", text)
+    for pattern, canonical in _SYMMETRIC:
+        text = pattern.sub(canonical, text)
+    return text
+
+
+_INDEX_POOL = "ijklmn"
+_SUBSCRIPT_GROUP = re.compile(r"_\{([a-z]+)\}")
+_SUBSCRIPT_ONE = re.compile(r"_([a-z])(?![a-z])")
+_INDEX_PLACES = re.compile(r"_\{([a-z]+)\}|_([a-z])(?![a-z])|(?<![A-Za-z\\])([a-z])(?![A-Za-z])")
+
+
+@functools.lru_cache(maxsize=1024)
+def _variants(alternative: str) -> tuple[str, ...]:
+    """The alternative with its index letters renamed every way (p_k − 1[k=y] is p_j − 1[j=y])."""
+    found = {c for group in _SUBSCRIPT_GROUP.findall(alternative) for c in group} | set(_SUBSCRIPT_ONE.findall(alternative))
+    indices = sorted(c for c in found if c in _INDEX_POOL)
+    forms = {normalise_formula(alternative)}
+    for names in itertools.permutations(_INDEX_POOL, len(indices)):
+        mapping = dict(zip(indices, names))
+
+        def rename(match: re.Match[str], mapping: dict[str, str] = mapping) -> str:
+            letters = next(g for g in match.groups() if g is not None)
+            return match[0].replace(letters, "".join(mapping.get(c, c) for c in letters))
+
+        forms.add(normalise_formula(_INDEX_PLACES.sub(rename, alternative)))
+    forms.discard("")
+    return tuple(sorted(forms))
 
 
 def find_formula(text: str, alternatives: Sequence[str]) -> str | None:
-    """The first alternative written somewhere in ``text``, in any notation."""
+    """The first alternative written somewhere in ``text``, in any notation and with any index letters."""
     haystack = normalise_formula(text)
     for alternative in alternatives:
-        needle = normalise_formula(alternative)
-        if needle and needle in haystack:
+        if any(needle in haystack for needle in _variants(alternative)):
             return alternative
     return None
 

@@ -114,6 +114,17 @@ def test_canonical_form(text: str, expected: str) -> None:
         ("nothing here", [], None),
         ("anything", ["", "   ", "{}"], None),
         ("p - onehot(y)", ["p-onehot"], "p-onehot"),
+        # index letters are names: any consistent renaming is the same result
+        (r"$p_k - \mathbb{1}[k = y]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
+        (r"$p_i - \mathbb{I}(i=y)$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
+        (r"$p_j - 1[y = j]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
+        (r"$p_j(\delta_{ij} - p_i)$", [r"p_i(\delta_{ij} - p_j)"], r"p_i(\delta_{ij} - p_j)"),
+        (r"$p_k(\delta_{kl} - p_l)$", [r"p_i(\delta_{ij} - p_j)"], r"p_i(\delta_{ij} - p_j)"),
+        (r"$p_j - \delta_{j,y}$", [r"p_j - \delta_{yj}"], r"p_j - \delta_{yj}"),
+        # grouping is meaning: these are wrong answers that only look alike
+        (r"$p_i \delta_{ij} - p_j$", [r"p_i(\delta_{ij} - p_j)"], None),
+        (r"$\operatorname{diag}(p - p p^T)$", ["diag(p) - p p^T"], None),
+        (r"$p_i(\delta_{ij} - p_i)$", [r"p_i(\delta_{ij} - p_j)"], None),
     ],
 )
 def test_find_formula(text: str, alternatives: list[str], expected: str | None) -> None:
