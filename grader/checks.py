@@ -39,6 +39,7 @@ class Context:
     markdown_files: tuple[str, ...]
     document: Document | None
     document_error: str
+    phase_note: str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
     results: dict[str, CheckResult] = field(default_factory=dict)
 
 
@@ -228,7 +229,12 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
         return result(check, Status.FAIL, f"{name} could not be loaded: {load.error}.")
     wanted = [f.name for f in rubric.functions]
     missing = [f for f in wanted if f not in load.functions]
+    if len(missing) == len(wanted):
+        found = f"; it defines {', '.join(load.functions)}" if load.functions else "; it defines no functions"
+        return result(check, Status.FAIL, f"{name} defines none of the lab's functions ({', '.join(wanted)}){found}.")
     parts = [f"{name} loaded"]
+    if ctx.phase_note:
+        parts.append(ctx.phase_note)
     if ctx.other_implementations:
         parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (only the first file in name order is)")
     if load.mode == "ast":
@@ -497,7 +503,10 @@ def check_deliverable(check: Check, ctx: Context) -> CheckResult:
         return result(check, Status.FAIL, f"no {rubric.phase_dir}/{rubric.deliverable}{hint}.")
     if ctx.document is None:
         return result(check, Status.FAIL, ctx.document_error)
-    return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections).")
+    if not any(s.prose.strip() or s.formula_text.strip() or s.code_blocks or s.images for s in ctx.document.sections):
+        return result(check, Status.FAIL, f"{rubric.phase_dir}/{rubric.deliverable} is empty: write the deliverable the lab asks for.")
+    note = f"; {ctx.phase_note}" if ctx.phase_note else ""
+    return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections){note}.")
 
 
 def check_section(check: Check, ctx: Context) -> CheckResult:

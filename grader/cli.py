@@ -75,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.timeout is not None and not 0 < args.timeout <= 3600:
             raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0 and 3600")
         limits = Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
-        results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits)
+        def note(text: str) -> None:
+            if not args.quiet:
+                print(f"grade: note: {text}", file=sys.stderr)
+
+        results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note)
         paths = write_reports(results, args.out)
         if args.json is not None:
             write_json(args.json, results)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from grader import zygote
@@ -26,39 +27,68 @@ def default_rubrics_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "rubrics"
 
 
+_PHASE = re.compile(r"^(?:phase|fase)[-_ ]?0*(\d+)$", re.IGNORECASE)
+Note = Callable[[str], None]
+
+
+def _phase_number(name: str) -> int | None:
+    match = _PHASE.match(name.strip())
+    return int(match[1]) if match else None
+
+
 def _is_learner(path: Path) -> bool:
-    return any(p.is_dir() and p.name.startswith("phase-") for p in path.iterdir())
+    return any(p.is_dir() and _phase_number(p.name) is not None for p in path.iterdir())
 
 
-def find_learners(paths: Sequence[Path]) -> list[Path]:
-    """A path is a learner folder (it has phase-* folders) or a folder of learners."""
+def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
+    """The learner's folder for a phase, and a note when it is only a near miss (phase-4, Fase-04)."""
+    exact = learner / phase_dir
+    if exact.is_dir():
+        return exact, ""
+    wanted = _phase_number(phase_dir)
+    if wanted is not None and learner.is_dir():
+        for candidate in sorted(learner.iterdir()):
+            if candidate.is_dir() and _phase_number(candidate.name) == wanted:
+                return candidate, f"found {candidate.name}/ and graded it as {phase_dir}/ — rename it to {phase_dir}/"
+    return exact, ""
+
+
+def find_learners(paths: Sequence[Path], note: Note | None = None) -> list[Path]:
+    """A path is a learner folder (it has phase-NN folders) or a folder of learners."""
     try:
-        return _find_learners(paths)
+        return _find_learners(paths, note or (lambda _: None))
     except OSError as exc:
         raise UsageError(f"{exc.filename}: cannot read it ({exc.strerror}) — check the path and its permissions") from None
 
 
-def _find_learners(paths: Sequence[Path]) -> list[Path]:
+def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
     learners: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise UsageError(f"{path}: no such folder — pass a learner folder (learners/borja) or a folder of learners")
-        if not path.is_dir():
-            raise UsageError(f"{path}: not a folder — pass a learner folder (learners/borja) or a folder of learners")
+    for given in paths:
+        if str(given) == "":
+            raise UsageError("an empty PATH — pass a learner folder (learners/borja) or a folder of learners")
+        if not given.exists():
+            raise UsageError(f"{given}: no such folder — pass a learner folder (learners/borja) or a folder of learners")
+        if not given.is_dir():
+            raise UsageError(f"{given}: not a folder — pass a learner folder (learners/borja) or a folder of learners")
+        path = given.resolve()
         if _is_learner(path):
             learners.append(path)
             continue
-        inside = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and _is_learner(p))
+        folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+        inside = [p for p in folders if _is_learner(p)]
         if not inside:
-            raise UsageError(f"{path}: neither a learner folder (no phase-NN/ inside) nor a folder of learners")
+            raise UsageError(f"{given}: neither a learner folder (no phase-NN/ inside) nor a folder of learners")
+        for skipped in folders:
+            if skipped not in inside:
+                note(f"{skipped.name}: skipped, it has no phase-NN/ folder")
         learners.extend(inside)
-    seen: set[Path] = set()
-    unique = []
-    for learner in learners:
-        key = learner.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(learner)
+    unique = list(dict.fromkeys(learners))
+    names: dict[str, Path] = {}
+    for learner in unique:
+        if learner.name in names:
+            raise UsageError(f"two learners are named {learner.name} ({names[learner.name]} and {learner}): "
+                             "their reports would overwrite each other — grade them in separate runs")
+        names[learner.name] = learner
     return unique
 
 
@@ -83,15 +113,35 @@ def _matching(folder: Path, patterns: Iterable[str]) -> list[Path]:
 
 def applies(rubric: Rubric, learner: Path) -> bool:
     """A lab is graded for a learner who handed in any file of it."""
-    phase = learner / rubric.phase_dir
+    phase, _ = phase_folder(learner, rubric.phase_dir)
     return bool(_matching(phase, rubric.implementation)) or (phase / rubric.deliverable).is_file()
 
 
-def grade_lab(rubric: Rubric, learner: Path, limits: Limits) -> LabResult:
+_DEF = re.compile(rb"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
+
+
+def _best_implementation(candidates: list[Path], functions: Iterable[str]) -> list[Path]:
+    """The file defining most of the lab's functions first (a stub or an old copy must not win by name)."""
+    wanted = set(functions)
+
+    def defined(path: Path) -> int:
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(2 << 20)
+        except OSError:
+            return -1
+        return len(wanted & {m.decode("ascii", "replace") for m in _DEF.findall(head)})
+
+    return sorted(candidates, key=lambda p: (-defined(p), p.name))
+
+
+def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
     started = time.perf_counter()
-    phase = learner / rubric.phase_dir
+    phase, phase_note = phase_folder(learner, rubric.phase_dir)
+    if phase_note and note is not None:
+        note(f"{learner.name}: {phase_note}")
     files = sorted(p.name for p in phase.iterdir() if p.is_file()) if phase.is_dir() else []
-    implementations = _matching(phase, rubric.implementation)
+    implementations = _best_implementation(_matching(phase, rubric.implementation), (f.name for f in rubric.functions))
     implementation = implementations[0] if implementations else None
     deliverable = phase / rubric.deliverable
     document, document_error = None, ""
@@ -117,6 +167,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits) -> LabResult:
             markdown_files=tuple(f for f in files if f.endswith(".md")),
             document=document,
             document_error=document_error,
+            phase_note=phase_note,
         )
         for check in rubric.checks:
             ctx.results[check.id] = run_check(check, ctx)
@@ -140,19 +191,26 @@ def grade(
     rubrics_dir: Path | str | None = None,
     lab: str | None = None,
     limits: Limits | None = None,
+    note: Note | None = None,
 ) -> list[LabResult]:
-    """Grade every learner under ``paths`` on every lab they handed in (or on ``lab`` only)."""
+    """Grade every learner under ``paths`` on every lab they handed in (or on ``lab`` only).
+
+    ``note`` receives one-line remarks about what was not graded and why (a folder with no phase).
+    """
     zygote.get()  # starts the fork server now, so its start-up overlaps rubric loading
     rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
-    learners = find_learners([Path(p) for p in paths])
+    learners = find_learners([Path(p) for p in paths], note)
     limits = limits or Limits()
     results = []
     for learner in learners:
         chosen = rubrics if lab else [r for r in rubrics if applies(r, learner)]
         if not chosen:
-            chosen = [r for r in rubrics if (learner / r.phase_dir).is_dir()]
+            chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
+        if not chosen and note is not None:
+            folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
+            note(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
         for rubric in chosen:
-            results.append(grade_lab(rubric, learner, limits))
+            results.append(grade_lab(rubric, learner, limits, note))
     if not results:
         labs = ", ".join(r.lab for r in rubrics)
         raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")

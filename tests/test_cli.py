@@ -99,3 +99,34 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = "pip install -e '.[test]' && pytest"
     assert command in readme and command in ci
+
+
+def test_near_miss_phase_folders_and_skipped_learners_are_said(tmp_path: Path) -> None:
+    klass = tmp_path / "class"
+    shutil.copytree(BORJA, klass / "alice")
+    shutil.copytree(BORJA, klass / "bob")
+    (klass / "bob" / "phase-04").rename(klass / "bob" / "phase-4")
+    (klass / "dave" / "notes").mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "grader", str(klass), "--out", str(tmp_path / "out"),
+                           "--rubrics", str(ROOT / "rubrics"), "--lab", "phase-04/lab-00"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "grade: note: dave: skipped, it has no phase-NN/ folder" in proc.stderr
+    assert "bob: found phase-4/ and graded it as phase-04/ — rename it to phase-04/" in proc.stderr
+    assert re.search(r"bob\s+phase-04/lab-00\s+PASSED", proc.stdout)
+
+
+def test_dot_is_the_learner_folder_itself(tmp_path: Path) -> None:
+    learner = tmp_path / "carla"
+    shutil.copytree(BORJA, learner)
+    proc = subprocess.run([sys.executable, "-m", "grader", ".", "-q", "--out", str(tmp_path / "out"),
+                           "--rubrics", str(ROOT / "rubrics")], cwd=learner, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "carla" / "phase-04-lab-00.html").is_file()
+
+
+def test_two_learners_with_one_name_would_overwrite_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(BORJA, tmp_path / "a" / "alice")
+    shutil.copytree(BORJA, tmp_path / "b" / "alice")
+    code = main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--rubrics", str(ROOT / "rubrics")])
+    assert code == 2 and "two learners are named alice" in capsys.readouterr().err
