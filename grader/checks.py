@@ -146,8 +146,9 @@ def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Ca
     return result(check, Status.ERROR, f"{outcome.message}{where}.")
 
 
-def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: tuple[float, ...]) -> list[np.ndarray] | None:
-    """The learner's finite difference called with explicit steps h (positionally), or None if it cannot be."""
+def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: tuple[float, ...]) -> list[np.ndarray] | Outcome | None:
+    """The learner's finite difference called with explicit steps h (positionally); the failed Outcome if it
+    cannot be called so, None if the rubric names no step argument."""
     if fn_spec.step_arg is None or ctx.run is None or fn_spec.step_arg > len(args):
         return None
     calls: list[tuple[Any, ...]] = []
@@ -160,47 +161,77 @@ def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps:
     for call in calls:
         outcome = ctx.run.call(fn_spec.name, call)
         if not outcome.ok or outcome.value is None:
-            return None
+            return outcome
         values.append(outcome.value.array)
     return values
 
 
-NOT_FD = "not a finite difference: the result does not change with the step h at all (is it the analytic formula?)"
+NOT_FD = "not a finite difference: the result does not change with the step h at all"
+_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14)
 
 
-def _ignores_step(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> bool:
+def step_problem(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> str | None:
+    """Why a finite-difference function that gives the right values still is not one we can accept."""
     values = _at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
+    if isinstance(values, Outcome):
+        if values.fault == "raised" and "TypeError" in values.message:
+            return (f"it cannot be called with a step: the lab's signature takes h as argument #{(fn_spec.step_arg or 0) + 1} "
+                    f"(e.g. {fn_spec.name}(…, h=1e-5)), and a finite difference that ignores h cannot be verified")
+        return None
     if values is None or any(v.shape != observed.shape for v in values):
-        return False
-    return all(np.array_equal(v, observed) for v in values)
+        return None
+    if all(np.array_equal(v, observed) for v in values):
+        return NOT_FD + " (is it the analytic formula, or is h ignored?)"
+    return None
+
+
+def _default_step(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> float | None:
+    """The step the learner's default argument uses, found by calling with candidates until one matches."""
+    values = _at_steps(ctx, fn_spec, args, _PROBES)
+    if not isinstance(values, list):
+        return None
+    for h, value in zip(_PROBES, values):
+        if value.shape == observed.shape and np.array_equal(value, observed):
+            return h
+    return None
 
 
 def fd_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed) -> str | None:
-    """Tell a forward difference, a too-small step and a non-FD apart by calling at other steps."""
+    """Tell forward differences, a step too small or too large, low precision and a non-FD apart by calling
+    the learner's function at other steps and watching how the error moves."""
     if fn_spec.step_arg is None:
         return None
     if observed.dtype in ("float32", "float16"):
         return (f"computed in {observed.dtype}: with h = 1e-5 the difference f(z+h) − f(z−h) loses most digits in "
                 "float32 (use float64, or h ≈ 1e-3 for float32)")
     values = _at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
-    if values is None or any(v.shape != expected.shape for v in values):
+    if not isinstance(values, list) or any(v.shape != expected.shape for v in values):
         return None
     big, small = values
     if np.array_equal(big, small) and np.array_equal(big, observed.array):
-        return NOT_FD
+        return NOT_FD + " (is it the analytic formula, or is h ignored?)"
     e_big = float(np.max(np.abs(big - expected)))
     e_small = float(np.max(np.abs(small - expected)))
     e_default = float(np.max(np.abs(observed.array - expected)))
     ratio = e_big / e_small if e_small > 0 else np.inf
+    recommended = fn_spec.default_step or 1e-5
     if 4 < ratio < 25:
         return (f"forward (one-sided) differences: the error shrinks in proportion to h (h=1e-3: {e_big:.1e}, "
                 f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
-    if ratio >= 25 and e_default > 10 * e_small:
-        return (f"step too small: with h=1e-4 the error is {e_small:.1e} but with your default step it is {e_default:.1e} — "
-                f"catastrophic cancellation in f(z+h) − f(z−h); use h = {fn_spec.default_step or 1e-5:g} for float64")
-    if e_big > 1e-3 and e_small > 1e-3 and 0.5 < ratio < 2:
-        return "the finite difference does not approach the true derivative as h shrinks: does it differentiate the right function?"
-    return None
+    if ratio < 0.5:
+        return (f"rounding dominates: the error grows as h shrinks (h=1e-3: {e_big:.1e}, h=1e-4: {e_small:.1e}); "
+                "the function being differenced is computed with too few digits (float32 somewhere?)")
+    if e_default <= 10 * min(e_small, e_big):
+        return None
+    h = _default_step(ctx, fn_spec, args, observed.array)
+    if h is not None and h > 1e-4:
+        return (f"step too large: your default h = {h:g} leaves a truncation error of {e_default:.1e} (it shrinks like h²: "
+                f"h=1e-3 gives {e_big:.1e}); use h = {recommended:g}")
+    if h is not None and h < 1e-6:
+        return (f"step too small: your default h = {h:g} loses digits to cancellation in f(z+h) − f(z−h) "
+                f"(error {e_default:.1e}, while h=1e-4 gives {e_small:.1e}); use h = {recommended:g} for float64")
+    return (f"your default step gives an error of {e_default:.1e}, while h=1e-4 gives {e_small:.1e}: "
+            f"use h = {recommended:g}")
 
 
 def _mutation(outcome: Outcome, args: tuple[Any, ...]) -> int | None:
@@ -326,8 +357,9 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
                 return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
     first = cases(check, ctx, fn_spec)[0]
     probe = ctx.run.call(name, first.args).value
-    if probe is not None and _ignores_step(ctx, fn_spec, first.args, probe.array):
-        return result(check, Status.FAIL, f"{name} matches the true value, but it is {NOT_FD}; a centred finite difference "
+    problem = step_problem(ctx, fn_spec, first.args, probe.array) if probe is not None else None
+    if problem:
+        return result(check, Status.FAIL, f"{name} matches the true value, but {problem}; a centred finite difference "
                       f"changes slightly with h (by about h²).")
     extra = f" and sums to {sums_to:g}" if sums_to is not None else ""
     return result(check, Status.PASS, f"{name} matches the reference{extra} on all {total} inputs (tolerance {atol:g}).")
@@ -378,8 +410,9 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
     case = all_cases[0]
     for spec in (first, second):
         observed = ctx.run.call(spec.name, case.args).value
-        if observed is not None and _ignores_step(ctx, spec, case.args, observed.array):
-            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but {spec.name} is {NOT_FD}; "
+        problem = step_problem(ctx, spec, case.args, observed.array) if observed is not None else None
+        if problem:
+            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but {spec.name}: {problem}; "
                           "agreeing with itself verifies nothing.")
     return result(check, Status.PASS, f"{first.name} and {second.name} agree on all {total} inputs (tolerance {atol:g}).")
 

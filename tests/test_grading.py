@@ -34,10 +34,20 @@ PHASE_04: dict[str, tuple[bool, dict[str, tuple[Status, list[str]]]]] = {
         "ce-grad-matches-fd": (FAIL, ["forward"]),
     }),
     "tiny-step": (False, {
-        "jacobian-fd": (FAIL, ["step too small", "cancellation"]),
+        "jacobian-fd": (FAIL, ["step too small", "h = 1e-12", "cancellation"]),
         "jacobian-matches-fd": (FAIL, ["step too small"]),
         "ce-grad-fd": (FAIL, ["step too small"]),
         "ce-grad-matches-fd": (FAIL, ["step too small"]),
+    }),
+    "big-step": (False, {
+        "jacobian-fd": (FAIL, ["step too large", "h = 0.01"]),
+        "jacobian-matches-fd": (FAIL, ["step too large"]),
+        "ce-grad-fd": (FAIL, ["step too large"]),
+        "ce-grad-matches-fd": (FAIL, ["step too large"]),
+    }),
+    "no-step-arg": (False, {
+        "jacobian-fd": (FAIL, ["cannot be called with a step", "argument #2"]),
+        "jacobian-matches-fd": (FAIL, ["cannot be called with a step", "verifies nothing"]),
     }),
     "float32": (False, {
         "softmax-correct": (FAIL, ["float32"]),
