@@ -16,6 +16,7 @@ import numpy as np
 
 from grader import diagnose
 from grader.deliverable import Document
+from grader.errors import RubricError
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
 from grader.notation import count_sentences, find_formula
 from grader.rubric import arity
@@ -118,9 +119,26 @@ def prefetch(ctx: Context, fn: str, calls: Iterable[tuple[Any, ...]]) -> None:
         ctx.run.prefetch(fn, list(calls))
 
 
+def reference_call(ctx: Context, name: str, *args: Any) -> Any:
+    """Call the trusted reference; if it fails, the rubric is broken — one line naming it, not the learner's fault."""
+    try:
+        return getattr(ctx.rubric.reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    except Exception as exc:  # noqa: BLE001 - any failure of the reference is a rubric error
+        shown = ", ".join(short(a) for a in args)
+        raise RubricError(f"{ctx.rubric.path}: reference function '{name}' failed on ({shown}): "
+                          f"{type(exc).__name__}: {exc} — fix the reference module") from None
+
+
 def expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -> np.ndarray:
-    ref = getattr(ctx.rubric.reference, fn_spec.reference)
-    return np.asarray(ref(*[a.copy() if isinstance(a, np.ndarray) else a for a in args]), dtype=np.float64)
+    value = reference_call(ctx, fn_spec.reference, *args)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if value is None or array is None:
+        raise RubricError(f"{ctx.rubric.path}: reference function '{fn_spec.reference}' returned {type(value).__name__}, "
+                          "not numbers — fix the reference module")
+    return array
 
 
 def missing_message(ctx: Context, name: str) -> str:
@@ -492,23 +510,22 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
     assert ctx.run is not None
     fn_spec = ctx.rubric.function(check.spec["function"])
     reference = ctx.rubric.reference
-    transform, relate = getattr(reference, check.spec["transform"]), getattr(reference, check.spec["relate"])
     atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
     name = fn_spec.name
     total = 0
     all_cases = cases(check, ctx, fn_spec)
-    prefetch(ctx, name, [c.args for c in all_cases] + [tuple(transform(*c.args)) for c in all_cases])
-    for case in all_cases:
+    moved_cases = [tuple(reference_call(ctx, check.spec["transform"], *c.args)) for c in all_cases]
+    prefetch(ctx, name, [c.args for c in all_cases] + moved_cases)
+    for case, moved_args in zip(all_cases, moved_cases):
         total += 1
         base = ctx.run.call(name, case.args)
         if not base.ok:
             return fault_result(check, ctx, name, base, case)
-        moved_args = tuple(transform(*case.args))
         moved = ctx.run.call(name, moved_args)
         if not moved.ok:
             return fault_result(check, ctx, name, moved, case)
         assert base.value is not None and moved.value is not None
-        wanted = np.asarray(relate(base.value.array.copy(), *case.args), dtype=np.float64)
+        wanted = np.asarray(reference_call(ctx, check.spec["relate"], base.value.array, *case.args), dtype=np.float64)
         diff = diagnose.compare(wanted, moved.value.array, atol, rtol)
         if diff.ok:
             continue

@@ -10,6 +10,7 @@ import difflib
 import importlib.util
 import inspect
 import itertools
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -164,7 +165,7 @@ class _Doc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0
             problem = exc.problem or "invalid YAML"
-            raise RubricError(f"{self.where(line)}: YAML syntax error: {problem} — fix the indentation or quoting there") from None
+            raise RubricError(f"{self.where(line)}: YAML error: {problem} — check the indentation, quoting and anchors there") from None
         except yaml.YAMLError as exc:
             raise RubricError(f"{path}: YAML error: {exc}") from None
         if node is None:
@@ -204,7 +205,20 @@ class _Doc:
         try:
             return self._loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
-            raise RubricError(f"{self.where(node.start_mark.line + 1)}: bad value: {exc}") from None
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise RubricError(f"{self.where(node.start_mark.line + 1)}: bad value: {problem} — use plain YAML values") from None
+
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _coerce(value: Any, field: _Field) -> Any:
+    """YAML 1.1 reads 1e-7 as a string and 3.0 as a float: take them as the numbers they mean."""
+    if float in field.types and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if int in field.types and float not in field.types and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str, _Field], what: str) -> None:
@@ -218,7 +232,9 @@ def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str
             if field.required:
                 raise doc.fail(at, f"{what}: missing required key '{key}' — add it")
             continue
-        value = data[key]
+        value = data[key] = _coerce(data[key], field)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise doc.fail(at + (key,), f"{what}: '{key}' must be a finite number, not {value!r}")
         ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
         if not ok:
             raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {value!r}")
@@ -411,6 +427,10 @@ def load_rubric(path: Path) -> Rubric:
     _check_fields(doc, (), data, _TOP, "rubric")
     if not _LAB.match(data["lab"]):
         raise doc.fail(("lab",), f"lab '{data['lab']}' must look like 'phase-04/lab-00'")
+    if data["lab"].split("/")[0] != data["phase_dir"]:
+        raise doc.fail(("phase_dir",), f"phase_dir '{data['phase_dir']}' does not match lab '{data['lab']}' — make them the same phase")
+    if "/" in data["deliverable"] or "\\" in data["deliverable"] or data["deliverable"] in ("", ".", ".."):
+        raise doc.fail(("deliverable",), f"deliverable '{data['deliverable']}' must be a file name inside {data['phase_dir']}/, not a path")
     module = _load_reference(doc, data["reference"])
 
     functions = []
@@ -419,6 +439,11 @@ def load_rubric(path: Path) -> Rubric:
         _check_fields(doc, ("functions", name), fdata, _FUNCTION, f"function '{name}'")
         ref = fdata.get("reference", name)
         _reference_callable(doc, module, ref, ("functions", name), "reference function")
+        step = fdata.get("step_arg")
+        needed = arity(getattr(module, ref))
+        if step is not None and not 0 <= step <= needed:
+            raise doc.fail(("functions", name, "step_arg"), f"function '{name}': step_arg {step} must be between 0 and {needed} "
+                           f"(the position of h among the {needed} argument(s) of '{ref}', counting from 0)")
         functions.append(FunctionSpec(
             name=name,
             reference=ref,
@@ -466,9 +491,11 @@ def load_rubric(path: Path) -> Rubric:
 
 def discover_rubrics(directory: Path) -> list[Rubric]:
     """Every ``*.yaml`` under the directory, sorted by lab id."""
+    if directory.is_file() and directory.suffix in (".yaml", ".yml"):
+        return [load_rubric(directory)]
     if not directory.is_dir():
-        raise RubricError(f"{directory}: no such rubrics folder — pass --rubrics DIR")
-    paths = sorted(p for p in directory.rglob("*.yaml") if p.is_file())
+        raise RubricError(f"{directory}: no such rubrics folder — pass --rubrics DIR (or one rubric .yaml file)")
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
     if not paths:
         raise RubricError(f"{directory}: no rubric (*.yaml) found — pass --rubrics DIR")
     rubrics = [load_rubric(p) for p in paths]

@@ -58,6 +58,11 @@ CASES = [
     ("    min_sentences: 3", "    min_sentences: 3\n    min_sentences: 4", "min_sentences: 4", ["duplicate key 'min_sentences'"]),
     ("reference: lab_00_reference.py", "reference: missing.py", "reference: missing.py", ["reference module 'missing.py' not found"]),
     ("  - id: jacobian-fd\n", "  - id: Jacobian FD\n", "id: Jacobian FD", ["ids are lower-case words"]),
+    ("    atol: 1.0e-7\n    points: 2", "    atol: .nan\n    points: 2", "atol: .nan", ["'atol' must be a finite number"]),
+    ("step_arg: 1,", "step_arg: 5,", "step_arg: 5", ["step_arg 5 must be between 0 and 1"]),
+    ("phase_dir: phase-04", "phase_dir: phase-05", "phase_dir: phase-05", ["does not match lab 'phase-04/lab-00'"]),
+    ("deliverable: lab-00-softmax-gradient.md", "deliverable: ../../etc/hostname", "deliverable: ../", ["must be a file name"]),
+    ("      - when: scalar_outer", "      - when: *nowhere", "when: *nowhere", ["YAML error", "undefined alias"]),
 ]
 
 
@@ -77,7 +82,7 @@ def test_bad_rubric_names_file_line_and_fix(rubric_dir: Path, old: str, new: str
 def test_yaml_syntax_error_points_at_the_line(rubric_dir: Path) -> None:
     path = rubric_dir / "lab-00.yaml"
     _edit(path, "  seed:\n", "  seed: [\n")
-    with pytest.raises(RubricError, match=r"lab-00\.yaml:\d+: YAML syntax error"):
+    with pytest.raises(RubricError, match=r"lab-00\.yaml:\d+: YAML error"):
         load_rubric(path)
 
 
@@ -121,3 +126,29 @@ def test_shipped_rubrics_load() -> None:
     assert hidden_sets == {"random", "random-y", "extreme", "extreme-y"}
     lengths = {len(case[0]) for case in rubrics[0].inputs["random"].cases}
     assert min(lengths) == 2 and max(lengths) == 12
+
+
+def test_numbers_as_people_write_them(rubric_dir: Path) -> None:
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, "    atol: 1.0e-7\n    points: 2", "    atol: 1e-7\n    points: 2")
+    _edit(path, "    min_sentences: 3", "    min_sentences: 3.0")
+    rubric = load_rubric(path)
+    jacobian = next(c for c in rubric.checks if c.id == "jacobian-analytic")
+    assert jacobian.spec["atol"] == 1e-7
+    assert next(c for c in rubric.checks if c.id == "reflection").spec["min_sentences"] == 3
+
+
+def test_yml_files_and_a_single_rubric_file(rubric_dir: Path) -> None:
+    (rubric_dir / "lab-00.yaml").rename(rubric_dir / "lab-00.yml")
+    assert [r.lab for r in discover_rubrics(rubric_dir)] == ["phase-04/lab-00"]
+    assert [r.lab for r in discover_rubrics(rubric_dir / "lab-00.yml")] == ["phase-04/lab-00"]
+
+
+def test_a_reference_that_fails_when_called_is_a_rubric_error(rubric_dir: Path) -> None:
+    from grader.grading import grade
+
+    reference = rubric_dir / "lab_00_reference.py"
+    reference.write_text(reference.read_text(encoding="utf-8").replace(
+        "def ce_grad(z, y):\n", "def ce_grad(z, y):\n    raise KeyError('oops')\n"), encoding="utf-8")
+    with pytest.raises(RubricError, match=r"reference function 'ce_grad' failed on .*KeyError: 'oops' — fix the reference module"):
+        grade([ROOT / "learners" / "borja"], rubrics_dir=rubric_dir)
