@@ -147,6 +147,10 @@ def missing_message(ctx: Context, name: str) -> str:
     wanted = {f.name for f in ctx.rubric.functions}
     close = difflib.get_close_matches(name, [f for f in found if f not in wanted], n=1, cutoff=0.6)
     file = ctx.implementation.name if ctx.implementation else "the implementation"
+    failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
+    if failed:
+        return (f"'{name}' is defined in {file}, but its definition failed to run ({failed}): with the top-level "
+                "script skipped, its default arguments or decorators used a name that script was to create.")
     text = f"no function '{name}' in {file}"
     if close:
         return f"{text}; found '{close[0]}' — did you mean it? Rename it to '{name}'."

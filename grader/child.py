@@ -125,7 +125,10 @@ def _load_ast(path: Path, name: str) -> tuple[Any, list[str]]:
         try:
             exec(code, module.__dict__)  # noqa: S102 - this is the learner's sandboxed worker
         except BaseException as exc:  # noqa: BLE001 - a failing statement must not stop the rest
-            skipped.append(f"line {stmt.lineno}: {type(exc).__name__}: {exc}")
+            what = f" (def {stmt.name})" if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else ""
+            line = f"line {stmt.lineno}{what}: {type(exc).__name__}: {exc}"
+            if line not in skipped:
+                skipped.append(line)
     return module, skipped
 
 
@@ -138,13 +141,24 @@ def _load_import(path: Path, name: str) -> Any:
     return module
 
 
+_LEARNER_ROOT = ""
+
+
 def _describe(exc: BaseException) -> str:
+    """The exception and the learner's own line that led to it (not numpy's)."""
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith(("child.py",))]
-    place = f" (line {frames[-1].lineno} in {frames[-1].name})" if frames else ""
-    return f"raised {type(exc).__name__}{': ' + text[:300] if text else ''}{place}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith("child.py")]
+    own = [f for f in frames if _LEARNER_ROOT and f.filename.startswith(_LEARNER_ROOT)]
+    frame = (own or frames or [None])[-1]
+    place = f" (line {frame.lineno} in {frame.name}, {os.path.basename(frame.filename)})" if frame else ""
+    hint = ""
+    if isinstance(exc, FileNotFoundError):
+        hint = "; files are opened relative to the working directory, your phase folder — use Path(__file__).parent / name"
+    elif isinstance(exc, MemoryError):
+        hint = "; the worker's memory is limited"
+    return f"raised {type(exc).__name__}{': ' + text[:300] if text else ''}{place}{hint}"
 
 
 def encode(value: Any) -> dict[str, Any]:
@@ -163,8 +177,10 @@ def encode(value: Any) -> dict[str, Any]:
             array = np.array(value, subok=False)
         except Exception:  # noqa: BLE001 - ragged or exotic: say what it was
             return {"type": type(value).__name__}
-        if array.dtype.kind not in "biuf" or array.size > MAX_ELEMENTS:
-            return {"type": f"{type(value).__name__} of {array.dtype.name}" if array.dtype.kind not in "biuf" else "too large"}
+        if array.dtype.kind not in "biuf":
+            return {"type": f"{type(value).__name__} of {array.dtype.name}"}
+        if array.size > MAX_ELEMENTS:
+            return {"type": f"array of shape {array.shape} ({array.size:,} entries, more than the {MAX_ELEMENTS:,} accepted)"}
         data = np.asarray(array, dtype=np.float64).ravel().tolist()
         return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
     return {"type": type(value).__name__}
@@ -211,6 +227,8 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig) -> None:
         os.setsid()
         _isolate_fds(proto, out)
         os.chdir(config.workdir)
+        global _LEARNER_ROOT
+        _LEARNER_ROOT = str(Path(config.workdir).parent) + os.sep
         _apply_limits(config)
         sys.dont_write_bytecode = True
         path = Path(config.module_path)

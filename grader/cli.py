@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lab", default=None, metavar="LAB", help="grade only this lab, e.g. phase-04/lab-00")
     parser.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
                         help="where the HTML and Markdown reports go (default: reports/)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write the results as JSON (- for standard output; the summary then goes to stderr)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-time limit for one call of a learner function (default: 10)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
@@ -57,6 +58,21 @@ def _errors() -> Iterator[list[int]]:
         code[0] = EXIT_INTERRUPTED
 
 
+def _check_outputs(out: Path, json_path: Path | None) -> None:
+    """Refuse an output that cannot work before spending time on grading."""
+    from grader.errors import UsageError
+
+    if str(out) in ("", "."):
+        raise UsageError("--out needs a folder for the reports, e.g. --out reports")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file is there, not a folder — choose another --out")
+    if json_path is not None:
+        if str(json_path) == "":
+            raise UsageError("--json needs a file name (or - for standard output)")
+        if json_path.is_dir():
+            raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {json_path / 'results.json'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal must not turn "✗" into a traceback
         if hasattr(stream, "reconfigure"):
@@ -69,21 +85,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         from grader.errors import UsageError
         from grader.grading import grade
         from grader.reports import render_summary, write_reports
-        from grader.results import write_json
+        from grader.results import dumps, write_json
         from grader.sandbox import Limits
 
         if args.timeout is not None and not 0 < args.timeout <= 3600:
             raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0 and 3600")
+        _check_outputs(args.out, args.json)
         limits = Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
+
         def note(text: str) -> None:
             if not args.quiet:
                 print(f"grade: note: {text}", file=sys.stderr)
 
         results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note)
         paths = write_reports(results, args.out)
-        if args.json is not None:
+        to_stdout = args.json is not None and str(args.json) == "-"
+        if to_stdout:
+            sys.stdout.write(dumps(results))
+        elif args.json is not None:
             write_json(args.json, results)
         if not args.quiet:
-            print(render_summary(results, paths), end="")
+            one_learner = len({r.learner for r in results}) == 1
+            print(render_summary(results, paths, detailed=one_learner), end="", file=sys.stderr if to_stdout else sys.stdout)
         code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
     return code[0]

@@ -171,7 +171,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
         )
         for check in rubric.checks:
             ctx.results[check.id] = run_check(check, ctx)
-        output = run.output.decode("utf-8", errors="replace") if run is not None else ""
+        output = run.printed if run is not None else ""
     finally:
         if run is not None:
             run.close()

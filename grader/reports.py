@@ -37,13 +37,16 @@ def render_markdown(result: LabResult) -> str:
 
 
 def render_summary(
-    results: Sequence[LabResult], report_paths: Mapping[tuple[str, str], Path] | None = None
+    results: Sequence[LabResult], report_paths: Mapping[tuple[str, str], Path] | None = None, detailed: bool = False
 ) -> str:
-    """Plain terminal text (no colour codes, so it can be piped or logged); ends with a newline."""
+    """Plain terminal text (no colour codes, so it can be piped or logged); ends with a newline.
+
+    ``detailed`` (one learner checking their own work) prints each failing message whole, not its headline.
+    """
     return (
         _environment()
         .get_template("summary.txt.j2")
-        .render(results=list(results), paths=dict(report_paths or {}))
+        .render(results=list(results), paths=dict(report_paths or {}), detailed=detailed)
     )
 
 

@@ -85,4 +85,4 @@ def dumps(results: Sequence[LabResult]) -> str:
 
 def write_json(path: Path, results: Sequence[LabResult]) -> None:
     """Serialise first, then write: a serialisation bug leaves the previous file in place."""
-    atomic_write_text(path, dumps(results))
+    atomic_write_text(path, dumps(results), hint="choose another --json file")

@@ -79,8 +79,12 @@ def decode_value(data: Any) -> Observed | str:
     if not isinstance(data, dict):
         return "an unreadable value"
     if "type" in data:
-        kind = str(data["type"])[:80]
-        return "None" if kind == "NoneType" else f"a {kind}"
+        kind = str(data["type"])[:120]
+        if kind == "NoneType":
+            return "None (a missing return statement?)"
+        if kind == "tuple":
+            return "a tuple of values, not one array (return only the array the lab asks for)"
+        return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
     shape, values, dtype = data.get("shape"), data.get("data"), data.get("dtype")
     if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape) and isinstance(values, list)):
         return "an unreadable value"
@@ -119,6 +123,14 @@ class LearnerRun:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def printed(self) -> str:
+        """What the learner's code printed, marked where the cap cut it."""
+        text = self.output.decode("utf-8", errors="replace")
+        if len(self.output) >= self.limits.output_bytes:
+            text += f"\n[… output cut here: only the first {self.limits.output_bytes // 1024} KiB are kept]"
+        return text
 
     def close(self) -> None:
         if self._worker is not None:
@@ -243,7 +255,10 @@ class LearnerRun:
                 answered += 1
         except WorkerDied as died:
             self._worker = None
-            if died.timed_out:
+            if died.timed_out and time.monotonic() >= self._deadline - 0.01:
+                self._state.fresh_timeouts[fn] = Outcome(
+                    fault="budget", message=f"{fn} was stopped: the learner's time budget ({self.limits.learner_seconds:g} s) ran out")
+            elif died.timed_out:
                 self._state.timed_out.add(fn)
                 self._state.fresh_timeouts[fn] = Outcome(fault="timeout", message=f"{fn} {died.reason}")
             elif answered < len(batch):
@@ -265,7 +280,7 @@ def _outcome(fn: str, reply: dict[str, Any]) -> Outcome:
         return Outcome(fault="raised", message=f"{fn} {str(reply.get('error', 'failed'))[:400]}")
     value = decode_value(reply.get("value"))
     if isinstance(value, str):
-        return Outcome(fault="bad-return", message=f"{fn} returned {value}, not numbers")
+        return Outcome(fault="bad-return", message=f"{fn} returned {value}" + ("" if "(" in value else ", not numbers"))
     after = []
     raw_after = reply.get("after")
     for item in raw_after if isinstance(raw_after, list) else []:

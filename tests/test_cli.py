@@ -62,6 +62,8 @@ BAD = [
     ([str(BORJA), "--rubrics", "nowhere"], "no such rubrics folder"),
     ([str(BORJA), "--bogus"], "unrecognized arguments: --bogus"),
     ([str(BORJA), "--timeout", "soon"], "invalid float value"),
+    ([str(BORJA), "--json", "/tmp"], "that is a folder"),
+    ([str(BORJA), "--json", ""], "--json needs a file name"),
 ]
 
 
@@ -130,3 +132,16 @@ def test_two_learners_with_one_name_would_overwrite_reports(tmp_path: Path, caps
     shutil.copytree(BORJA, tmp_path / "b" / "alice")
     code = main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--rubrics", str(ROOT / "rubrics")])
     assert code == 2 and "two learners are named alice" in capsys.readouterr().err
+
+
+def test_json_to_standard_output_moves_the_summary_to_stderr(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--json", "-", "--out", str(tmp_path),
+                           "--rubrics", str(ROOT / "rubrics")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["version"] == 1
+    assert "total: 2 of 2 passed" in proc.stderr
+
+
+def test_one_learner_sees_whole_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main([str(FIXTURES / "missing-function"), "--out", str(tmp_path), "--rubrics", str(ROOT / "rubrics")])
+    assert "Rename it to 'softmax_jacobian'." in capsys.readouterr().out
