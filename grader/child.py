@@ -151,7 +151,8 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith("child.py")]
     own = [f for f in frames if _LEARNER_ROOT and f.filename.startswith(_LEARNER_ROOT)]
-    frame = (own or frames or [None])[-1]
+    chosen = own or frames
+    frame = chosen[-1] if chosen else None
     place = f" (line {frame.lineno} in {frame.name}, {os.path.basename(frame.filename)})" if frame else ""
     hint = ""
     if isinstance(exc, FileNotFoundError):

@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR",
                         help="folder of rubric YAML files (default: ./rubrics, else the bundled ones)")
     parser.add_argument("--lab", default=None, metavar="LAB", help="grade only this lab, e.g. phase-04/lab-00")
-    parser.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
+    parser.add_argument("--out", default="reports", metavar="DIR",
                         help="where the HTML and Markdown reports go (default: reports/)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the results as JSON (- for standard output; the summary then goes to stderr)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-time limit for one call of a learner function (default: 10)")
@@ -58,19 +58,19 @@ def _errors() -> Iterator[list[int]]:
         code[0] = EXIT_INTERRUPTED
 
 
-def _check_outputs(out: Path, json_path: Path | None) -> None:
+def _check_outputs(out: str, json_path: str | None) -> None:
     """Refuse an output that cannot work before spending time on grading."""
     from grader.errors import UsageError
 
-    if str(out) in ("", "."):
+    if not out.strip():
         raise UsageError("--out needs a folder for the reports, e.g. --out reports")
-    if out.exists() and not out.is_dir():
+    if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: a file is there, not a folder — choose another --out")
     if json_path is not None:
-        if str(json_path) == "":
+        if not json_path.strip():
             raise UsageError("--json needs a file name (or - for standard output)")
-        if json_path.is_dir():
-            raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {json_path / 'results.json'}")
+        if json_path != "-" and Path(json_path).is_dir():
+            raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {Path(json_path) / 'results.json'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"grade: note: {text}", file=sys.stderr)
 
         results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note)
-        paths = write_reports(results, args.out)
-        to_stdout = args.json is not None and str(args.json) == "-"
+        paths = write_reports(results, Path(args.out))
+        to_stdout = args.json == "-"
         if to_stdout:
             sys.stdout.write(dumps(results))
         elif args.json is not None:
-            write_json(args.json, results)
+            write_json(Path(args.json), results)
         if not args.quiet:
             one_learner = len({r.learner for r in results}) == 1
             print(render_summary(results, paths, detailed=one_learner), end="", file=sys.stderr if to_stdout else sys.stdout)

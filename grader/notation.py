@@ -10,7 +10,7 @@ import functools
 import itertools
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # --- formulas -----------------------------------------------------------------------
 
@@ -73,7 +73,7 @@ _INDICATOR_LETTER = re.compile(r"\\math(?:bb|bf|rm)\s*\{?\s*([1I])\s*\}?")
 _INDICATOR_BRACES = re.compile(r"(?<![\w.])1\s*_?\s*\{([^{}]*=[^{}]*)\}")
 _DROPPED = re.compile(r"[\s^_{}$*&\\,]")
 _ATOM_PARENS = re.compile(r"\(([^()+\-=/<>≤≥≠]*)\)")
-_SYMMETRIC = (
+_SYMMETRIC: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"δ([a-z])([a-z])"), lambda m: "δ" + "".join(sorted(m[1] + m[2]))),
     (re.compile(r"\(([a-z0-9])=([a-z0-9])\)"), lambda m: "({}={})".format(*sorted((m[1], m[2])))),
 )
@@ -111,8 +111,8 @@ def normalise_formula(text: str) -> str:
     count = 1
     while count:  # parentheses around a single term carry no meaning: (p), diag(p), (∂L)/(∂z)
         text, count = _ATOM_PARENS.subn(r"\1", text)
-    for pattern, canonical in _SYMMETRIC:
-        text = pattern.sub(canonical, text)
+    for pattern, reorder in _SYMMETRIC:
+        text = pattern.sub(reorder, text)
     return text
 
 
