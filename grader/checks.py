@@ -18,7 +18,7 @@ from grader import diagnose
 from grader.deliverable import Document
 from grader.errors import RubricError
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
-from grader.notation import count_sentences, find_formula
+from grader.notation import count_sentences, find_formula, heading_matches
 from grader.rubric import arity
 from grader.runner import LearnerRun, Observed, Outcome
 
@@ -52,6 +52,11 @@ class Case:
     index: int
     args: tuple[Any, ...]
     arg_names: tuple[str, ...]
+
+    @property
+    def named_args(self) -> dict[str, Any]:
+        """The arguments by name, as plain data (for evidence)."""
+        return {n: plain(a) for n, a in zip(self.arg_names, self.args)}
 
     @property
     def label(self) -> str:
@@ -157,8 +162,12 @@ def missing_message(ctx: Context, name: str) -> str:
     return f"{text}; functions found: {', '.join(found) or 'none'}."
 
 
+def _inputs(total: int) -> str:
+    return "the 1 input" if total == 1 else f"all {total} inputs"
+
+
 def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Case | None = None) -> CheckResult:
-    where = f" on {case.label}" if case else ""
+    where = f" on {case.label}" if case and not outcome.message.startswith("not called") else ""
     if outcome.fault == "missing":
         if ctx.run is not None and ctx.run.load.ok:
             return result(check, Status.FAIL, missing_message(ctx, fn))
@@ -325,7 +334,7 @@ def _first_failure(
 def _value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, cause: str | None) -> Evidence:
     return Evidence(
         input_label=case.label,
-        input_value=[plain(a) for a in case.args],
+        input_value=case.named_args,
         expected=plain(expected),
         observed=plain(observed.array),
         max_abs_error=diff.max_abs,
@@ -384,7 +393,7 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
         return result(check, Status.FAIL, f"{name} matches the true value, but {problem}; a centred finite difference "
                       f"changes slightly with h (by about h²).")
     extra = f" and sums to {sums_to:g}" if sums_to is not None else ""
-    return result(check, Status.PASS, f"{name} matches the reference{extra} on all {total} inputs (tolerance {atol:g}).")
+    return result(check, Status.PASS, f"{name} matches the reference{extra} on {_inputs(total)} (tolerance {atol:g}).")
 
 
 def check_agree(check: Check, ctx: Context) -> CheckResult:
@@ -436,7 +445,7 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         if problem:
             return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but {spec.name}: {problem}; "
                           "agreeing with itself verifies nothing.")
-    return result(check, Status.PASS, f"{first.name} and {second.name} agree on all {total} inputs (tolerance {atol:g}).")
+    return result(check, Status.PASS, f"{first.name} and {second.name} agree on {_inputs(total)} (tolerance {atol:g}).")
 
 
 def check_property(check: Check, ctx: Context) -> CheckResult:
@@ -465,10 +474,11 @@ def check_property(check: Check, ctx: Context) -> CheckResult:
                 return failed
     if total == 0:
         return result(check, Status.SKIP, "skipped: none of these functions could be called on a fitting input")
-    what = {"symmetric": "symmetric", "finite": "finite", "unmutated": "left its inputs unchanged"}[prop]
     checked = [n for n in names if n not in unchecked]
+    what = {"symmetric": "symmetric", "finite": "finite",
+            "unmutated": "left its inputs unchanged" if len(checked) == 1 else "left their inputs unchanged"}[prop]
     note = f" ({', '.join(unchecked)} could not be checked: see its own checks)" if unchecked else ""
-    return result(check, Status.PASS, f"{', '.join(checked)}: {what} on all {total} inputs{note}.")
+    return result(check, Status.PASS, f"{', '.join(checked)}: {what} on {_inputs(total)}{note}.")
 
 
 def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spec: FunctionSpec, case: Case, outcome: Outcome) -> CheckResult | None:
@@ -485,7 +495,7 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
         message = (f"{name} changed its argument #{position + 1} in place on {case.label}: it was {short(sent)} and became "
                    f"{short(after)}. Callers (and the grader) see the change. Likely cause: "
                    f"{say or 'an in-place operation such as z -= z.max() or z[...] = …; compute into a new array (z = z - z.max()) instead'}.")
-        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in case.args], expected=plain(sent), observed=plain(after), cause=say)
+        evidence = Evidence(input_label=case.label, input_value=case.named_args, expected=plain(sent), observed=plain(after), cause=say)
         return result(check, Status.FAIL, message, evidence)
     if prop == "finite":
         if np.all(np.isfinite(value)):
@@ -503,7 +513,7 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
                    f"[{j}, {i}] = {short(float(value[j, i]), 6)} (difference {short(float(asym[i, j]), 3)}).")
         if cause:
             message += f" Likely cause: {cause}."
-        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in case.args], expected=plain(value.T),
+        evidence = Evidence(input_label=case.label, input_value=case.named_args, expected=plain(value.T),
                             observed=plain(value), max_abs_error=float(asym[i, j]), where=(i, j), cause=cause)
         return result(check, Status.FAIL, message, evidence)
     return None
@@ -539,11 +549,11 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
                    f"({moved_label}) it gives {_describe_diff(diff, wanted, moved.value)}, tolerance {atol:g}.")
         if cause:
             message += f" Likely cause: {cause}."
-        evidence = Evidence(input_label=case.label, input_value=[plain(a) for a in moved_args], expected=plain(wanted),
+        evidence = Evidence(input_label=case.label, input_value=dict(zip(case.arg_names, (plain(a) for a in moved_args))), expected=plain(wanted),
                             observed=plain(moved.value.array), max_abs_error=diff.max_abs, max_rel_error=diff.max_rel,
                             where=diff.where, cause=cause)
         return result(check, Status.FAIL, message, evidence)
-    return result(check, Status.PASS, f"{name} keeps the property on all {total} inputs (tolerance {atol:g}).")
+    return result(check, Status.PASS, f"{name} keeps the law on {_inputs(total)} (tolerance {atol:g}).")
 
 
 # --------------------------------------------------------------------------- deliverable kinds
@@ -563,6 +573,21 @@ def check_deliverable(check: Check, ctx: Context) -> CheckResult:
     return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections){note}.")
 
 
+def _heading_hint(ctx: Context, synonyms: list[str]) -> str:
+    """A line that reads like the wanted heading but is not one (bold text, a label with a colon)."""
+    if ctx.deliverable is None:
+        return ""
+    try:
+        lines = ctx.deliverable.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for number, line in enumerate(lines, start=1):
+        bare = line.strip().strip("*_:#").strip()
+        if bare and len(bare) <= 60 and not line.lstrip().startswith("#") and heading_matches(bare, synonyms):
+            return f" Line {number} ('{line.strip()}') looks like one: make it a heading, '## {bare}'."
+    return ""
+
+
 def check_section(check: Check, ctx: Context) -> CheckResult:
     if ctx.document is None:
         return result(check, Status.SKIP, "skipped: the deliverable is missing or unreadable (see deliverable-found)")
@@ -570,9 +595,10 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
     sections = ctx.document.find(spec["headings"])
     if not sections:
         seen = [h for h in ctx.document.headings() if h]
+        accepted = ", ".join(spec["headings"][:8]) + (", …" if len(spec["headings"]) > 8 else "")
         return result(check, Status.FAIL,
-                      f"no section headed like '{spec['headings'][0]}' (accepted: {', '.join(spec['headings'][:8])}); "
-                      f"headings found: {', '.join(repr(h) for h in seen[:10]) or 'none'}.")
+                      f"no section headed like '{spec['headings'][0]}' (accepted: {accepted}); "
+                      f"headings found: {', '.join(repr(h) for h in seen[:10]) or 'none'}.{_heading_hint(ctx, spec['headings'])}")
     named = ", ".join(f"'{s.heading}' (line {s.line})" for s in sections)
     problems: list[str] = []
     review: list[str] = []
@@ -587,31 +613,34 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
             passed.append(f"reaches the result ({found})")
             if broken:
                 passed.append(f"but the image link {', '.join(broken)} is broken")
-        elif present and not broken and spec.get("images", "review") == "review":
-            review.append(f"the derivation is given as an image ({', '.join(present)}): an instructor will read it; points are given provisionally")
+        elif present and spec.get("images", "review") == "review":
+            extra = f" (the link to {', '.join(broken)} is broken)" if broken else ""
+            review.append(f"the derivation is given as an image ({', '.join(present)}){extra}: an instructor will read it; "
+                          "points are given provisionally")
         elif broken:
-            problems.append(f"the image {', '.join(broken)} it links to is not in the folder, and no formula is written as text")
+            problems.append(f"it links to the image {', '.join(broken)}, which is not in the folder, and no formula is written as text")
         else:
-            problems.append(f"does not reach the result; expected one of: {'; '.join(spec['formulas'][:3])} (any notation: LaTeX, Unicode or ASCII)")
+            problems.append(f"it does not reach the result; expected one of: {'; '.join(spec['formulas'][:3])} (any notation: LaTeX, Unicode or ASCII)")
     if "min_sentences" in spec:
         prose = "\n\n".join(s.prose for s in sections)
         n = count_sentences(prose)
         if n < spec["min_sentences"]:
-            problems.append(f"has {n} sentence{'s' if n != 1 else ''}; at least {spec['min_sentences']} are asked (placeholders such as TODO do not count)")
+            problems.append(f"it has {n} sentence{'s' if n != 1 else ''}; at least {spec['min_sentences']} are asked "
+                            "(placeholders such as TODO, fragments under 3 words and repeated sentences do not count)")
         else:
             passed.append(f"{n} sentences")
     if spec.get("code_block"):
         blocks = [b for s in sections for b in s.code_blocks]
         pattern = spec.get("code_pattern")
         if not blocks:
-            problems.append("has no fenced code block with the printed output (paste it between ``` lines)")
+            problems.append("it has no fenced code block with the printed output (paste it between ``` lines)")
         elif pattern and not any(re.search(pattern, b.text) for b in blocks):
             want = check.spec.get("description") or f"text matching {pattern}"
             problems.append(f"its code block does not show {want}")
         else:
             passed.append("a code block with the output")
     if problems:
-        return result(check, Status.FAIL, f"section {named} " + "; ".join(problems) + ".")
+        return result(check, Status.FAIL, f"section {named}: " + "; ".join(problems) + ".")
     if review:
         return result(check, Status.REVIEW, f"section {named}: " + "; ".join(review) + ".")
     return result(check, Status.PASS, f"section {named}: " + ", ".join(passed or ["present"]) + ".")

@@ -145,6 +145,8 @@ def _format(value: Any, multiline: bool, depth: int) -> str:
         return value if depth == 0 else repr(value)
     if isinstance(value, (bool, int, float)):
         return format_number(value)
+    if isinstance(value, dict):  # named arguments: one per line
+        return ("\n" if multiline else ", ").join(f"{k} = {_format(v, False, depth + 1)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         items = [_native(v) for v in value]
         parts = [_format(v, multiline, depth + 1) for v in items[:MAX_ENTRIES]]

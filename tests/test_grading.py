@@ -300,3 +300,16 @@ def test_real_report_matches_golden(rubrics: dict[str, object], case: str, updat
     if update_goldens:
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
+
+
+def test_a_bold_line_in_place_of_a_heading_gets_a_hint(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import shutil
+
+    learner = tmp_path / "dora"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    md = learner / "phase-04" / "lab-00-softmax-gradient.md"
+    md.write_text(md.read_text(encoding="utf-8").replace("## Reflection", "**Reflection**"), encoding="utf-8")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    reflection = next(c for c in result.checks if c.id == "reflection")
+    assert reflection.status == FAIL
+    assert "looks like one: make it a heading, '## Reflection'" in reflection.message
