@@ -133,9 +133,7 @@ class LearnerRun:
         return text
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        self.close_worker()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     @property
@@ -174,7 +172,7 @@ class LearnerRun:
             try:
                 ready = self._spawn("ast")
             except WorkerDied as again:
-                self.load = LoadReport(ok=False, error=f"the module could not be loaded: it {again.reason}")
+                self.load = LoadReport(ok=False, error=f"running it {died.reason}, and loading only its definitions {again.reason}")
                 return self.load
         if not ready.get("ready"):
             self.close_worker()
