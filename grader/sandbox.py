@@ -112,7 +112,7 @@ class Worker:
         self._selector = selectors.DefaultSelector()
         self._selector.register(proto_parent, selectors.EVENT_READ)
         self._selector.register(out_parent, selectors.EVENT_READ)
-        return self._receive(deadline)
+        return self.receive(deadline)
 
     def send(self, calls: list[tuple[str, list[Any]]]) -> None:
         """Queue calls; the worker answers them in order, one line each (pipelining saves a round trip each)."""
@@ -123,15 +123,12 @@ class Worker:
         except OSError:
             raise WorkerDied(self._bury()) from None
 
-    def receive(self, deadline: float) -> dict[str, Any]:
-        """The next call's reply; raises WorkerDied (timed_out set) if it does not come by the deadline."""
-        return self._receive(deadline)
-
     def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
         self.send([(fn, args)])
         return self.receive(deadline)
 
-    def _receive(self, deadline: float) -> dict[str, Any]:
+    def receive(self, deadline: float) -> dict[str, Any]:
+        """The next reply; raises WorkerDied (timed_out set) if it does not come by the deadline."""
         line = self._read_line(deadline)
         if line is None:
             seconds = self.limits.call_seconds
