@@ -28,7 +28,8 @@ _COMMANDS: dict[str, str] = {
     "varphi": "φ",
     **dict.fromkeys(
         "operatorname mathrm text textrm textit textbf texttt textsf textnormal textup "
-        "mathbf boldsymbol bm pmb mathit mathsf mathbb mathcal mathtt mathnormal vec emph "
+        "mathbf boldsymbol bm pmb mathit mathsf mathbb mathcal mathtt mathnormal vec emph boxed "
+        "hat widehat tilde widetilde bar overline "
         "displaystyle textstyle scriptstyle limits nolimits".split(),
         "",
     ),
@@ -41,7 +42,7 @@ _COMMANDS: dict[str, str] = {
     "top": "T", "intercal": "T",
     "sum": "∑", "prod": "∏", "partial": "∂", "nabla": "∇", "infty": "∞",
     "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "ne": "≠", "neq": "≠",
-    "approx": "≈", "in": "∈", "to": "→", "rightarrow": "→",
+    "approx": "≈", "in": "∈", "to": "→", "rightarrow": "→", "otimes": "⊗",
     "ldots": "...", "cdots": "...", "dots": "...", "sqrt": "√",
     "Vert": "‖", "lVert": "‖", "rVert": "‖", "vert": "|", "lvert": "|", "rvert": "|",
     "mid": "|",
@@ -71,8 +72,10 @@ _COMMAND = re.compile(r"\\([A-Za-z]+)")
 _ESCAPED_BRACES = (re.compile(r"\\\{"), re.compile(r"\\\}"))
 _INDICATOR_LETTER = re.compile(r"\\math(?:bb|bf|rm)\s*\{?\s*([1I])\s*\}?")
 _INDICATOR_BRACES = re.compile(r"(?<![\w.])1\s*_?\s*\{([^{}]*=[^{}]*)\}")
-_DROPPED = re.compile(r"[\s^_{}$*&\\,]")
+_DROPPED = re.compile(r"[\s^_{}$*&\\]")
+_SUBSCRIPT_COMMAS = re.compile(r"_\{([^{}]*)\}")
 _ATOM_PARENS = re.compile(r"\(([^()+\-=/<>≤≥≠]*)\)")
+_DOUBLE_PARENS = re.compile(r"\(\(([^()]*(?:\([^()]*\)[^()]*)*)\)\)")
 _SYMMETRIC: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"δ([a-z])([a-z])"), lambda m: "δ" + "".join(sorted(m[1] + m[2]))),
     (re.compile(r"\(([a-z0-9])=([a-z0-9])\)"), lambda m: "({}={})".format(*sorted((m[1], m[2])))),
@@ -96,6 +99,7 @@ def normalise_formula(text: str) -> str:
     """
     text = unicodedata.normalize("NFKC", text).translate(_SYMBOLS)
     text = _INDICATOR_LETTER.sub("1", text)
+    text = _SUBSCRIPT_COMMAS.sub(lambda m: "_{" + m[1].replace(",", "") + "}", text)
     text = _ESCAPED_BRACES[1].sub(")", _ESCAPED_BRACES[0].sub("(", text))
     for pattern, replacement in _LATEX_STEPS:
         text = pattern.sub(replacement, text)
@@ -109,14 +113,16 @@ def normalise_formula(text: str) -> str:
         text = text.replace(spelling, canonical)
     text = unicodedata.normalize("NFKC", text)
     count = 1
-    while count:  # parentheses around a single term carry no meaning: (p), diag(p), (∂L)/(∂z)
+    while count:  # parentheses around a single term carry no meaning: (p), diag(p), (∂L)/(∂z); nor do doubled ones
         text, count = _ATOM_PARENS.subn(r"\1", text)
+        text, doubled = _DOUBLE_PARENS.subn(r"(\1)", text)
+        count += doubled
     for pattern, reorder in _SYMMETRIC:
         text = pattern.sub(reorder, text)
     return text
 
 
-_INDEX_POOL = "ijklmn"
+_INDEX_POOL = "ijklmnabcdrstuvw"
 _SUBSCRIPT_GROUP = re.compile(r"_\{([a-z]+)\}")
 _SUBSCRIPT_ONE = re.compile(r"_([a-z])(?![a-z])")
 _INDEX_PLACES = re.compile(r"_\{([a-z]+)\}|_([a-z])(?![a-z])|(?<![A-Za-z\\])([a-z])(?![A-Za-z])")
@@ -140,13 +146,42 @@ def _variants(alternative: str) -> tuple[str, ...]:
     return tuple(sorted(forms))
 
 
+_SEGMENT = re.compile(r"\$+|\n|\\q?quad\b|\\(?:Long|long)?(?:left)?(?:right)?arrow\b|\\(?:iff|implies)\b|[⟺⇔⇒]")
+_BEFORE = frozenset("=≈:,;→")
+_AFTER = frozenset("=≈:,;.→")
+
+
+_MATH_WORDS = frozenset("log ln exp diag sum max min det tr argmax argmin sin cos tanh".split())
+_PROSE_WORD = re.compile(r"(?<![\\\w])([^\W\d_]{2,})\s+")
+
+
+def _prose_break(match: re.Match[str]) -> str:
+    """A prose word ("is", "decir", "gradient") ends an expression; a math word ("log", "diag") does not."""
+    return match[0] if match[1].lower() in _MATH_WORDS else "\n"
+
+
 def find_formula(text: str, alternatives: Sequence[str]) -> str | None:
-    """The first alternative written somewhere in ``text``, in any notation and with any index letters."""
-    haystack = normalise_formula(text)
+    """The first alternative written as a whole expression somewhere in ``text``, in any notation and
+    with any index letters: each side of an equation, a line, or a ``$…$`` span is compared, so
+    ``-(p_j - 1[j=y])`` or ``2p_j - 1[j=y]`` never pass for ``p_j - 1[j=y]``."""
+    segments = [normalise_formula(piece) for piece in _SEGMENT.split(_PROSE_WORD.sub(_prose_break, text))]
+    segments = [segment for segment in segments if segment]
     for alternative in alternatives:
-        if any(needle in haystack for needle in _variants(alternative)):
-            return alternative
+        for needle in _variants(alternative):
+            if any(_whole(segment, needle) for segment in segments):
+                return alternative
     return None
+
+
+def _whole(segment: str, needle: str) -> bool:
+    """``needle`` occurs in ``segment`` bounded by the segment's ends or by relations and punctuation."""
+    start = segment.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        if (start == 0 or segment[start - 1] in _BEFORE) and (end == len(segment) or segment[end] in _AFTER):
+            return True
+        start = segment.find(needle, start + 1)
+    return False
 
 
 # --- sentences ----------------------------------------------------------------------

@@ -113,7 +113,9 @@ def test_canonical_form(text: str, expected: str) -> None:
         ("g = p_j + 1[j=y]", ["p_j - 1[j=y]"], None),
         ("nothing here", [], None),
         ("anything", ["", "   ", "{}"], None),
-        ("p - onehot(y)", ["p-onehot"], "p-onehot"),
+        ("p - onehot(y)", ["p-onehot"], None),  # a fragment of an expression is not the expression
+        ("the gradient is p - onehot(y).", ["p - onehot(y)"], "p - onehot(y)"),
+        ("so it is log p_j - 1[j=y]", ["p_j - 1[j=y]"], None),
         # index letters are names: any consistent renaming is the same result
         (r"$p_k - \mathbb{1}[k = y]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
         (r"$p_i - \mathbb{I}(i=y)$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
@@ -125,6 +127,17 @@ def test_canonical_form(text: str, expected: str) -> None:
         (r"$p_i \delta_{ij} - p_j$", [r"p_i(\delta_{ij} - p_j)"], None),
         (r"$\operatorname{diag}(p - p p^T)$", ["diag(p) - p p^T"], None),
         (r"$p_i(\delta_{ij} - p_i)$", [r"p_i(\delta_{ij} - p_j)"], None),
+        # a whole expression, not a piece of a wrong one
+        (r"$\partial L/\partial z_j = -(p_j - \mathbb{1}[j=y])$", ["p_j - 1[j=y]"], None),
+        (r"$2p_j - 1[j=y]$", ["p_j - 1[j=y]"], None),
+        (r"$(p_j - 1[j=y])/p_y$", ["p_j - 1[j=y]"], None),
+        (r"$g=\log p - e_y$", ["p - e_y"], None),
+        (r"$J=\operatorname{diag}(p)-pp^T-I$", ["diag(p) - pp^T"], None),
+        (r"$p_i(\delta_{ij}-p_j)^2$", [r"p_i(\delta_{ij} - p_j)"], None),
+        (r"$\partial p_i/\partial z_j = -p_i(\delta_{ij}-p_j)$", [r"p_i(\delta_{ij} - p_j)"], None),
+        (r"$p_j - \mathbb{1}_{\{j=y\}}$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
+        (r"$p_c - \mathbb{1}[c=y]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
+        (r"$$\boxed{J = \operatorname{diag}(p) - p\,p^{\top}}\qquad\text{(symmetric)}$$", ["diag(p) - pp^T"], "diag(p) - pp^T"),
     ],
 )
 def test_find_formula(text: str, alternatives: list[str], expected: str | None) -> None:
