@@ -298,7 +298,8 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     if ctx.phase_note:
         parts.append(ctx.phase_note)
     if ctx.other_implementations:
-        parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (only the first file in name order is)")
+        parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (the graded file is the one defining most "
+                     "of the lab's functions, then the fuller one; keep one file)")
     if load.mode == "ast":
         parts[0] += f" from its definitions only: {load.note}; its top-level script was skipped and the functions were graded"
     if load.skipped:

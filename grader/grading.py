@@ -117,11 +117,13 @@ def applies(rubric: Rubric, learner: Path) -> bool:
     return bool(_matching(phase, rubric.implementation)) or (phase / rubric.deliverable).is_file()
 
 
+_STALE = re.compile(r"old|copy|copia|backup|bak|draft|borrador|stub|tmp|~|\(\d+\)", re.IGNORECASE)
 _DEF = re.compile(rb"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 
 
 def _best_implementation(candidates: list[Path], functions: Iterable[str]) -> list[Path]:
-    """The file defining most of the lab's functions first (a stub or an old copy must not win by name)."""
+    """The file defining most of the lab's functions first; among equals, not an old copy or a draft, and the
+    fuller one (a stub of the same names must not win by name order)."""
     wanted = set(functions)
 
     def defined(path: Path) -> int:
@@ -132,7 +134,16 @@ def _best_implementation(candidates: list[Path], functions: Iterable[str]) -> li
             return -1
         return len(wanted & {m.decode("ascii", "replace") for m in _DEF.findall(head)})
 
-    return sorted(candidates, key=lambda p: (-defined(p), p.name))
+    def stale(path: Path) -> bool:
+        return bool(_STALE.search(path.stem))
+
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
+
+    return sorted(candidates, key=lambda p: (-defined(p), stale(p), -size(p), p.name))
 
 
 def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:

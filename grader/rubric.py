@@ -274,9 +274,9 @@ def _to_arg(value: Any) -> Any:
     """Lists become float arrays (as a learner's numpy code expects); numbers stay numbers."""
     import numpy as np
 
-    if isinstance(value, list):
-        return np.asarray(value, dtype=np.float64)
-    if hasattr(value, "shape"):
+    if isinstance(value, np.generic):  # np.int64(2) is a class index, not an array
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
         return np.asarray(value, dtype=np.float64)
     return value
 
@@ -304,8 +304,11 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
         for i, case in enumerate(data["cases"]):
             if not isinstance(case, dict):
                 raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values")
-            cases.append(tuple(case.values()))
-            names = tuple(case)
+            names = names or tuple(case)
+            if set(case) != set(names):
+                raise doc.fail(at + ("cases", i), f"input set '{name}': every case names the same arguments "
+                               f"({', '.join(names)}); this one has {', '.join(case)}")
+            cases.append(tuple(case[n] for n in names))
     else:
         fn = _reference_callable(doc, module, data["generate"], at + ("generate",), "generator")
         names = ()
@@ -370,6 +373,9 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
     seen[check_id] = doc.line(at)
     if data["points"] < 0:
         raise doc.fail(at + ("points",), f"{label}: points must be zero or more")
+    for key in ("inputs", "functions", "headings", "formulas"):
+        if key in data and not data[key]:
+            raise doc.fail(at + (key,), f"{label}: '{key}' is empty — list at least one, or leave the key out where it is optional")
     spec = {k: v for k, v in data.items() if k in KINDS[kind]}
     if "function" in spec:
         spec["function"] = _names_in(doc, at + ("function",), [spec["function"]], functions, "function")[0]
@@ -471,6 +477,8 @@ def load_rubric(path: Path) -> Rubric:
                 given = len(inputs[set_name].cases[0])
                 if given != needed:
                     raise doc.fail(("checks", i, "inputs"), f"check '{check.id}': input set '{set_name}' gives {given} argument(s) but {name} takes {needed} — use an input set that fits")
+    if not data["implementation"]:
+        raise doc.fail(("implementation",), "implementation needs at least one file-name pattern, e.g. 'lab-00*.py'")
     for key in ("implementation",):
         for j, pattern in enumerate(data[key]):
             if not isinstance(pattern, str) or "/" in pattern:

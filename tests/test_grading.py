@@ -313,3 +313,16 @@ def test_a_bold_line_in_place_of_a_heading_gets_a_hint(tmp_path: Path, rubrics: 
     reflection = next(c for c in result.checks if c.id == "reflection")
     assert reflection.status == FAIL
     assert "looks like one: make it a heading, '## Reflection'" in reflection.message
+
+
+def test_a_stub_or_old_copy_with_the_same_names_does_not_win(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import shutil
+
+    learner = tmp_path / "eva"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    names = ["softmax(z)", "softmax_jacobian(z)", "softmax_jacobian_fd(z, h=1e-5)", "ce_loss(z, y)", "ce_grad(z, y)", "ce_grad_fd(z, y, h=1e-5)"]
+    (learner / "phase-04" / "lab-00-a.py").write_text("".join(f"def {n}:\n    return None\n" for n in names), encoding="utf-8")
+    shutil.copy(learner / "phase-04" / "lab-00-softmax-gradient.py", learner / "phase-04" / "lab-00-softmax-gradient-old.py")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    assert result.passed and result.score == result.max_score
+    assert result.checks[0].message.startswith("lab-00-softmax-gradient.py loaded")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.errors import RubricError
@@ -63,6 +64,9 @@ CASES = [
     ("phase_dir: phase-04", "phase_dir: phase-05", "phase_dir: phase-05", ["does not match lab 'phase-04/lab-00'"]),
     ("deliverable: lab-00-softmax-gradient.md", "deliverable: ../../etc/hostname", "deliverable: ../", ["must be a file name"]),
     ("      - when: scalar_outer", "      - when: *nowhere", "when: *nowhere", ["YAML error", "undefined alias"]),
+    ("    headings: [reflection, reflexion, reflections, reflexiones]", "    headings: []", "headings: []", ["'headings' is empty"]),
+    ("    inputs: [seed]\n    atol: 1.0e-7\n    points: 2", "    inputs: []\n    atol: 1.0e-7\n    points: 2", "inputs: []", ["'inputs' is empty"]),
+    ("      - {z: [-1000.0, -999.0, -998.0]}\n", "      - {y: 1, z: [-1000.0, -999.0, -998.0]}\n", "{y: 1, z:", ["every case names the same arguments"]),
 ]
 
 
@@ -152,3 +156,12 @@ def test_a_reference_that_fails_when_called_is_a_rubric_error(rubric_dir: Path) 
         "def ce_grad(z, y):\n", "def ce_grad(z, y):\n    raise KeyError('oops')\n"), encoding="utf-8")
     with pytest.raises(RubricError, match=r"reference function 'ce_grad' failed on .*KeyError: 'oops' — fix the reference module"):
         grade([ROOT / "learners" / "borja"], rubrics_dir=rubric_dir)
+
+
+def test_class_indices_from_a_generator_stay_integers(rubric_dir: Path) -> None:
+    reference = rubric_dir / "lab_00_reference.py"
+    reference.write_text(reference.read_text(encoding="utf-8").replace(
+        "for y in range(len(z))]", "for y in map(np.int64, range(len(z)))]"), encoding="utf-8")
+    rubric = load_rubric(rubric_dir / "lab-00.yaml")
+    z, y = rubric.inputs["random-y"].cases[0]
+    assert type(y) is int and z.dtype == np.float64
