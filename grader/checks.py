@@ -574,6 +574,21 @@ def check_deliverable(check: Check, ctx: Context) -> CheckResult:
     return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections){note}.")
 
 
+_SOURCE = re.compile(r"^\s*(?:def |class |import |from \S+ import |for .*:\s*$|if __name__)", re.MULTILINE)
+_PICTURE = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff", ".svg", ".pdf")
+
+
+def _is_picture(ctx: Context, src: str) -> bool:
+    """A photo of the paper derivation: a picture file with something in it, not any file at all."""
+    if ctx.deliverable is None:
+        return False
+    path = (ctx.deliverable.parent / src.split("?")[0].split("#")[0]).resolve()
+    try:
+        return path.suffix.lower() in _PICTURE and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
 def _heading_hint(ctx: Context, synonyms: list[str]) -> str:
     """A line that reads like the wanted heading but is not one (bold text, a label with a colon)."""
     if ctx.deliverable is None:
@@ -609,7 +624,8 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
         found = find_formula(text, spec["formulas"])
         images = list({img.src: img for s in sections for img in s.images}.values())
         broken = [img.src for img in images if not img.exists]
-        present = [img.src for img in images if img.exists]
+        present = [img.src for img in images if img.exists and _is_picture(ctx, img.src)]
+        not_pictures = [img.src for img in images if img.exists and img.src not in present]
         if found:
             passed.append(f"reaches the result ({found})")
             if broken:
@@ -619,7 +635,9 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
             review.append(f"the derivation is given as an image ({', '.join(present)}){extra}: an instructor will read it; "
                           "points are given provisionally")
         elif broken:
-            problems.append(f"it links to the image {', '.join(broken)}, which is not in the folder, and no formula is written as text")
+            problems.append(f"it links to the image {', '.join(broken)}, which is not in the folder, and the result is not written as text")
+        elif not_pictures:
+            problems.append(f"it links to {', '.join(not_pictures)}, which is not a picture (or is empty), and the result is not written as text")
         else:
             problems.append(f"it does not reach the result; expected one of: {'; '.join(spec['formulas'][:3])} (any notation: LaTeX, Unicode or ASCII)")
     if "min_sentences" in spec:
@@ -631,9 +649,12 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
         else:
             passed.append(f"{n} sentences")
     if spec.get("code_block"):
-        blocks = [b for s in sections for b in s.code_blocks]
+        every = [b for s in sections for b in s.code_blocks]
+        blocks = [b for b in every if not _SOURCE.search(b.text)]
         pattern = spec.get("code_pattern")
-        if not blocks:
+        if every and not blocks:
+            problems.append("its code blocks hold source code, not the printed output: run the script and paste what it printed")
+        elif not blocks:
             problems.append("it has no fenced code block with the printed output (paste it between ``` lines)")
         elif pattern and not any(re.search(pattern, b.text) for b in blocks):
             want = check.spec.get("description") or f"text matching {pattern}"

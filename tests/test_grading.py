@@ -326,3 +326,40 @@ def test_a_stub_or_old_copy_with_the_same_names_does_not_win(tmp_path: Path, rub
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     assert result.passed and result.score == result.max_score
     assert result.checks[0].message.startswith("lab-00-softmax-gradient.py loaded")
+
+
+@pytest.mark.parametrize(("link", "make", "words"), [
+    ("lab-00-softmax-gradient.py", None, "not a picture"),
+    ("empty.jpg", b"", "not a picture"),
+])
+def test_only_a_real_picture_stands_in_for_a_derivation(tmp_path: Path, rubrics: dict[str, object], link: str,
+                                                        make: bytes | None, words: str) -> None:
+    import shutil
+
+    learner = tmp_path / "fede"
+    shutil.copytree(FIXTURES / "deliverable-photo", learner)
+    phase = learner / "phase-04"
+    if make is not None:
+        (phase / link).write_bytes(make)
+    md = phase / "lab-00-softmax-gradient.md"
+    md.write_text(md.read_text(encoding="utf-8").replace("derivation.jpg", link), encoding="utf-8")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    check = next(c for c in result.checks if c.id == "derivation-softmax")
+    assert check.status == FAIL and words in check.message
+
+
+def test_pasted_source_code_is_not_the_printed_output(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import re
+    import shutil
+
+    learner = tmp_path / "gil"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    md = learner / "phase-04" / "lab-00-softmax-gradient.md"
+    text = md.read_text(encoding="utf-8")
+    start = text.index("## Part B")
+    end = text.index("## Reflection")
+    source = "## Part B — Verification output\n\n```python\nimport numpy as np\nh = 1e-5\nfor y in range(5):\n    print(y)\n```\n\n"
+    md.write_text(text[:start] + source + text[end:], encoding="utf-8")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    check = next(c for c in result.checks if c.id == "verification-output")
+    assert check.status == FAIL and re.search("source code, not the printed output", check.message)
