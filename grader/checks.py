@@ -174,7 +174,11 @@ def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Ca
         return result(check, Status.SKIP, "skipped: the implementation could not be loaded (see implementation-found)")
     if outcome.fault == "bad-return":
         return result(check, Status.FAIL, f"{outcome.message}{where}.")
-    return result(check, Status.ERROR, f"{outcome.message}{where}.")
+    hint = ""
+    load = ctx.run.load if ctx.run is not None else None
+    if outcome.fault == "raised" and ("NameError" in outcome.message or "ImportError" in outcome.message) and load and load.skipped:
+        hint = f" It probably follows from a top-level statement that failed: {load.skipped[0]}."
+    return result(check, Status.ERROR, f"{outcome.message}{where}.{hint}")
 
 
 def _at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: tuple[float, ...]) -> list[np.ndarray] | Outcome | None:
@@ -206,8 +210,8 @@ def step_problem(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], obs
     values = _at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
     if isinstance(values, Outcome):
         if values.fault == "raised" and "TypeError" in values.message:
-            return (f"it cannot be called with a step: the lab's signature takes h as argument #{(fn_spec.step_arg or 0) + 1} "
-                    f"(e.g. {fn_spec.name}(…, h=1e-5)), and a finite difference that ignores h cannot be verified")
+            return (f"it cannot be called with the step h as its positional argument #{(fn_spec.step_arg or 0) + 1}, as the "
+                    "lab's signature has it, so it cannot be verified as a finite difference")
         return None
     if values is None or any(v.shape != observed.shape for v in values):
         return None
@@ -349,7 +353,10 @@ def _describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed
     if diff.reason == "shape":
         return f"shape {observed.array.shape} where {expected.shape} was expected"
     at = f" at entry {list(diff.where)}" if diff.where else ""
-    return (f"max abs error {short(diff.max_abs, 3)}{at} (expected {short(diff.expected_at, 10)}, got {short(diff.observed_at, 10)})")
+    got = diff.observed_at
+    if got is not None and not np.isfinite(got):
+        return f"{short(got)} where {short(diff.expected_at, 10)} was expected{at}"
+    return (f"max abs error {short(diff.max_abs, 3)}{at} (expected {short(diff.expected_at, 10)}, got {short(got, 10)})")
 
 
 def _cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, outcome: Outcome) -> str | None:
@@ -444,8 +451,8 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         observed = ctx.run.call(spec.name, case.args).value
         problem = step_problem(ctx, spec, case.args, observed.array) if observed is not None else None
         if problem:
-            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but {spec.name}: {problem}; "
-                          "agreeing with itself verifies nothing.")
+            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but that proves nothing: "
+                          f"{spec.name} — {problem}.")
     return result(check, Status.PASS, f"{first.name} and {second.name} agree on {_inputs(total)} (tolerance {atol:g}).")
 
 
