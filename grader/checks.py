@@ -162,6 +162,10 @@ def missing_message(ctx: Context, name: str) -> str:
     return f"{text}; functions found: {', '.join(found) or 'none'}."
 
 
+def _alnum(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 def _inputs(total: int) -> str:
     return "the 1 input" if total == 1 else f"all {total} inputs"
 
@@ -284,8 +288,12 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     if ctx.implementation is None:
         found = f" (found: {', '.join(ctx.phase_files[:10])})" if ctx.phase_files else " (the folder is missing or empty)"
         hint = ""
+        prefixes = {_alnum(p.split("*")[0]) for p in rubric.implementation}
+        near = [f for f in ctx.phase_files if f.lower().endswith(".py") and any(_alnum(f).startswith(x) for x in prefixes)]
+        if near:
+            hint = f" Is {near[0]} it? Rename it to match {patterns} (names are case-sensitive)."
         notebooks = [f for f in ctx.phase_files if f.endswith(".ipynb")]
-        if notebooks:
+        if notebooks and not hint:
             hint = f" A notebook is not graded: export {notebooks[0]} as a .py file (File → Download as → Python)."
         return result(check, Status.FAIL, f"no file matching {patterns} in {rubric.phase_dir}/{found}.{hint}")
     assert ctx.run is not None
@@ -569,7 +577,8 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
 def check_deliverable(check: Check, ctx: Context) -> CheckResult:
     rubric = ctx.rubric
     if ctx.deliverable is None:
-        close = difflib.get_close_matches(rubric.deliverable, ctx.markdown_files, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(rubric.deliverable.lower(), [f.lower() for f in ctx.phase_files], n=1, cutoff=0.6)
+        close = [next(f for f in ctx.phase_files if f.lower() == close[0])] if close else []
         hint = f"; found '{close[0]}' — rename it to '{rubric.deliverable}'" if close else (
             f"; Markdown files found: {', '.join(ctx.markdown_files)}" if ctx.markdown_files else "")
         return result(check, Status.FAIL, f"no {rubric.phase_dir}/{rubric.deliverable}{hint}.")

@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from grader.results import dumps, write_json
         from grader.sandbox import Limits
 
-        if args.timeout is not None and not 0 < args.timeout <= 3600:
-            raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0 and 3600")
+        if args.timeout is not None and not 0.05 <= args.timeout <= 3600:
+            raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0.05 and 3600")
         _check_outputs(args.out, args.json)
         limits = Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
 

@@ -77,9 +77,11 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         inside = [p for p in folders if _is_learner(p)]
         if not inside:
+            if _phase_number(path.name) is not None:
+                raise UsageError(f"{given}: this is a phase folder; pass the learner folder that holds it: grade {path.parent}")
             raise UsageError(f"{given}: neither a learner folder (no phase-NN/ inside) nor a folder of learners")
         for skipped in folders:
-            if skipped not in inside:
+            if skipped not in inside and not skipped.name.startswith("__"):
                 note(f"{skipped.name}: skipped, it has no phase-NN/ folder")
         learners.extend(inside)
     unique = list(dict.fromkeys(learners))

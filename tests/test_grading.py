@@ -363,3 +363,17 @@ def test_pasted_source_code_is_not_the_printed_output(tmp_path: Path, rubrics: d
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     check = next(c for c in result.checks if c.id == "verification-output")
     assert check.status == FAIL and re.search("source code, not the printed output", check.message)
+
+
+def test_near_miss_file_names_get_a_rename_hint(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import shutil
+
+    learner = tmp_path / "hugo"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    phase = learner / "phase-04"
+    (phase / "lab-00-softmax-gradient.py").rename(phase / "Lab00-softmax-gradient.py")
+    (phase / "lab-00-softmax-gradient.md").rename(phase / "lab-00-softmax-gradient.MD")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    by_id = {c.id: c for c in result.checks}
+    assert "Is Lab00-softmax-gradient.py it? Rename it" in by_id["implementation-found"].message
+    assert "found 'lab-00-softmax-gradient.MD' — rename it" in by_id["deliverable-found"].message
