@@ -312,7 +312,7 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     if ctx.other_implementations:
         parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (the graded file is the one defining most "
                      "of the lab's functions, then the fuller one; keep one file)")
-    if load.mode == "ast":
+    if load.mode in ("ast", "ast-strict"):
         parts[0] += f" from its definitions only: {load.note}; its top-level script was skipped and the functions were graded"
     if load.skipped:
         parts.append("top-level statements that failed: " + "; ".join(load.skipped[:3]))

@@ -97,18 +97,21 @@ def _is_sys_path_call(stmt: ast.stmt) -> bool:
     return "sys.path" in ast.unparse(stmt.value.func)
 
 
-def _keep(stmt: ast.stmt, local: set[str]) -> bool:
-    """Imports, definitions and constants: what the functions need, not the script around them."""
+def _keep(stmt: ast.stmt, local: set[str], strict: bool) -> bool:
+    """Imports, definitions and constants: what the functions need, not the script around them.
+
+    ``strict`` also leaves out constants computed by the module's own functions (``result = f(x)``),
+    for when running them hung or crashed the worker."""
     if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-        return stmt.value is not None and not _calls_local(stmt.value, local)
+        return stmt.value is not None and not (strict and _calls_local(stmt.value, local))
     if isinstance(stmt, ast.Try):
-        return all(_keep(s, local) for s in stmt.body)
+        return all(_keep(s, local, strict) for s in stmt.body)
     return _is_sys_path_call(stmt)
 
 
-def _load_ast(path: Path, name: str) -> tuple[Any, list[str]]:
+def _load_ast(path: Path, name: str, strict: bool = False) -> tuple[Any, list[str]]:
     source = path.read_text(encoding="utf-8", errors="replace")
     tree = ast.parse(source, filename=str(path))
     local = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
@@ -119,7 +122,9 @@ def _load_ast(path: Path, name: str) -> tuple[Any, list[str]]:
     sys.modules[name] = module
     skipped = []
     for stmt in tree.body:
-        if not _keep(stmt, local):
+        if not _keep(stmt, local, strict):
+            if strict and _keep(stmt, local, False):
+                skipped.append(f"line {stmt.lineno}: not run (it calls a function of the module, which hung or crashed before)")
             continue
         code = compile(ast.Module(body=[stmt], type_ignores=[]), str(path), "exec")
         try:
@@ -250,10 +255,10 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig) -> None:
                 note = f"running the module {_describe(exc)}"
                 module, skipped = _load_ast(path, name)
         else:
-            module, skipped = _load_ast(path, name)
+            module, skipped = _load_ast(path, name, strict=config.mode == "ast-strict")
         found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
         sys.stdout.flush()
-        _send(proto, {"ready": True, "mode": "import" if not note and config.mode == "import" else "ast", "note": note, "skipped": skipped[:10], "functions": found})
+        _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "skipped": skipped[:10], "functions": found})
         _serve(proto, module, config)
     except BaseException:  # noqa: BLE001
         code = 70

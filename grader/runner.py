@@ -171,14 +171,19 @@ class LearnerRun:
             note = f"running the module {died.reason}"
             try:
                 ready = self._spawn("ast")
-            except WorkerDied as again:
-                self.load = LoadReport(ok=False, error=f"running it {died.reason}, and loading only its definitions {again.reason}")
-                return self.load
+            except WorkerDied:
+                try:
+                    ready = self._spawn("ast-strict")
+                except WorkerDied as again:
+                    self.load = LoadReport(ok=False, error=f"running it {died.reason}, and loading only its definitions {again.reason}")
+                    return self.load
         if not ready.get("ready"):
             self.close_worker()
             self.load = LoadReport(ok=False, error=str(ready.get("error", "the module could not be loaded"))[:500])
             return self.load
         self._mode = str(ready.get("mode", "import"))
+        if self._mode not in ("import", "ast", "ast-strict"):
+            self._mode = "ast-strict"
         note = note or str(ready.get("note", ""))
         functions = tuple(str(f) for f in ready.get("functions", []) if isinstance(f, str))
         skipped = tuple(str(s)[:300] for s in ready.get("skipped", []) if isinstance(s, str))

@@ -175,3 +175,30 @@ def test_a_fifo_in_the_learner_folder_does_not_block_the_copy(tmp_path: Path) ->
     with LearnerRun(learner, module, ("f",), Limits()) as r:
         assert r.start().ok
         assert r.call("f", Z).ok
+
+
+def test_definitions_are_loaded_even_when_a_constant_hangs(tmp_path: Path) -> None:
+    learner = tmp_path / "ivo"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text(
+        "def _step():\n    return 1e-5\n\nSTEP = _step()\n\ndef forever():\n    while True:\n        pass\n\n"
+        "RESULT = forever()\n\ndef f(z, h=STEP):\n    return h\n",
+        encoding="utf-8",
+    )
+    with LearnerRun(learner, module, ("f",), Limits(call_seconds=0.5)) as r:
+        load = r.start()
+        assert load.ok and load.mode == "ast-strict" and "timed out" in load.note
+        assert any("not run" in s for s in load.skipped)
+        assert not r.call("f", Z).ok  # STEP was left out with the hanging constant: said, not hidden
+
+
+def test_a_constant_computed_by_a_local_function_is_kept(tmp_path: Path) -> None:
+    learner = tmp_path / "jon"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text("def _step():\n    return 1e-5\n\nSTEP = _step()\n\ndef f(z, h=STEP):\n    return h\n\nassert False\n",
+                      encoding="utf-8")
+    with LearnerRun(learner, module, ("f",), Limits()) as r:
+        assert r.start().mode == "ast"
+        assert r.call("f", Z).value.array.tolist() == 1e-5  # type: ignore[union-attr]
