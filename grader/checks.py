@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +131,10 @@ def reference_call(ctx: Context, name: str, *args: Any) -> Any:
         return getattr(ctx.rubric.reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     except Exception as exc:  # noqa: BLE001 - any failure of the reference is a rubric error
         shown = ", ".join(short(a) for a in args)
-        raise RubricError(f"{ctx.rubric.path}: reference function '{name}' failed on ({shown}): "
+        module_file = getattr(ctx.rubric.reference, "__file__", "")
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == module_file]
+        where = f"{module_file}:{frames[-1].lineno}" if frames else str(ctx.rubric.path)
+        raise RubricError(f"{where}: reference function '{name}' failed on ({shown}): "
                           f"{type(exc).__name__}: {exc} — fix the reference module") from None
 
 
@@ -150,7 +154,12 @@ def missing_message(ctx: Context, name: str) -> str:
     assert ctx.run is not None
     found = ctx.run.load.functions
     wanted = {f.name for f in ctx.rubric.functions}
-    close = difflib.get_close_matches(name, [f for f in found if f not in wanted], n=1, cutoff=0.6)
+    candidates = [f for f in found if f not in wanted]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not close:  # the same words in another order, or nearly: matriz_grad for grad_matrix
+        words = {n: "_".join(sorted(n.lower().split("_"))) for n in [name, *candidates]}
+        by_words = difflib.get_close_matches(words[name], [words[c] for c in candidates], n=1, cutoff=0.75)
+        close = [c for c in candidates if by_words and words[c] == by_words[0]][:1]
     file = ctx.implementation.name if ctx.implementation else "the implementation"
     failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
     if failed:

@@ -43,9 +43,10 @@ def _is_learner(path: Path) -> bool:
 def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
     """The learner's folder for a phase, and a note when it is only a near miss (phase-4, Fase-04)."""
     exact = learner / phase_dir
-    if exact.is_dir():
-        return exact, ""
     wanted = _phase_number(phase_dir)
+    if exact.is_dir():
+        others = [p.name for p in learner.iterdir() if p.is_dir() and p != exact and _phase_number(p.name) == wanted]
+        return exact, (f"also found {', '.join(sorted(others))}/, not graded — keep one {phase_dir}/ folder" if others else "")
     if wanted is not None and learner.is_dir():
         for candidate in sorted(learner.iterdir()):
             if candidate.is_dir() and _phase_number(candidate.name) == wanted:

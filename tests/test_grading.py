@@ -377,3 +377,15 @@ def test_near_miss_file_names_get_a_rename_hint(tmp_path: Path, rubrics: dict[st
     by_id = {c.id: c for c in result.checks}
     assert "Is Lab00-softmax-gradient.py it? Rename it" in by_id["implementation-found"].message
     assert "found 'lab-00-softmax-gradient.MD' — rename it" in by_id["deliverable-found"].message
+
+
+def test_a_function_named_in_other_words_is_suggested(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    import shutil
+
+    learner = tmp_path / "kai"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    code = learner / "phase-04" / "lab-00-softmax-gradient.py"
+    code.write_text(code.read_text(encoding="utf-8").replace("def softmax_jacobian(", "def jacobiano_softmax("), encoding="utf-8")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    analytic = next(c for c in result.checks if c.id == "jacobian-analytic")
+    assert "found 'jacobiano_softmax' — did you mean it?" in analytic.message
