@@ -166,9 +166,10 @@ def find_formula(text: str, alternatives: Sequence[str]) -> str | None:
     ``-(p_j - 1[j=y])`` or ``2p_j - 1[j=y]`` never pass for ``p_j - 1[j=y]``."""
     segments = [normalise_formula(piece) for piece in _SEGMENT.split(_PROSE_WORD.sub(_prose_break, text))]
     segments = [segment for segment in segments if segment]
-    for alternative in alternatives:
-        for needle in _variants(alternative):
-            if any(_whole(segment, needle) for segment in segments):
+    for renamed in (False, True):  # most learners use the rubric's own letters: try those first, cheaply
+        for alternative in alternatives:
+            needles = _variants(alternative) if renamed else (normalise_formula(alternative),)
+            if any(needle and _whole(segment, needle) for needle in needles for segment in segments):
                 return alternative
     return None
 
