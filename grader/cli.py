@@ -69,6 +69,8 @@ def _check_outputs(out: str, json_path: str | None) -> None:
     if json_path is not None:
         if not json_path.strip():
             raise UsageError("--json needs a file name (or - for standard output)")
+        if Path(json_path).suffix.lower() in (".html", ".md"):
+            raise UsageError(f"--json {json_path}: that name is for a report — give a .json file name")
         if json_path != "-" and Path(json_path).is_dir():
             raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {Path(json_path) / 'results.json'}")
 

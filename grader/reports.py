@@ -121,9 +121,9 @@ def format_number(x: Any) -> str:
 
 
 def format_points(x: float) -> str:
-    """Scores read as points ("18.0/20.0"), yet a half or third of a point stays visible."""
-    x = float(x)
-    return f"{x:.1f}" if x.is_integer() else f"{x:.6g}"
+    """Scores read as points ("18.0/20.0"); partial credit to two decimals ("21.33"), exact in the JSON."""
+    x = round(float(x), 2)
+    return f"{x:.1f}" if x.is_integer() else f"{x:g}"
 
 
 def format_value(value: Any, multiline: bool = False) -> str:

@@ -253,7 +253,7 @@ def test_format_value(value: Any, multiline: bool, expected: str) -> None:
 
 
 def test_small_formatters() -> None:
-    assert [format_points(x) for x in (18, 18.0, 2.5, 1 / 3)] == ["18.0", "18.0", "2.5", "0.333333"]
+    assert [format_points(x) for x in (18, 18.0, 2.5, 1 / 3, 21 + 1 / 3, 29.999999)] == ["18.0", "18.0", "2.5", "0.33", "21.33", "30.0"]
     assert headline("\n  first line  \nsecond") == "first line"
     assert headline("x" * 150) == "x" * 99 + "…"
     assert markdown_code("a|b") == "`a\\|b`"
