@@ -35,7 +35,8 @@ class ChildConfig:
     mode: str  # "import" runs the whole module; "ast" only imports, defs and constants
     functions: tuple[str, ...]
     memory_bytes: int
-    cpu_seconds: int
+    cpu_seconds: int  # the whole worker (per learner)
+    call_cpu_seconds: float  # one call
     file_bytes: int
     max_processes: int
 
@@ -202,6 +203,17 @@ def _send(proto: socket.socket, message: dict[str, Any]) -> None:
     proto.sendall(json.dumps(message, allow_nan=True).encode("utf-8") + b"\n")
 
 
+def _cpu_budget_for_one_call(config: ChildConfig) -> None:
+    """The CPU a call may use from now, within the worker's own limit (the kernel stops it with SIGXCPU)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = usage.ru_utime + usage.ru_stime
+    soft = min(int(used + config.call_cpu_seconds) + 1, config.cpu_seconds)
+    try:
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
+    except (ValueError, OSError):
+        pass
+
+
 def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
     reader = proto.makefile("rb")
     for raw in reader:
@@ -211,6 +223,7 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
             _send(proto, {"ok": False, "error": f"no function {request['fn']}"})
             continue
         args = [_decode(a) for a in request["args"]]
+        _cpu_budget_for_one_call(config)
         try:
             value = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - every learner failure is reported as data

@@ -148,6 +148,7 @@ class LearnerRun:
             functions=self.functions,
             memory_bytes=self.limits.memory_bytes,
             cpu_seconds=int(self.limits.learner_seconds),
+            call_cpu_seconds=self.limits.call_seconds,
             file_bytes=self.limits.file_bytes,
             max_processes=self.limits.max_processes,
         )

@@ -202,3 +202,17 @@ def test_a_constant_computed_by_a_local_function_is_kept(tmp_path: Path) -> None
     with LearnerRun(learner, module, ("f",), Limits()) as r:
         assert r.start().mode == "ast"
         assert r.call("f", Z).value.array.tolist() == 1e-5  # type: ignore[union-attr]
+
+
+def test_the_learner_time_budget_is_said_as_such(tmp_path: Path) -> None:
+    learner = tmp_path / "lia"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text("import time\ndef slow(z):\n    time.sleep(0.6)\n    return 1.0\n", encoding="utf-8")
+    with LearnerRun(learner, module, ("slow",), Limits(call_seconds=5.0, learner_seconds=1.0)) as r:
+        assert r.start().ok
+        assert r.call("slow", (np.array([1.0]),)).ok
+        stopped = r.call("slow", (np.array([2.0]),))
+        assert stopped.fault == "budget" and "time budget (1 s) ran out" in stopped.message
+        refused = r.call("slow", (np.array([3.0]),))
+        assert refused.fault == "budget" and "is used up" in refused.message
