@@ -710,7 +710,7 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
         prior = ctx.results.get(required)
         if prior is not None and not prior.status.earns_points:
             return result(check, Status.SKIP, f"skipped: it needs '{required}', which did not pass")
-    if check.kind in CODE_KINDS[1:] and (ctx.run is None or not ctx.run.load.ok):
+    if check.kind in CODE_KINDS and check.kind != "implementation" and (ctx.run is None or not ctx.run.load.ok):
         why = "no implementation file" if ctx.implementation is None else "the implementation could not be loaded"
         return result(check, Status.SKIP, f"skipped: {why} (see implementation-found)")
     return KIND_FUNCTIONS[check.kind](check, ctx)

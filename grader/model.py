@@ -87,17 +87,6 @@ class Rubric:
 
 
 @dataclass(frozen=True)
-class Submission:
-    learner: str
-    root: Path  # learners/<name>
-    lab: str
-
-    @property
-    def name(self) -> str:
-        return self.learner
-
-
-@dataclass(frozen=True)
 class Evidence:
     """What a failing code check saw: plain data the templates render."""
 

@@ -71,7 +71,6 @@ class _State:
     timed_out: set[str] = field(default_factory=set)
     fresh_timeouts: dict[str, Outcome] = field(default_factory=dict)
     cache: dict[tuple[str, str], Outcome] = field(default_factory=dict)
-    calls: int = 0
 
 
 def decode_value(data: Any) -> Observed | str:
@@ -135,10 +134,6 @@ class LearnerRun:
     def close(self) -> None:
         self.close_worker()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    @property
-    def calls(self) -> int:
-        return self._state.calls
 
     def _config(self, mode: str) -> ChildConfig:
         return ChildConfig(
@@ -253,7 +248,6 @@ class LearnerRun:
             self._worker.send([(fn, wire) for _, wire in batch])
             for key, _ in batch:
                 deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
-                self._state.calls += 1
                 reply = self._worker.receive(deadline)
                 self._state.cache[(fn, key)] = _outcome(fn, reply)
                 answered += 1

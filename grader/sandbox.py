@@ -91,10 +91,6 @@ class Worker:
         self._out: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
 
-    @property
-    def alive(self) -> bool:
-        return self._pid is not None
-
     def start(self, deadline: float) -> dict[str, Any]:
         """Fork the worker and wait for its load report; raises WorkerDied if it never reports."""
         proto_parent, proto_child = socket.socketpair()
@@ -122,10 +118,6 @@ class Worker:
             self._proto.sendall(payload)
         except OSError:
             raise WorkerDied(self._bury()) from None
-
-    def call(self, fn: str, args: list[Any], deadline: float) -> dict[str, Any]:
-        self.send([(fn, args)])
-        return self.receive(deadline)
 
     def receive(self, deadline: float) -> dict[str, Any]:
         """The next reply; raises WorkerDied (timed_out set) if it does not come by the deadline."""
