@@ -101,6 +101,16 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Override:
+    """An instructor's decision replacing the grader's for one check; keeps what the grader said."""
+
+    reason: str
+    status: Status  # the grader's own status, before the override
+    score: float  # the grader's own score, before the override
+    source: str = ""  # "overrides.yaml:12", so a reader can find the rule
+
+
+@dataclass(frozen=True)
 class CheckResult:
     id: str
     title: str
@@ -111,6 +121,7 @@ class CheckResult:
     message: str
     evidence: Evidence | None = None
     hidden: bool = False
+    override: Override | None = None  # set when an instructor's rule replaced status/score
 
 
 @dataclass(frozen=True)
