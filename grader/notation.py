@@ -91,6 +91,7 @@ _ASCII_SPELLINGS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=16384)
 def normalise_formula(text: str) -> str:
     """One canonical string for LaTeX, Unicode and ASCII spellings of the same formula.
 
