@@ -1,0 +1,274 @@
+"""Machine-readable exports for other tools: an LMS gradebook (CSV), CI dashboards (JUnit XML), Gradescope.
+
+Each exporter serialises everything before writing anything, and writes atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from grader.atomicio import atomic_write_text
+from grader.model import CheckResult, LabResult, Override, Status
+from grader.reports import format_index, format_number, format_points, format_value, headline
+
+__all__ = [
+    "gradebook_csv",
+    "gradescope_results",
+    "junit_xml",
+    "write_gradebook",
+    "write_gradescope",
+    "write_junit",
+]
+
+BOM = "\ufeff"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_GRADESCOPE_FILE = "results.json"
+
+
+def gradebook_csv(results: Sequence[LabResult]) -> str:
+    """One row per learner, three columns per lab, then totals; RFC 4180 (CRLF, quoted as needed).
+
+    A lab the learner was not graded on is left empty (not 0), so an LMS does not record a zero.
+    """
+    labs = sorted({r.lab for r in results})
+    table = _by_learner(results)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    header = ["learner"]
+    for lab in labs:
+        header += [f"{lab} score", f"{lab} max", f"{lab} passed"]
+    writer.writerow([_cell_text(h) for h in [*header, "total score", "total max"]])
+    for learner, mine in table.items():
+        row = [_cell_text(learner)]
+        for lab in labs:
+            r = mine.get(lab)
+            row += ["", "", ""] if r is None else [_decimal(r.score), _decimal(r.max_score), "1" if r.passed else "0"]
+        row += [_decimal(sum(r.score for r in mine.values())), _decimal(sum(r.max_score for r in mine.values()))]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_gradebook(path: Path, results: Sequence[LabResult]) -> None:
+    """UTF-8 with a byte-order mark: without it Excel reads "Begoña" as "BegoÃ±a"; LMS importers skip it."""
+    atomic_write_text(Path(path), BOM + gradebook_csv(results), hint="choose another gradebook path")
+
+
+def junit_xml(results: Sequence[LabResult]) -> str:
+    """``<testsuites>``, one ``<testsuite>`` per lab, one ``<testcase>`` per learner and check.
+
+    ``classname`` is ``<learner>.<phase>-<lab>``: CI dashboards split it at the last dot, so the learner
+    becomes the package and the lab the class. ``review`` passes (its points are given) with a note in
+    ``<system-out>``; an instructor's override is noted there too.
+    """
+    root = ET.Element("testsuites", name="grader")
+    by_lab = _by_lab(results)
+    for lab, lab_results in by_lab.items():
+        root.append(_junit_suite(lab, lab_results))
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(sum(int(suite.get(key, "0")) for suite in root)))
+    root.set("time", f"{sum(r.seconds for lab_results in by_lab.values() for r in lab_results):.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(path: Path, results: Sequence[LabResult]) -> None:
+    atomic_write_text(Path(path), junit_xml(results), hint="choose another JUnit path")
+
+
+def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str, Any]:
+    """Gradescope's autograder ``results.json`` for one learner (every lab given, in lab order).
+
+    Test numbers are ``<lab index>.<check index>``; with several labs each name starts with its lab.
+    A check with hidden inputs is shown ``after_published``. Output formats are pinned to ``text`` so
+    learner text is never rendered as HTML or Markdown.
+    """
+    learners = {r.learner for r in results_for_one_learner}
+    if len(learners) > 1:
+        raise ValueError(f"gradescope_results takes one learner's results, got {', '.join(sorted(learners))}")
+    labs = sorted(results_for_one_learner, key=lambda r: r.lab)
+    several = len(labs) > 1
+    tests = []
+    for i, r in enumerate(labs, start=1):
+        for j, c in enumerate(r.checks, start=1):
+            test: dict[str, Any] = {
+                "name": f"{r.lab} · {c.title} ({c.id})" if several else f"{c.title} ({c.id})",
+                "number": f"{i}.{j}",
+                "score": float(c.score),
+                "max_score": float(c.max_score),
+                "status": "passed" if c.status.earns_points else "failed",
+                "output": _gradescope_output(c),
+                "visibility": "after_published" if c.hidden else "visible",
+            }
+            tags = _tags(c)
+            if tags:
+                test["tags"] = tags
+            tests.append(test)
+    return {
+        "score": float(round(sum(r.score for r in labs), 6)),
+        "execution_time": round(sum(r.seconds for r in labs), 2),
+        "output": "\n".join(_lab_line(r) for r in labs),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "extra_data": {
+            "learner": labs[0].learner if labs else "",
+            "labs": [
+                {"lab": r.lab, "passed": r.passed, "score": float(r.score), "max_score": float(r.max_score)}
+                for r in labs
+            ],
+        },
+        "tests": tests,
+    }
+
+
+def write_gradescope(out_dir: Path, results: Sequence[LabResult]) -> list[Path]:
+    """``<out>/<learner>/results.json``, beside that learner's reports; all are serialised before any is written."""
+    documents = {
+        Path(out_dir) / learner / _GRADESCOPE_FILE: json.dumps(
+            gradescope_results(list(mine.values())), ensure_ascii=False, indent=2, allow_nan=False
+        )
+        + "\n"
+        for learner, mine in _by_learner(results).items()
+    }
+    for path, text in documents.items():
+        atomic_write_text(path, text)
+    return list(documents)
+
+
+def _by_learner(results: Iterable[LabResult]) -> dict[str, dict[str, LabResult]]:
+    """Learners in name order, each with their labs; a learner graded twice on a lab: the later run stands."""
+    table: dict[str, dict[str, LabResult]] = {}
+    for r in results:
+        table.setdefault(r.learner, {})[r.lab] = r
+    return {learner: dict(sorted(table[learner].items())) for learner in sorted(table)}
+
+
+def _by_lab(results: Iterable[LabResult]) -> dict[str, list[LabResult]]:
+    table: dict[str, dict[str, LabResult]] = {}
+    for r in results:
+        table.setdefault(r.lab, {})[r.learner] = r
+    return {lab: [table[lab][learner] for learner in sorted(table[lab])] for lab in sorted(table)}
+
+
+def _cell_text(text: str) -> str:
+    """A text cell a spreadsheet will not run: a leading ``=``, ``+``, ``-``, ``@`` (or tab, CR) gets a ``'``."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _decimal(x: float) -> str:
+    """Exact to 1e-6, no exponent, no trailing zeros ("30", "21.333333"): what gradebook importers parse."""
+    text = f"{round(float(x), 6):.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _xml_text(text: str) -> str:
+    """XML 1.0 cannot carry NUL, most C0 controls, lone surrogates or U+FFFE/U+FFFF, even escaped."""
+    return _NOT_XML.sub("", text)
+
+
+def _junit_suite(lab: str, results: Sequence[LabResult]) -> ET.Element:
+    suite = ET.Element("testsuite", name=_xml_text(lab))
+    statuses = [c.status for r in results for c in r.checks]
+    suite.set("tests", str(len(statuses)))
+    for key, status in (("failures", Status.FAIL), ("errors", Status.ERROR), ("skipped", Status.SKIP)):
+        suite.set(key, str(statuses.count(status)))
+    suite.set("time", f"{sum(r.seconds for r in results):.3f}")
+    for r in results:
+        classname = _xml_text(f"{r.learner}.{r.lab.replace('/', '-')}")
+        for c in r.checks:
+            suite.append(_junit_case(c, classname))
+    return suite
+
+
+def _junit_case(c: CheckResult, classname: str) -> ET.Element:
+    """Per-check time is not measured (a lab's calls are batched), so a case says 0 and its suite the lab's run."""
+    case = ET.Element("testcase", name=_xml_text(c.id), classname=classname, time="0.000")
+    outcome = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(c.status)
+    if outcome is not None:
+        detail = ET.SubElement(case, outcome, message=_xml_text(headline(c.message) or c.status.value))
+        if outcome != "skipped":
+            detail.set("type", c.status.value)
+            points = f"score: {format_points(c.score)} / {format_points(c.max_score)}"
+            detail.text = _xml_text(f"{_check_detail(c)}\n{points}".lstrip("\n"))
+    notes = _notes(c)
+    if notes:
+        ET.SubElement(case, "system-out").text = _xml_text(notes)
+    return case
+
+
+def _check_detail(c: CheckResult) -> str:
+    """The message, then the evidence as labelled lines: the same facts the HTML report shows."""
+    lines = [c.message]
+    e = c.evidence
+    if e is not None:
+        if e.input_label or e.input_value is not None:
+            value = "" if e.input_value is None else format_value(e.input_value)
+            lines.append(f"input: {e.input_label}{' = ' if e.input_label and value else ''}{value}")
+        if e.expected is not None or e.observed is not None:
+            lines += [f"expected: {format_value(e.expected)}", f"observed: {format_value(e.observed)}"]
+        if e.max_abs_error is not None:
+            lines.append(f"max abs error: {format_number(e.max_abs_error)}")
+        if e.max_rel_error is not None:
+            lines.append(f"max rel error: {format_number(e.max_rel_error)}")
+        if e.where is not None:
+            lines.append(f"where: {format_index(e.where)} (entry index, from 0)")
+        if e.cause:
+            lines.append(f"likely cause: {e.cause}")
+    return "\n".join(line for line in lines if line)
+
+
+def _notes(c: CheckResult) -> str:
+    notes = []
+    if c.status is Status.REVIEW:
+        notes.append(f"review: a human must look; points given provisionally. {c.message}".rstrip())
+    if c.override is not None:
+        notes.append(_override_line(c.override, c.max_score))
+    return "\n".join(notes)
+
+
+def _override_line(o: Override, max_score: float) -> str:
+    source = f" [{o.source}]" if o.source else ""
+    return (
+        f"overridden by instructor{source}: {o.reason} "
+        f"(the grader said {o.status.value}, {format_points(o.score)} / {format_points(max_score)} points)"
+    )
+
+
+def _gradescope_output(c: CheckResult) -> str:
+    lines = []
+    if c.override is not None:
+        lines.append(_override_line(c.override, c.max_score))
+    if c.status is Status.REVIEW:
+        lines.append("under review: a human must look; the points are given provisionally")
+    elif c.status is Status.ERROR:
+        lines.append("error: your code raised, crashed, exited or timed out")
+    elif c.status is Status.SKIP:
+        lines.append("skipped: a prerequisite is missing")
+    lines.append(_check_detail(c))
+    return "\n".join(line for line in lines if line)
+
+
+def _tags(c: CheckResult) -> list[str]:
+    """What Gradescope's passed/failed cannot say: error, skip and review apart, acceptance, overrides."""
+    candidates = [
+        ("acceptance", c.acceptance),
+        (c.status.value, c.status in (Status.ERROR, Status.SKIP, Status.REVIEW)),
+        ("hidden inputs", c.hidden),
+        ("overridden", c.override is not None),
+    ]
+    return [tag for tag, on in candidates if on]
+
+
+def _lab_line(r: LabResult) -> str:
+    verdict = "PASSED" if r.passed else "NOT PASSED"
+    return f"{r.lab} · {r.title}: {verdict}, {format_points(r.score)} / {format_points(r.max_score)} points"
