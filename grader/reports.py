@@ -5,10 +5,14 @@ All wording and layout live in ``templates/``; this module only feeds them and f
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 import re
+import unicodedata
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from grader.atomicio import atomic_write_text
-from grader.model import LabResult
+from grader.model import CheckResult, LabResult, Status
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -192,3 +196,156 @@ def markdown_code(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
+
+
+INDEX_NAME = "index.html"
+HISTOGRAM_BINS = 10  # of 10 % each; the last one also holds 100 %
+_FAILING = (Status.FAIL, Status.ERROR)
+_EARNING = (Status.PASS, Status.REVIEW)  # as in LabResult.passed: review counts until a human says otherwise
+
+
+@dataclass(frozen=True)
+class _LabCell:
+    """A result's totals taken once: LabResult derives them from its checks on every access."""
+
+    score: float
+    max_score: float
+    passed: bool
+    href: str  # relative to the class page, percent-encoded
+
+
+@dataclass(frozen=True)
+class _LearnerRow:
+    learner: str
+    cells: dict[str, _LabCell]  # by lab; a lab the learner was not graded on is absent
+    failing: tuple[tuple[str, tuple[str, ...]], ...]  # (lab, ids of checks that failed or errored)
+    overridden: tuple[tuple[str, CheckResult], ...]
+
+    @property
+    def total_score(self) -> float:
+        return round(sum(c.score for c in self.cells.values()), 6)
+
+    @property
+    def total_max(self) -> float:
+        return round(sum(c.max_score for c in self.cells.values()), 6)
+
+    @property
+    def failing_count(self) -> int:
+        return sum(len(ids) for _, ids in self.failing)
+
+
+@dataclass(frozen=True)
+class _CheckRate:
+    id: str
+    title: str
+    passed: int
+    graded: int
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.graded if self.graded else 0.0
+
+
+@dataclass(frozen=True)
+class _LabSummary:
+    lab: str
+    title: str
+    graded: int
+    passed: int
+    mean_percent: float
+    bins: tuple[int, ...]  # learners per HISTOGRAM_BINS slice of the score, as a share of the maximum
+    rates: tuple[_CheckRate, ...]  # worst first: the checks the class missed most
+
+
+def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "") -> str:
+    """The class page: one self-contained file (inline CSS, SVG and a small sort script, nothing remote).
+
+    Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is.
+    """
+    labs, rows = _class_view(results, Path(out_dir))
+    return (
+        _environment()
+        .get_template("index.html.j2")
+        .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1)
+    )
+
+
+def write_index(out_dir: Path, results: Sequence[LabResult]) -> Path:
+    """``<out>/index.html`` beside the learners' folders, so its relative links resolve."""
+    path = Path(out_dir) / INDEX_NAME
+    generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    atomic_write_text(path, render_index(results, out_dir, generated=generated))
+    return path
+
+
+def _class_view(results: Sequence[LabResult], out_dir: Path) -> tuple[list[_LabSummary], list[_LearnerRow]]:
+    by_lab: dict[str, dict[str, LabResult]] = {}
+    for r in results:
+        by_lab.setdefault(r.lab, {})[r.learner] = r  # a learner graded twice on a lab: the later run stands
+    cells = {
+        (lab, learner): _LabCell(r.score, r.max_score, r.passed, _relative_href(out_dir, r))
+        for lab, graded in by_lab.items()
+        for learner, r in graded.items()
+    }
+    labs = [_lab_summary(lab, list(by_lab[lab].values()), cells) for lab in sorted(by_lab)]
+    rows = []
+    for learner in sorted({r.learner for r in results}, key=_name_order):
+        mine = [by_lab[lab.lab][learner] for lab in labs if learner in by_lab[lab.lab]]
+        failing = ((r.lab, tuple(c.id for c in r.checks if c.status in _FAILING)) for r in mine)
+        rows.append(
+            _LearnerRow(
+                learner=learner,
+                cells={r.lab: cells[r.lab, learner] for r in mine},
+                failing=tuple((lab, ids) for lab, ids in failing if ids),
+                overridden=tuple((r.lab, c) for r in mine for c in r.checks if c.override is not None),
+            )
+        )
+    return labs, rows
+
+
+def _lab_summary(lab: str, results: list[LabResult], cells: Mapping[tuple[str, str], _LabCell]) -> _LabSummary:
+    bins = [0] * HISTOGRAM_BINS
+    shares = []
+    tallies: dict[str, list[int]] = {}
+    titles: dict[str, str] = {}
+    for r in results:
+        cell = cells[lab, r.learner]
+        share = cell.score / cell.max_score if cell.max_score else 1.0
+        shares.append(share)
+        bins[min(HISTOGRAM_BINS - 1, max(0, math.floor(round(share * HISTOGRAM_BINS, 9))))] += 1
+        for c in r.checks:
+            tally = tallies.get(c.id)
+            if tally is None:
+                tally = tallies[c.id] = [0, 0]
+                titles[c.id] = c.title
+            tally[0] += c.status in _EARNING
+            tally[1] += 1
+    rates = sorted(
+        (_CheckRate(cid, titles[cid], won, graded) for cid, (won, graded) in tallies.items()),
+        key=lambda rate: rate.rate,  # stable: equal rates keep the rubric's order
+    )
+    return _LabSummary(
+        lab=lab,
+        title=results[0].title,
+        graded=len(results),
+        passed=sum(cells[lab, r.learner].passed for r in results),
+        mean_percent=100 * sum(shares) / len(shares),
+        bins=tuple(bins),
+        rates=tuple(rates),
+    )
+
+
+def _relative_href(out_dir: Path, result: LabResult) -> str:
+    return urllib.parse.quote(report_paths(out_dir, result)[0].relative_to(out_dir).as_posix())
+
+
+def _name_order(name: str) -> tuple[str, str]:
+    """Accents and case do not move a name ("Álvaro" sits with the a's), as the page's sort script does."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in folded if not unicodedata.combining(ch)), name
+
+
+def render_class_summary(results: Sequence[LabResult], run: Any) -> str:
+    """A class on the terminal: totals per lab, the learners who did not pass (first few), where to look."""
+    learners = sorted({r.learner for r in results})
+    return _environment().get_template("class_summary.txt.j2").render(results=list(results), run=run, learners=learners)
