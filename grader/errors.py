@@ -17,6 +17,10 @@ class RubricError(GraderError):
     """A rubric or its reference module is malformed; the message names file and line."""
 
 
+class OverridesError(GraderError):
+    """An instructor's overrides file is malformed; the message names file and line."""
+
+
 class SubmissionError(GraderError):
     """A learner folder cannot be graded at all (not one whose code merely fails)."""
 

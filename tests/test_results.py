@@ -11,16 +11,27 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grader.atomicio import atomic_write_bytes, atomic_write_text
 from grader.errors import GraderError
-from grader.model import CheckResult, Evidence, LabResult, Status
-from grader.results import SCHEMA_VERSION, lab_to_dict, plain, results_document, write_json
+from grader.model import CheckResult, Evidence, LabResult, Override, Status
+from grader.results import (
+    SCHEMA_VERSION,
+    dumps,
+    lab_from_dict,
+    lab_to_dict,
+    plain,
+    results_document,
+    unplain,
+    write_json,
+)
 
 NAN, INF = float("nan"), float("inf")
 
 LAB_KEYS = {"learner", "lab", "title", "passed", "score", "max_score", "seconds", "checks"}
-CHECK_KEYS = {"id", "title", "status", "score", "max_score", "acceptance", "message", "hidden", "evidence"}
+CHECK_KEYS = {"id", "title", "status", "score", "max_score", "acceptance", "message", "hidden", "evidence", "override"}
 EVIDENCE_KEYS = {"input", "input_value", "expected", "observed", "max_abs_error", "max_rel_error", "where", "cause"}
 
 
@@ -103,6 +114,7 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "message": "shape (3,) as expected",
                         "hidden": False,
                         "evidence": None,
+                        "override": None,
                     },
                     {
                         "id": "values",
@@ -114,6 +126,7 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "message": "",
                         "hidden": False,
                         "evidence": None,
+                        "override": None,
                     },
                     {
                         "id": "plot",
@@ -125,6 +138,7 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "message": "a human will look at the plot",
                         "hidden": False,
                         "evidence": None,
+                        "override": None,
                     },
                 ],
             }
@@ -276,3 +290,124 @@ def test_unwritable_parent_is_one_line_grader_error(tmp_path: Path) -> None:
     assert "\n" not in message
     assert message.startswith(f"cannot write {blocker / 'borja' / 'x.html'}: ")
     assert message.endswith(" — remove the file")
+
+
+def overridden() -> LabResult:
+    base = failing()
+    grad = base.checks[1]
+    changed = CheckResult(grad.id, grad.title, Status.PASS, 8.0, 8.0, True, grad.message, grad.evidence,
+                          override=Override("derivation checked on paper", Status.FAIL, 0.0, "overrides.yaml:4"))
+    return LabResult(base.learner, base.lab, base.title, (base.checks[0], changed, *base.checks[2:]), seconds=1.5)
+
+
+def test_override_is_written_with_the_graders_own_verdict() -> None:
+    check = lab_to_dict(overridden())["checks"][1]
+    assert (check["status"], check["score"]) == ("pass", 8.0)
+    assert check["override"] == {"reason": "derivation checked on paper", "status": "fail", "score": 0.0, "source": "overrides.yaml:4"}
+    assert all(c["override"] is None for c in lab_to_dict(failing())["checks"])
+
+
+@pytest.mark.parametrize("make", [passing, failing, overridden])
+def test_lab_from_dict_reads_back_what_was_written(make: Any) -> None:
+    original = make()
+    text = json.dumps(lab_to_dict(original), allow_nan=False)
+    back = lab_from_dict(_strict_loads(text))
+    assert json.dumps(lab_to_dict(back), allow_nan=False) == text
+    assert (back.passed, back.score, back.max_score, back.counts) == (original.passed, original.score, original.max_score, original.counts)
+    assert [c.override for c in back.checks] == [c.override for c in original.checks]
+
+
+def test_lab_from_dict_restores_numbers_and_where() -> None:
+    e = lab_from_dict(lab_to_dict(failing())).checks[1].evidence
+    assert e is not None
+    assert e.where == (1, 2) and e.cause == "divided by h twice"
+    assert e.max_abs_error == INF and math.isnan(e.max_rel_error or 0.0)
+    assert e.observed[1][1] == INF and math.isnan(e.observed[0][1]) and e.observed[2][2] == -INF
+    assert e.input_value == [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], 0.001]
+    assert lab_from_dict(lab_to_dict(failing())).checks[2].evidence == Evidence(max_abs_error=-INF)
+
+
+def test_lab_from_dict_reads_files_from_before_overrides_and_ignores_stored_totals() -> None:
+    doc = lab_to_dict(passing())
+    for check in doc["checks"]:
+        del check["override"]
+    doc["passed"], doc["score"] = False, 999.0
+    back = lab_from_dict(doc)
+    assert all(c.override is None for c in back.checks)
+    assert (back.passed, back.score) == (True, 20.0)
+    assert back.output == "" and lab_from_dict({**doc, "output": "hi\n"}).output == "hi\n"
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda d: d.pop("checks"), "missing key 'checks'"),
+        (lambda d: d["checks"][0].update(status="passed"), "'passed' is not a valid Status"),
+        (lambda d: d["checks"][0].update(score="lots"), "could not convert string to float"),
+    ],
+)
+def test_lab_from_dict_rejects_what_is_not_a_result(damage: Any, fragment: str) -> None:
+    doc = lab_to_dict(passing())
+    damage(doc)
+    with pytest.raises(GraderError) as caught:
+        lab_from_dict(doc)
+    assert str(caught.value).startswith("not a grader result (JSON v1): ") and fragment in str(caught.value)
+
+
+def test_unplain_is_plains_inverse_on_numbers() -> None:
+    assert unplain(["nan", "inf", "-inf", "text", {"h": "inf"}, None])[1:] == [INF, -INF, "text", {"h": INF}, None]
+    assert math.isnan(unplain("nan")) and unplain("decreasing") == "decreasing"
+
+
+_finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+_number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6), st.booleans())
+_values = st.recursive(
+    st.one_of(st.none(), _number, st.text(max_size=8), st.sampled_from(["nan", "inf", "-inf"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=12,
+)
+_evidence = st.builds(
+    Evidence,
+    input_label=st.text(max_size=10),
+    input_value=_values,
+    expected=_values,
+    observed=st.one_of(_values, st.builds(lambda rows: np.array(rows, dtype=float),
+                                          st.lists(st.floats(allow_nan=True), min_size=1, max_size=4))),
+    max_abs_error=st.one_of(st.none(), st.floats()),
+    max_rel_error=st.one_of(st.none(), st.floats()),
+    where=st.one_of(st.none(), st.lists(st.integers(0, 50), max_size=3).map(tuple)),
+    cause=st.one_of(st.none(), st.text(max_size=10)),
+)
+_statuses = st.sampled_from(list(Status))
+_override = st.builds(Override, reason=st.text(min_size=1, max_size=20), status=_statuses, score=_finite,
+                      source=st.text(max_size=20))
+_check = st.builds(
+    CheckResult,
+    id=st.text(min_size=1, max_size=8),
+    title=st.text(max_size=12),
+    status=_statuses,
+    score=_finite,
+    max_score=_finite,
+    acceptance=st.booleans(),
+    message=st.text(max_size=20),
+    evidence=st.one_of(st.none(), _evidence),
+    hidden=st.booleans(),
+    override=st.one_of(st.none(), _override),
+)
+_lab = st.builds(
+    LabResult,
+    learner=st.text(min_size=1, max_size=8),
+    lab=st.text(min_size=1, max_size=16),
+    title=st.text(max_size=12),
+    checks=st.lists(_check, max_size=5).map(tuple),
+    seconds=st.floats(min_value=0, max_value=1e4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_lab)
+def test_round_trip_serialises_identically(result: LabResult) -> None:
+    text = dumps([result])
+    assert dumps([lab_from_dict(json.loads(text)["results"][0])]) == text
+    assert dumps([lab_from_dict(lab_to_dict(result))]) == text
