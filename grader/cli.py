@@ -7,6 +7,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from grader import __version__
 from grader.errors import GraderError
@@ -25,22 +26,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="grade",
         description="Grade learners' lab submissions against YAML rubrics, in isolated worker processes.",
-        epilog="Exit codes: 0 every graded lab passed, 1 one did not, 2 bad usage, path or rubric, "
-               "3 the sandbox could not start, 130 interrupted.",
+        epilog="Also: grade history LEARNER (attempts over time). Exit codes: 0 every graded lab passed, "
+               "1 one did not, 2 bad usage, path or rubric, 3 the sandbox could not start, 130 interrupted.",
     )
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                         help="a learner folder (it has phase-NN/ folders) or a folder of learners")
     parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR",
                         help="folder of rubric YAML files (default: ./rubrics, else the bundled ones)")
     parser.add_argument("--lab", default=None, metavar="LAB", help="grade only this lab, e.g. phase-04/lab-00")
     parser.add_argument("--out", default="reports", metavar="DIR",
-                        help="where the HTML and Markdown reports go (default: reports/)")
+                        help="where the reports and class outputs go (default: reports/)")
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="also write the results as JSON (- for standard output; the summary then goes to stderr)")
+    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                        help="also write JUnit XML: one testcase per learner and check")
+    parser.add_argument("--gradescope", action="store_true",
+                        help="also write a Gradescope results.json per learner: <out>/<learner>/results.json")
+    parser.add_argument("--gradescope-autograder", nargs="?", const="/autograder", default=None, metavar="ROOT",
+                        help="run inside a Gradescope container: grade ROOT/submission, write ROOT/results/results.json")
+    parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                        help="learners graded at once (default: every core)")
+    parser.add_argument("--force", action="store_true",
+                        help="grade again even learners whose submission, rubric and grader are unchanged")
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE",
+                        help="the gradebook history (SQLite; default: <out>/gradebook.sqlite)")
+    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE",
+                        help="instructor overrides (default: overrides.yaml in the class folder, when there)")
+    parser.add_argument("--executor", choices=("local", "dask"), default="local",
+                        help="where learners are graded: this machine (default) or a Dask cluster")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="the Dask scheduler for --executor dask, e.g. tcp://scheduler:8786")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-time limit for one call of a learner function (default: 10)")
+    parser.add_argument("--doctor", action="store_true", help="say which sandbox layers protect this machine, and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
+    return parser
+
+
+def build_history_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="grade history", description="A learner's attempts over time, from the gradebook history.")
+    parser.add_argument("learners", nargs="+", metavar="LEARNER", help="a learner folder or name (learners/borja, borja)")
+    parser.add_argument("--lab", default=None, metavar="LAB", help="only this lab")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="the --out of the runs (default: reports/)")
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help="the history file (default: <out>/gradebook.sqlite)")
     return parser
 
 
@@ -79,35 +108,125 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal must not turn "✗" into a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"] and not Path("history").is_dir():
+        return _history(build_history_parser().parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
+    if args.doctor:
+        return _doctor()
+    if args.gradescope_autograder is not None:
+        return _autograder(args)
+    if not args.paths:
+        build_parser().error("give a learner folder or a folder of learners (e.g. grade learners/borja)")
     with _errors() as code:
-        from grader import zygote
+        if args.jobs == 1 or (len(args.paths) == 1 and _looks_like_learner(args.paths[0])):
+            from grader import zygote
 
-        zygote.get()  # the fork server imports numpy while this process imports the rest
-        from grader.errors import UsageError
-        from grader.grading import grade
-        from grader.reports import render_summary, write_reports
+            zygote.get()  # the fork server imports numpy while this process imports the rest
+        from grader import progress
+        from grader.batch import Options, grade_class
+        from grader.reports import render_class_summary, render_summary
         from grader.results import dumps, write_json
-        from grader.sandbox import Limits
 
-        if args.timeout is not None and not 0.05 <= args.timeout <= 3600:
-            raise UsageError(f"--timeout {args.timeout:g}: give a number of seconds between 0.05 and 3600")
+        limits = _limits(args)
         _check_outputs(args.out, args.json)
-        limits = Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
+        if args.jobs < 0:
+            raise _usage(f"--jobs {args.jobs}: give a number of processes, 1 or more (0: every core)")
 
         def note(text: str) -> None:
             if not args.quiet:
                 print(f"grade: note: {text}", file=sys.stderr)
 
-        results = grade(args.paths, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note)
-        paths = write_reports(results, Path(args.out))
+        options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
+                          scheduler=args.scheduler, db=args.db, overrides=_overrides(args), gradescope=args.gradescope,
+                          junit=args.junit, argv=tuple(argv))
+        run = grade_class(args.paths, options, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note,
+                          progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
+        results = list(run.results)
         to_stdout = args.json == "-"
         if to_stdout:
             sys.stdout.write(dumps(results))
         elif args.json is not None:
             write_json(Path(args.json), results)
         if not args.quiet:
-            one_learner = len({r.learner for r in results}) == 1
-            print(render_summary(results, paths, detailed=one_learner), end="", file=sys.stderr if to_stdout else sys.stdout)
+            learners = len({r.learner for r in results})
+            text = (render_summary(results, run.report_paths, detailed=learners == 1) if learners <= _LIST_UP_TO
+                    else render_class_summary(results, run))
+            print(text, end="", file=sys.stderr if to_stdout else sys.stdout)
         code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
+    return code[0]
+
+
+_LIST_UP_TO = 20  # learners: above this the terminal gets the class totals and index.html, not every line
+
+
+def _usage(text: str) -> GraderError:
+    from grader.errors import UsageError
+
+    return UsageError(text)
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from grader.sandbox import Limits
+
+    if args.timeout is not None and not 0.05 <= args.timeout <= 3600:
+        raise _usage(f"--timeout {args.timeout:g}: give a number of seconds between 0.05 and 3600")
+    return Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
+
+
+def _looks_like_learner(path: Path) -> bool:
+    """A learner folder (phase-NN inside): one learner, graded in this process, no progress bar."""
+    from grader.grading import _is_learner
+
+    try:
+        return path.is_dir() and _is_learner(path)
+    except OSError:
+        return False
+
+
+def _overrides(args: argparse.Namespace) -> Path | None:
+    """``--overrides``, else ``overrides.yaml`` beside the learners of a class folder."""
+    if args.overrides is not None:
+        if not args.overrides.is_file():
+            raise _usage(f"--overrides {args.overrides}: no such file — give the path of an overrides.yaml")
+        return args.overrides
+    for path in args.paths:
+        candidate = Path(path) / "overrides.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _history(args: argparse.Namespace) -> int:
+    with _errors() as code:
+        from grader.history import render_history
+        from grader.store import Store
+
+        db = args.db or Path(args.out) / "gradebook.sqlite"
+        if not db.is_file():
+            raise _usage(f"{db}: no gradebook history yet — run grade first (or pass --db FILE / --out DIR)")
+        store = Store.open(db)
+        try:
+            for learner in args.learners:
+                name = Path(learner).name or Path(learner).resolve().name
+                print(render_history(store.history(name, args.lab), name, db=db, lab=args.lab), end="")
+        finally:
+            store.close()
+    return code[0]
+
+
+def _doctor() -> int:
+    with _errors() as code:
+        from grader.layers import doctor_text
+
+        print(doctor_text(), end="")
+    return code[0]
+
+
+def _autograder(args: argparse.Namespace) -> int:
+    with _errors() as code:
+        from grader.autograder import run_autograder
+
+        code[0] = run_autograder(Path(args.gradescope_autograder), rubrics_dir=args.rubrics, lab=args.lab,
+                                 limits=_limits(args))
     return code[0]

@@ -51,7 +51,7 @@ def test_a_folder_of_learners(tmp_path: Path) -> None:
         shutil.copytree(BORJA if name == "borja" else FIXTURES / name, klass / name)
     out = tmp_path / "out"
     assert main([str(klass), "-q", "--out", str(out), "--lab", "phase-04/lab-00", "--rubrics", str(ROOT / "rubrics")]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["borja", "page-copy"]
+    assert sorted(p.name for p in out.iterdir()) == ["borja", "gradebook.csv", "gradebook.sqlite", "index.html", "page-copy"]
 
 
 BAD = [

@@ -1,0 +1,405 @@
+"""Grade a class: every learner across all cores (or a Dask cluster), reusing what has not changed.
+
+The parent plans (which labs, which content keys, what the store already has), hands the rest to an
+executor, records each finished learner in the store as it arrives (so a killed run resumes), and
+writes the class outputs last. Per-learner reports are written where the learner was graded, so
+rendering runs on every core too.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.errors import UsageError
+from grader.grading import Note, _is_learner, applies, find_learners, grade_lab, phase_folder, select_rubrics
+from grader.model import LabResult, Rubric
+from grader.progress import Progress, Silent
+from grader.sandbox import Limits
+
+_CLUTTER_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"}
+_COMMIT_EVERY = 0.5  # seconds: what a killed run loses at most
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the instructor asked for, beyond which learners and labs."""
+
+    out: Path
+    jobs: int = 0  # 0: every core
+    force: bool = False
+    executor: str = "local"  # or "dask"
+    scheduler: str | None = None
+    db: Path | None = None  # default <out>/gradebook.sqlite
+    overrides: Path | None = None
+    gradescope: bool = False
+    junit: Path | None = None
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClassRun:
+    """The run's results (overrides applied), where the reports are, and what was reused."""
+
+    results: tuple[LabResult, ...]
+    report_paths: dict[tuple[str, str], Path]
+    graded: int  # learners graded in this run
+    reused: int  # learners whose every lab was unchanged
+    outputs: tuple[Path, ...] = ()  # class-level files written
+    run_id: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One learner's work: every lab to report, its content key, and the stored result when unchanged."""
+
+    learner: Path
+    labs: tuple[str, ...]
+    keys: tuple[str, ...]
+    stored: tuple[dict[str, Any] | None, ...]
+
+    @property
+    def to_grade(self) -> tuple[str, ...]:
+        return tuple(lab for lab, raw in zip(self.labs, self.stored) if raw is None)
+
+
+@dataclass
+class _Done:
+    plan: Plan
+    raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # lab -> lab_to_dict, without overrides
+    notes: list[str] = field(default_factory=list)
+    rendered: bool = False
+
+
+# ----------------------------------------------------------------------------- content keys
+
+def _digest_files(hasher: Any, root: Path) -> None:
+    """Names and bytes of every regular file under ``root`` (sorted, clutter skipped, links not followed)."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _CLUTTER_DIRS)
+        for name in sorted(files):
+            if name.endswith(".pyc"):
+                continue
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+            hasher.update(b"F" + len(relative).to_bytes(4, "little") + relative)
+            try:
+                if path.is_symlink():
+                    hasher.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
+                elif path.is_file():
+                    hasher.update(b"D" + path.read_bytes())
+            except OSError as exc:
+                hasher.update(f"E{exc.errno}".encode())
+
+
+def grader_digest() -> str:
+    """The grader's version and its own source: an edited checkout never reuses a stale result."""
+    hasher = hashlib.sha256(__version__.encode())
+    _digest_files(hasher, Path(__file__).resolve().parent)
+    return hasher.hexdigest()
+
+
+def rubric_digest(rubric: Rubric) -> str:
+    """The YAML file and every module beside it (the reference, and anything it imports from there)."""
+    hasher = hashlib.sha256(rubric.path.read_bytes())
+    folder = rubric.path.parent
+    for path in sorted(folder.glob("*.py")):
+        hasher.update(path.name.encode() + b"\0" + path.read_bytes())
+    return hasher.hexdigest()
+
+
+def submission_digest(learner: Path) -> str:
+    """The learner's whole folder: a lab's code may import from another phase's folder (borja's phase-04
+    imports its own phase-05 log-sum-exp), so any change anywhere grades every lab again."""
+    hasher = hashlib.sha256()
+    _digest_files(hasher, learner)
+    return hasher.hexdigest()
+
+
+def lab_key(learner: Path, rubric: Rubric, rubric_hash: str, grader_hash: str, limits: Limits, submission: str) -> str:
+    parts = [grader_hash, rubric.lab, rubric_hash, repr(limits), learner.name, submission]
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the work of one learner
+
+_RUBRICS: dict[str, Rubric] = {}
+_LIMITS = Limits()
+_OUT: Path = Path("reports")
+_GRADESCOPE = False
+
+
+def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str, Any]],
+                  rules: Sequence[Any], render: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Grade the labs not in ``stored``, then write the learner's reports from all of them.
+
+    Returns the freshly graded labs (raw, as plain dicts) and the notes about the learner's folder.
+    """
+    from grader.results import lab_to_dict
+
+    notes: list[str] = []
+    fresh: dict[str, dict[str, Any]] = {}
+    for lab in labs:
+        if lab not in stored:
+            result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append)
+            fresh[lab] = {**lab_to_dict(result), "output": result.output}
+    if render:
+        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], rules, _OUT, _GRADESCOPE)
+    return fresh, notes
+
+
+def write_learner_outputs(raw: Sequence[dict[str, Any]], rules: Sequence[Any], out: Path, gradescope: bool) -> None:
+    from grader.exports import write_gradescope
+    from grader.overrides import apply_overrides
+    from grader.reports import write_reports
+    from grader.results import lab_from_dict
+
+    results = apply_overrides([lab_from_dict(r) for r in raw], rules)
+    write_reports(results, out)
+    if gradescope:
+        write_gradescope(out, results)
+
+
+def _pool_initializer() -> None:
+    """Pool processes leave Ctrl-C to the parent, and turn SIGTERM into a clean exit (temp files removed)."""
+    from grader import zygote
+
+    zygote.forget_inherited()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def stop(*_: Any) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+# ----------------------------------------------------------------------------- executors
+
+Submit = tuple[Plan, dict[str, dict[str, Any]], list[Any], bool]
+
+
+def _run_inline(work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
+    for plan, stored, rules, render in work:
+        fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, rules, render)
+        yield plan, fresh, notes
+
+
+class _LocalPool:
+    """Every core: a process pool forked from this process (the grader's own, trusted code), each process
+    with its own fork server for learner workers. Results come back as plain dicts."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def run(self, work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
+        context = multiprocessing.get_context("fork")
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer)
+        futures = {
+            self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render): plan
+            for plan, stored, rules, render in work
+        }
+        for future in concurrent.futures.as_completed(futures):
+            fresh, notes = future.result()
+            yield futures[future], fresh, notes
+        self._pool.shutdown()
+        self._pool = None
+
+    def stop(self) -> None:
+        """Ctrl-C: drop what has not started, stop what has; each process's fork server then kills its workers."""
+        if self._pool is None:
+            return
+        children = multiprocessing.active_children()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(5)
+            if child.is_alive():
+                child.kill()
+                child.join()
+        self._pool = None
+
+
+# ----------------------------------------------------------------------------- the class run
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def grade_class(
+    paths: Sequence[Path | str],
+    options: Options,
+    *,
+    rubrics_dir: Path | str | None = None,
+    lab: str | None = None,
+    limits: Limits | None = None,
+    note: Note | None = None,
+    progress: Progress | None = None,
+) -> ClassRun:
+    """Grade every learner under ``paths``; write reports, class outputs and the gradebook history."""
+    from grader.overrides import apply_overrides, load_overrides
+    from grader.results import lab_from_dict
+    from grader.store import Store
+
+    global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE
+    say = note or (lambda _: None)
+    progress = progress or Silent()
+    limits = limits or Limits()
+    rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
+    learners = find_learners([Path(p) for p in paths], note)
+    overrides_path = options.overrides
+    rules = load_overrides(overrides_path) if overrides_path is not None else ()
+    out = Path(options.out)
+    db_path = options.db or out / "gradebook.sqlite"
+
+    grader_hash = grader_digest()
+    rubric_hashes = {r.lab: rubric_digest(r) for r in rubrics}
+    by_lab = {r.lab: r for r in rubrics}
+    _RUBRICS, _LIMITS, _OUT, _GRADESCOPE = by_lab, limits, out, options.gradescope
+
+    store = Store.open(db_path)
+    run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
+    plans = []
+    for learner in learners:
+        chosen = _labs_for(learner, rubrics, lab, say)
+        submission = submission_digest(learner)
+        keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
+        stored = tuple(None if options.force else store.lookup(learner.name, name, key) for name, key in zip(chosen, keys))
+        if chosen:
+            plans.append(Plan(learner, chosen, keys, stored))
+    if not plans:
+        store.finish_run(run_id, "done")
+        store.close()
+        labs = ", ".join(r.lab for r in rubrics)
+        raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")
+
+    rules_for: dict[str, list[Any]] = {}
+    for rule in rules:
+        rules_for.setdefault(rule.learner, []).append(rule)
+    digests = store.output_digests(str(out.resolve()))
+    work: list[Submit] = []
+    done: dict[str, _Done] = {}
+    for plan in plans:
+        stored = {lab_name: raw for lab_name, raw in zip(plan.labs, plan.stored) if raw is not None}
+        entry = done[plan.learner.name] = _Done(plan, dict(stored))
+        mine = rules_for.get(plan.learner.name, [])
+        if plan.to_grade:
+            work.append((plan, stored, mine, True))
+            continue
+        digest = _output_digest(plan, stored, mine, options.gradescope, grader_hash)
+        if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan):
+            work.append((plan, stored, mine, True))
+        else:
+            entry.rendered = True
+
+    fresh_count = sum(1 for plan, *_ in work if plan.to_grade)
+    progress.start(len(plans), len(plans) - fresh_count)
+    progress.advance(len(plans) - len(work))
+    jobs = min(options.jobs or default_jobs(), max(1, len(work)))
+    pool: Any = None
+    if options.executor == "dask":
+        from grader.cluster import DaskExecutor
+
+        pool = DaskExecutor(options.scheduler, rubrics, limits)
+        runner = pool.run(work)
+    elif jobs > 1:
+        pool = _LocalPool(jobs)
+        runner = pool.run(work)
+    else:
+        runner = _run_inline(work)
+
+    status = "interrupted"
+    last_commit = time.monotonic()
+    notes: list[str] = []
+    try:
+        for plan, fresh, learner_notes in runner:
+            entry = done[plan.learner.name]
+            entry.raw.update(fresh)
+            notes.extend(learner_notes)
+            for lab_name, key in zip(plan.labs, plan.keys):
+                store.record(run_id, plan.learner.name, lab_name, key, entry.raw[lab_name], reused=lab_name not in fresh)
+            if options.executor == "dask":
+                write_learner_outputs([entry.raw[name] for name in plan.labs], rules_for.get(plan.learner.name, []),
+                                      out, options.gradescope)
+            entry.rendered = True
+            mine = rules_for.get(plan.learner.name, [])
+            store.set_output_digest(str(out.resolve()), plan.learner.name,
+                                    _output_digest(plan, entry.raw, mine, options.gradescope, grader_hash))
+            progress.advance()
+            if time.monotonic() - last_commit >= _COMMIT_EVERY:
+                store.commit()
+                last_commit = time.monotonic()
+        for entry in done.values():
+            if all(raw is not None for raw in entry.plan.stored):
+                for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
+                    store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True)
+        status = "done"
+    finally:
+        if status != "done" and pool is not None:
+            pool.stop()
+        progress.close()
+        store.finish_run(run_id, status)
+        store.commit()
+        store.close()
+    for text in dict.fromkeys(notes):
+        say(text)
+
+    raw_results = [lab_from_dict(done[p.learner.name].raw[name]) for p in plans for name in p.labs]
+    graded_names = {p.learner.name for p in plans}
+    whole_class = any(not _is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
+    results = apply_overrides(raw_results, [r for r in rules if whole_class or r.learner in graded_names], say)
+    from grader.reports import report_paths
+
+    paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
+    outputs = write_class_outputs(results, options)
+    return ClassRun(tuple(results), paths_out, graded=fresh_count, reused=len(plans) - fresh_count,
+                    outputs=tuple(outputs), run_id=run_id)
+
+
+def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[Path]:
+    from grader.exports import write_gradebook, write_junit
+    from grader.reports import write_index
+
+    out = Path(options.out)
+    written = [write_index(out, results)]
+    write_gradebook(out / "gradebook.csv", results)
+    written.append(out / "gradebook.csv")
+    if options.junit is not None:
+        write_junit(options.junit, results)
+        written.append(options.junit)
+    return written
+
+
+def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Callable[[str], None]) -> tuple[str, ...]:
+    chosen = list(rubrics) if lab else [r for r in rubrics if applies(r, learner)]
+    if not chosen:
+        chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
+    if not chosen:
+        folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
+        say(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
+    return tuple(r.lab for r in chosen)
+
+
+def _output_digest(plan: Plan, raw: dict[str, dict[str, Any]], rules: Sequence[Any], gradescope: bool, grader_hash: str) -> str:
+    """What the learner's files were rendered from: results, their overrides, the grader and the flags."""
+    material = [grader_hash, gradescope, [raw[name] for name in plan.labs], [repr(r) for r in rules]]
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _reports_exist(out: Path, plan: Plan) -> bool:
+    stem = out / plan.learner.name
+    return all((stem / f"{name.replace('/', '-')}.html").is_file() for name in plan.labs)

@@ -1,0 +1,93 @@
+"""Progress of a class run on stderr: a live bar on a terminal, plain periodic lines in a log, nothing with -q."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Protocol, TextIO
+
+
+class Progress(Protocol):
+    def start(self, total: int, reused: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+class Silent:
+    """``-q``, or a single learner: progress would only be noise."""
+
+    def start(self, total: int, reused: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Lines:
+    """A log or CI output: one line every ``every`` seconds and a last one; no carriage returns, no colour."""
+
+    def __init__(self, stream: TextIO, every: float = 5.0) -> None:
+        self._stream, self._every = stream, every
+        self._total = self._done = 0
+        self._started = self._last = 0.0
+
+    def start(self, total: int, reused: int) -> None:
+        self._total, self._started = total, time.monotonic()
+        self._last = self._started
+        unchanged = f" ({reused} unchanged, reused)" if reused else ""
+        print(f"grade: grading {total} learner{'s' if total != 1 else ''}{unchanged}", file=self._stream, flush=True)
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        now = time.monotonic()
+        if now - self._last >= self._every and self._done < self._total:
+            self._last = now
+            self._line(now)
+
+    def close(self) -> None:
+        if self._total:
+            self._line(time.monotonic())
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self._started, 1e-9)
+        rate = self._done / elapsed
+        eta = (self._total - self._done) / rate if rate and self._done < self._total else 0.0
+        tail = f", about {eta:.0f} s left" if eta else f" in {elapsed:.1f} s"
+        print(f"grade: {self._done}/{self._total} learners ({rate:.1f}/s){tail}", file=self._stream, flush=True)
+
+
+class Bar:
+    """An interactive terminal: tqdm's bar with count, rate and ETA (tqdm draws no colour unless asked)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._bar: Any = None
+
+    def start(self, total: int, reused: int) -> None:
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0  # no monitor thread: the batch forks worker processes
+        self._bar = tqdm.tqdm(total=total, file=self._stream, unit="learner", desc="grading", dynamic_ncols=True,
+                              postfix={"reused": reused} if reused else None, leave=True, smoothing=0.1)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def choose(quiet: bool, stream: TextIO | None = None) -> Progress:
+    """A bar only for a real terminal that is not ``TERM=dumb``; ``NO_COLOR`` is honoured by never colouring."""
+    stream = stream or sys.stderr
+    if quiet:
+        return Silent()
+    interactive = getattr(stream, "isatty", lambda: False)() and os.environ.get("TERM", "") != "dumb"
+    return Bar(stream) if interactive else Lines(stream)
