@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.errors import UsageError
+from grader.errors import Interrupted, UsageError
 from grader.grading import Note, _is_learner, applies, find_learners, grade_lab, phase_folder, select_rubrics
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
@@ -234,10 +234,12 @@ class _LocalPool:
 # ----------------------------------------------------------------------------- the class run
 
 def default_jobs() -> int:
+    """Twice the cores: a learner's grading alternates between this side and the learner's worker."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return 2 * max(1, cores)
 
 
 def grade_class(
@@ -348,6 +350,10 @@ def grade_class(
                 for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
                     store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True)
         status = "done"
+    except KeyboardInterrupt:
+        finished = sum(1 for entry in done.values() if entry.rendered)
+        raise Interrupted(f"interrupted: {finished} of {len(plans)} learners graded and saved in {db_path} — "
+                          "run the same command again to grade the rest") from None
     finally:
         if status != "done" and pool is not None:
             pool.stop()

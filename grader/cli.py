@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gradescope-autograder", nargs="?", const="/autograder", default=None, metavar="ROOT",
                         help="run inside a Gradescope container: grade ROOT/submission, write ROOT/results/results.json")
     parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                        help="learners graded at once (default: every core)")
+                        help="learners graded at once (default: twice the cores)")
     parser.add_argument("--force", action="store_true",
                         help="grade again even learners whose submission, rubric and grader are unchanged")
     parser.add_argument("--db", type=Path, default=None, metavar="FILE",

@@ -29,3 +29,9 @@ class SandboxError(GraderError):
     """The isolation machinery itself failed (not the learner's code)."""
 
     exit_code = 3
+
+
+class Interrupted(GraderError):
+    """Ctrl-C: what was finished is kept; the message says how to resume."""
+
+    exit_code = 130
