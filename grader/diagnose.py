@@ -16,6 +16,9 @@ from grader.model import Cause
 from grader.runner import Observed
 
 
+_TINY = np.finfo(np.float64).tiny
+
+
 @dataclass(frozen=True)
 class Diff:
     """How an observed array differs from the expected one."""
@@ -38,6 +41,15 @@ def compare(expected: np.ndarray, observed: np.ndarray, atol: float, rtol: float
             return Diff(ok=False, reason="shape")
     if expected.size == 0:
         return Diff(ok=True, max_abs=0.0, max_rel=0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(observed - expected)
+    flat = int(err.argmax())
+    max_abs = float(err.flat[flat])
+    if max_abs <= atol and max_abs == max_abs:  # the common case: every entry within atol, nothing non-finite
+        rel = err / np.maximum(np.abs(expected), _TINY)
+        return Diff(ok=True, max_abs=max_abs, max_rel=float(rel.max()),
+                    where=tuple(int(i) for i in np.unravel_index(flat, expected.shape)) if expected.ndim else (),
+                    expected_at=float(expected.flat[flat]), observed_at=float(observed.flat[flat]))
     bad_finite = np.isfinite(expected) & ~np.isfinite(observed)
     with np.errstate(invalid="ignore", over="ignore"):
         err = np.abs(observed - expected)
