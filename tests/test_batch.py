@@ -248,3 +248,19 @@ def test_gradescope_container_mode_always_writes_results(tmp_path: Path) -> None
     assert proc.returncode == 2
     document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
     assert document["score"] == 0 and "--lab" in document["output"]
+
+
+def test_history_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.cli import main
+
+    klass = make_class(tmp_path / "class", ["borja", "sign-flipped"])
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main([str(klass), "-q", "--out", str(out), "--rubrics", str(RUBRICS), "--jobs", "1"]) == 1
+    capsys.readouterr()
+    assert main(["history", str(klass / "sign-flipped"), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if "phase-04/lab-00" in line]) == 2
+    assert "reused" in lines[-1] and "NOT PASSED" in lines[-1]
+    assert main(["history", "nobody", "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "no gradebook history yet" in capsys.readouterr().err
