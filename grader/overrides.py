@@ -28,7 +28,7 @@ _ALIASES = {
     "test": "check", "score": "points", "grade": "status", "why": "reason", "comment": "reason", "note": "reason",
 }
 _LAB = re.compile(r"^phase-\d+/lab-\d+$")
-EXAMPLE = "- {learner: borja, lab: phase-04/lab-00, check: jacobian-analytic, status: pass, reason: \"…\"}"
+EXAMPLE = "- {learner: borja, lab: phase-04/lab-00, check: some-check-id, status: pass, reason: \"…\"}"
 
 Note = Callable[[str], None]
 
