@@ -8,14 +8,17 @@ worker is a fork, not a new interpreter, and nothing from the rubric or referenc
 from __future__ import annotations
 
 import ast
+import errno
 import importlib.util
 import inspect
 import json
 import numbers
 import os
 import resource
+import signal
 import socket
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,9 @@ class ChildConfig:
     call_cpu_seconds: float  # one call
     file_bytes: int
     max_processes: int
+    private_dir: str = ""  # the learner's own folder: their copy, and tmp/ (TMPDIR, HOME); the only writable place
+    outside_links: tuple[str, ...] = ()  # links in the submission that point out of it: not copied, named when missed
+    uid: int | None = None  # the learner's own uid, when the server's layer drops privileges
 
 
 def _limit(which: int, soft: int, hard: int | None = None) -> None:
@@ -68,8 +74,30 @@ def _apply_limits(config: ChildConfig) -> None:
     _limit(resource.RLIMIT_CPU, config.cpu_seconds, config.cpu_seconds + 1)
     _limit(resource.RLIMIT_FSIZE, config.file_bytes)
     _limit(resource.RLIMIT_AS, _vm_size() + config.memory_bytes)
-    if os.geteuid() != 0:
-        _limit(resource.RLIMIT_NPROC, config.max_processes)
+    _limit(resource.RLIMIT_NPROC, config.max_processes)  # binds once the worker is not root
+
+
+def _confine(config: ChildConfig, sandbox: dict[str, Any]) -> None:
+    """Apply the server's layer to this worker, for good: its own uid, then Landlock, then the seccomp filter."""
+    from grader import confine
+
+    if sandbox.get("uid") is not None:
+        uid = config.uid if config.uid is not None else int(sandbox["uid"])
+        confine.drop_to(uid, uid)
+    if confine.LINUX:
+        confine.prctl(confine.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
+    if sandbox.get("server") and os.getppid() != sandbox["server"]:
+        os._exit(70)  # the server died before that: nobody would ever kill this worker
+    if config.private_dir:
+        tmp = os.path.join(config.private_dir, "tmp")
+        os.environ.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp, HOME=config.private_dir)
+        tempfile.tempdir = None
+    if sandbox.get("landlock"):
+        confine.landlock(read=[*sandbox["landlock"]["read"], f"/proc/{os.getpid()}"], write=[config.private_dir])
+    if sandbox.get("drop_caps") and os.geteuid() == 0:
+        confine.keep_only_caps([])
+    if sandbox.get("seccomp"):
+        confine.install_seccomp()
 
 
 def _isolate_fds(proto: socket.socket, out: socket.socket) -> None:
@@ -148,6 +176,9 @@ def _load_import(path: Path, name: str) -> Any:
 
 
 _LEARNER_ROOT = ""
+_WORKER_PID = 0
+_OUTSIDE_LINKS: tuple[str, ...] = ()
+_FILE_BYTES = 0
 
 
 def _describe(exc: BaseException) -> str:
@@ -161,10 +192,23 @@ def _describe(exc: BaseException) -> str:
     frame = chosen[-1] if chosen else None
     place = f" (line {frame.lineno} in {frame.name}, {os.path.basename(frame.filename)})" if frame else ""
     hint = ""
-    if isinstance(exc, FileNotFoundError):
+    missing = str(getattr(exc, "filename", "") or "")
+    link = next((name for name in _OUTSIDE_LINKS if missing and os.path.abspath(missing) == _LEARNER_ROOT + name), None)
+    if isinstance(exc, FileNotFoundError) and link:
+        hint = f"; {link} is a link to a file outside your folder, which the grader does not follow — hand in the file itself"
+    elif isinstance(exc, FileNotFoundError) and os.path.isabs(missing) and not missing.startswith(_LEARNER_ROOT):
+        hint = "; learner code sees only its own folder, the system and Python, not other files of the grader's machine"
+    elif isinstance(exc, FileNotFoundError):
         hint = "; files are opened relative to the working directory, your phase folder — use Path(__file__).parent / name"
     elif isinstance(exc, MemoryError):
         hint = "; the worker's memory is limited"
+    elif isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno == errno.EROFS):
+        hint = ("; the grader's sandbox does not let learner code start processes, use the network, or touch files "
+                "outside its own folder")
+    elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        hint = f"; a file written by learner code may hold at most {_FILE_BYTES >> 20} MiB"
+    elif isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
+        hint = "; the grader's sandbox limits how many processes learner code may start"
     return f"raised {type(exc).__name__}{': ' + text[:300] if text else ''}{place}{hint}"
 
 
@@ -214,6 +258,12 @@ def _cpu_budget_for_one_call(config: ChildConfig) -> None:
         pass
 
 
+def _forked_copy_leaves() -> None:
+    """A process the learner's code forked never answers for the worker: it leaves here, silently."""
+    if _WORKER_PID and os.getpid() != _WORKER_PID:
+        os._exit(0)
+
+
 def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
     reader = proto.makefile("rb")
     for raw in reader:
@@ -227,8 +277,10 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
         try:
             value = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - every learner failure is reported as data
+            _forked_copy_leaves()
             _send(proto, {"ok": False, "error": _describe(exc)})
             continue
+        _forked_copy_leaves()
         after = [encode(a) if isinstance(a, np.ndarray) else None for a in args]
         try:
             reply = {"ok": True, "value": encode(value), "after": after}
@@ -239,16 +291,24 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
         proto.sendall(line.encode("utf-8") + b"\n")
 
 
-def main(proto: socket.socket, out: socket.socket, config: ChildConfig) -> None:
-    """Worker entry point: isolate, limit, load, serve; always leave by ``os._exit``."""
+def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox: dict[str, Any] | None = None) -> None:
+    """Worker entry point: isolate, limit, confine, load, serve; always leave by ``os._exit``."""
     code = 0
     try:
         os.setsid()
         _isolate_fds(proto, out)
-        os.chdir(config.workdir)
-        global _LEARNER_ROOT
+        global _LEARNER_ROOT, _WORKER_PID, _OUTSIDE_LINKS, _FILE_BYTES
+        _FILE_BYTES = config.file_bytes
         _LEARNER_ROOT = str(Path(config.workdir).parent) + os.sep
+        _WORKER_PID = os.getpid()
+        _OUTSIDE_LINKS = tuple(config.outside_links)
         _apply_limits(config)
+        try:
+            _confine(config, sandbox or {})
+        except Exception as exc:  # fail closed: no learner code runs unconfined
+            _send(proto, {"ready": False, "sandbox_error": f"{type(exc).__name__}: {exc}"})
+            raise
+        os.chdir(config.workdir)
         sys.dont_write_bytecode = True
         path = Path(config.module_path)
         sys.path.insert(0, str(path.parent))
@@ -270,6 +330,7 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig) -> None:
         else:
             module, skipped = _load_ast(path, name, strict=config.mode == "ast-strict")
         found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
+        _forked_copy_leaves()
         sys.stdout.flush()
         _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "skipped": skipped[:10], "functions": found})
         _serve(proto, module, config)

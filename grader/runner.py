@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from grader import zygote
 from grader.child import ChildConfig
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
@@ -32,6 +33,64 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
         if not (os.path.islink(path) or os.path.isfile(path) or os.path.isdir(path)):
             skipped.add(name)
     return skipped
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _copy_learner(source: Path, target: Path) -> tuple[str, ...]:
+    """Copy a learner's folder; links stay links when they point inside it (made relative), and links out of
+    it are not copied at all: nothing in the copy leads out. Returns those links, relative to ``source``."""
+    root = os.path.realpath(source)
+    outside: list[str] = []
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = _ignore(folder, names)
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.islink(path) and not _inside(os.path.realpath(path), root):
+                skipped.add(name)
+                outside.append(os.path.relpath(path, source).replace(os.sep, "/"))
+        return skipped
+
+    shutil.copytree(source, target, symlinks=True, ignore=ignore)
+    for folder, dirs, files in os.walk(target):
+        for name in dirs + files:
+            link = os.path.join(folder, name)
+            if os.path.islink(link) and os.path.isabs(os.readlink(link)):
+                original = os.path.join(source, os.path.relpath(link, target))
+                resolved = os.path.join(target, os.path.relpath(os.path.realpath(original), root))
+                os.unlink(link)
+                os.symlink(os.path.relpath(resolved, folder), link)
+    return tuple(sorted(outside))
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove a learner's folder even where their code took away the permissions to (chmod 000)."""
+
+    def retry(function: Any, failed: str, _: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(failed), 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, ignore_errors=True)
+            else:
+                function(failed)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)
+
+
+def _hand_over(private: Path, uid: int | None) -> None:
+    """The learner's folder belongs to the worker's uid (when the layer gives workers their own) and to no one else."""
+    if uid is not None:
+        for folder, dirs, files in os.walk(private):
+            os.lchown(folder, uid, uid)
+            for name in dirs + files:
+                os.lchown(os.path.join(folder, name), uid, uid)
+    os.chmod(private, 0o700)
 
 
 @dataclass(frozen=True)
@@ -98,19 +157,29 @@ def decode_value(data: Any) -> Observed | str:
 class LearnerRun:
     """Use as a context manager: the temporary copy and every process are gone on exit."""
 
-    def __init__(self, learner_root: Path, module_path: Path, functions: tuple[str, ...], limits: Limits) -> None:
+    def __init__(self, learner_root: Path, module_path: Path, functions: tuple[str, ...], limits: Limits,
+                 server: zygote.Zygote | None = None) -> None:
         self.limits = limits
         self.functions = functions
         self.output = bytearray()
-        self._tmp = Path(tempfile.mkdtemp(prefix="grader-"))
+        self._server = server or zygote.get()
+        self._tmp = Path(tempfile.mkdtemp(prefix="learner-", dir=self._server.base))
         copy = self._tmp / learner_root.name
-        relative = module_path.resolve().relative_to(learner_root.resolve())
+        relative = (module_path.parent.resolve() / module_path.name).relative_to(learner_root.resolve())
         self.module_path = copy / relative
         self._copy_error = ""
+        self.outside_links: tuple[str, ...] = ()
+        self.uid: int | None = None
         try:
-            shutil.copytree(learner_root, copy, symlinks=True, ignore=_ignore)
+            self.outside_links = _copy_learner(learner_root, copy)
+            (self._tmp / "tmp").mkdir()
+            self.uid = self._server.next_uid()
+            _hand_over(self._tmp, self.uid)
         except (OSError, shutil.Error) as exc:
             self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
+        if not self._copy_error and relative.as_posix() in self.outside_links:
+            self._copy_error = (f"{relative.as_posix()} is a link to a file outside your folder; the grader does not "
+                                "follow links out of it — hand in the file itself")
         self._mode = "import"
         self._worker: Worker | None = None
         self._state = _State()
@@ -133,7 +202,7 @@ class LearnerRun:
 
     def close(self) -> None:
         self.close_worker()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        remove_tree(self._tmp)
 
     def _config(self, mode: str) -> ChildConfig:
         return ChildConfig(
@@ -146,10 +215,18 @@ class LearnerRun:
             call_cpu_seconds=self.limits.call_seconds,
             file_bytes=self.limits.file_bytes,
             max_processes=self.limits.max_processes,
+            private_dir=str(self._tmp),
+            outside_links=self.outside_links,
+            uid=self.uid,
         )
 
+    @property
+    def private_dir(self) -> Path:
+        """The learner's own folder for this run (their copy and tmp/): the only place their code may write."""
+        return self._tmp
+
     def _spawn(self, mode: str) -> dict[str, Any]:
-        worker = Worker(self._config(mode), self.limits, self.output)
+        worker = Worker(self._config(mode), self.limits, self.output, self._server)
         deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
         ready = worker.start(deadline)
         self._worker = worker

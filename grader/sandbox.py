@@ -3,15 +3,14 @@
 Workers are forked by a fork server (``grader.zygote``) that preloaded numpy and ``grader.child``
 only: a worker starts in milliseconds and its memory never held a rubric, a reference module or
 an expected value. The parent sends plain JSON, reads plain JSON, and never unpickles anything a
-worker produced. Stronger layers (namespaces, another uid) wrap ``Worker.start`` without touching
-the checks.
+worker produced. The sandbox layer (``grader.layers``) is the fork server's: a worker only applies
+what its server was started with, and the checks never know which layer ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import selectors
 import signal
 import socket
@@ -81,8 +80,10 @@ def encode_args(args: tuple[Any, ...]) -> list[Any]:
 class Worker:
     """One learner process. Not thread-safe; one call at a time."""
 
-    def __init__(self, config: child.ChildConfig, limits: Limits, output: bytearray) -> None:
+    def __init__(self, config: child.ChildConfig, limits: Limits, output: bytearray,
+                 server: zygote.Zygote | None = None) -> None:
         self.config = config
+        self._server = server
         self.limits = limits
         self._output = output
         self._buffer = b""
@@ -96,7 +97,7 @@ class Worker:
         proto_parent, proto_child = socket.socketpair()
         out_parent, out_child = socket.socketpair()
         try:
-            pid = zygote.get().spawn(dataclasses.asdict(self.config), (proto_child.fileno(), out_child.fileno()))
+            pid = self.server.spawn(dataclasses.asdict(self.config), (proto_child.fileno(), out_child.fileno()))
         except SandboxError:
             proto_parent.close()
             out_parent.close()
@@ -108,7 +109,18 @@ class Worker:
         self._selector = selectors.DefaultSelector()
         self._selector.register(proto_parent, selectors.EVENT_READ)
         self._selector.register(out_parent, selectors.EVENT_READ)
-        return self.receive(deadline)
+        ready = self.receive(deadline)
+        if "sandbox_error" in ready:
+            self._kill()
+            raise SandboxError(f"the {self.server.layer} sandbox layer could not confine a worker: {ready['sandbox_error']}"
+                               f" — run grade --doctor, or choose a layer with GRADER_SANDBOX")
+        return ready
+
+    @property
+    def server(self) -> zygote.Zygote:
+        if self._server is None:
+            self._server = zygote.get()
+        return self._server
 
     def send(self, calls: list[tuple[str, list[Any]]]) -> None:
         """Queue calls; the worker answers them in order, one line each (pipelining saves a round trip each)."""
@@ -180,22 +192,22 @@ class Worker:
 
     def _bury(self) -> str:
         """The worker closed its end: wait for its exit status and say what happened."""
-        code = zygote.get().exit_code(self._pid, 2.0) if self._pid is not None else None
+        code = self.server.exit_code(self._pid, 2.0) if self._pid is not None else None
         self._drain_output()
         self._kill(reaped=code is not None)
         return describe_exit(code)
 
     def _kill(self, reaped: bool = False) -> None:
-        """Kill the worker's whole process group and wait until the fork server has reaped it."""
+        """Kill the worker's whole process group and wait until the fork server has reaped it (the server does the
+        killing: the pid is one of its PID namespace, and it also kills whatever the worker left behind)."""
         pid = self._pid
-        if pid is not None:
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if not reaped:
-                zygote.get().exit_code(pid, 5.0)
+        if pid is not None and not reaped:
+            try:
+                self.server.kill(pid)
+            except SandboxError:
+                pass
+            else:
+                self.server.exit_code(pid, 5.0)
         if self._selector is not None:
             self._selector.close()
         for sock in (self._proto, self._out):

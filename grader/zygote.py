@@ -4,6 +4,11 @@ Workers are forked from it, so a worker starts in milliseconds and its memory ne
 a reference module or an expected value (the grader's own memory does, so it never forks one).
 multiprocessing's forkserver would re-run the parent's ``__main__`` in every worker; this one
 takes plain JSON and two file descriptors per request, and reports each worker's exit status.
+
+The server starts inside the sandbox layer ``grader.layers`` chose (bubblewrap, namespaces it builds
+itself as root, or none), with a scrubbed environment, and owns every process below it: it is their
+child subreaper, kills a worker on request (its pids may be those of a PID namespace, which the grader
+cannot signal) and, whenever a worker ends, every process that worker left behind.
 """
 
 from __future__ import annotations
@@ -11,27 +16,65 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import secrets
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from grader import layers
 from grader.errors import SandboxError
 
 _MAX_MESSAGE = 1 << 16
+_KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "HOME", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONIOENCODING",
+             "PYTHONUTF8", "LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ----------------------------------------------------------------------------- server side
 
-def _serve(control: socket.socket) -> None:
+def _children_of(pid: int) -> set[int]:
+    """Direct children of ``pid`` (``/proc/PID/task/*/children``, else a scan of ``/proc``)."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                found.update(int(c) for c in f.read().split())
+        return found
+    except OSError:
+        pass
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.add(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = _children_of(todo.pop())
+        out.extend(kids)
+        todo.extend(kids)
+    return out
+
+
+def _serve(control: socket.socket, sandbox: dict[str, Any]) -> None:
     from grader import child
 
-    children: set[int] = set()
+    workers: set[int] = set()
+    me = os.getpid()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -41,16 +84,47 @@ def _serve(control: socket.socket) -> None:
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
 
+    ended: dict[int, int] = {}
+
     def reap() -> None:
-        while children:
+        """Collect every exited child (orphans included); remember the workers' exit codes."""
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            children.discard(pid)
-            control.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+            if pid in workers:
+                workers.discard(pid)
+                ended[pid] = os.waitstatus_to_exitcode(status)
+
+    def sweep() -> None:
+        """Kill whatever ended workers left behind (as their subreaper, this server inherits every orphan),
+        then report the workers' exits: when the grader hears of one, nothing of it runs any more."""
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            reap()
+            strays = _children_of(me) - workers
+            if not strays:
+                break
+            for pid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.0005)
+        for pid, code in list(ended.items()):
+            control.send(json.dumps({"exited": pid, "code": code}).encode())
+            del ended[pid]
+
+    def kill(pid: int) -> None:
+        if pid in workers:
+            for send in (os.killpg, os.kill):
+                try:
+                    send(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     try:
         while True:
@@ -61,11 +135,20 @@ def _serve(control: socket.socket) -> None:
                     except BlockingIOError:
                         pass
                     reap()
+                    if ended:
+                        sweep()
                     continue
                 data, fds, _, _ = socket.recv_fds(control, _MAX_MESSAGE, 2)
                 if not data:
                     raise EOFError
                 request = json.loads(data)
+                if "kill" in request:
+                    kill(int(request["kill"]))
+                    continue
+                if "census" in request:
+                    pids = [p for p in _descendants(me) if p != me]
+                    control.send(json.dumps({"census": pids, "id": request["census"]}).encode())
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     signal.set_wakeup_fd(-1)
@@ -76,83 +159,169 @@ def _serve(control: socket.socket) -> None:
                     control.close()
                     proto = socket.socket(fileno=fds[0])
                     out = socket.socket(fileno=fds[1])
-                    child.main(proto, out, child.ChildConfig(**request["config"]))
+                    child.main(proto, out, child.ChildConfig(**request["config"]), {**sandbox, "server": me})
                     os._exit(70)
                 for fd in fds:
                     os.close(fd)
-                children.add(pid)
+                workers.add(pid)
                 control.send(json.dumps({"spawned": pid, "id": request["id"]}).encode())
                 reap()
+                if ended:
+                    sweep()
     except (EOFError, ConnectionError, OSError):
         pass
     finally:
-        for pid in list(children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        for pid in list(workers):
+            kill(pid)
+        workers.clear()
+        ended.clear()
+        try:
+            sweep()
+        except OSError:
+            pass
         os._exit(0)
 
 
 def main() -> None:
+    """``python -c 'from grader.zygote import main; main()' FD [SANDBOX-JSON]``"""
     fd = int(sys.argv[1])
+    sandbox: dict[str, Any] = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    from grader import confine
+
+    if sandbox.get("layer") == "unshare":
+        confine.enter_namespaces(sandbox["mounts"], fd)
+        confine.keep_only_caps([confine.CAP_SETUID, confine.CAP_SETGID, confine.CAP_KILL])
+    for option, value in ((confine.PR_SET_CHILD_SUBREAPER, 1), (confine.PR_SET_DUMPABLE, 0)):
+        try:
+            confine.prctl(option, value)
+        except (OSError, AttributeError):  # AttributeError: not Linux
+            pass
     control = socket.socket(fileno=fd)
     try:
         import grader.child  # noqa: F401 - preload numpy before the first fork
 
-        control.send(b'{"ready": true}')
+        control.send(json.dumps({"ready": True, "pid": os.getpid(), "layer": sandbox.get("layer", "rlimits")}).encode())
     except (OSError, KeyboardInterrupt):
         os._exit(0)  # the grader is already gone (or stopped): nothing to serve
-    _serve(control)
+    _serve(control, sandbox)
 
 
 # ----------------------------------------------------------------------------- client side
 
-class Zygote:
-    """The grader's handle on its fork server; thread-safe."""
+def _environment(tag: str) -> dict[str, str]:
+    """What the server and every worker inherit: no tokens or passwords from the grader's environment."""
+    env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["GRADER_RUN_TAG"] = tag
+    return env
 
-    def __init__(self) -> None:
-        parent, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from grader.zygote import main; main()", str(server.fileno())],
-                pass_fds=(server.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SandboxError(f"cannot start the worker fork server ({sys.executable}): {exc}") from None
-        finally:
-            server.close()
-        self._sock = parent
+
+class Zygote:
+    """The grader's handle on its fork server; thread-safe.
+
+    ``base`` is this server's folder of learner copies (the only place its workers may write); ``next_uid()``
+    the unprivileged uid a learner's workers run as (None: the grader's own); ``layer`` the layer in use."""
+
+    def __init__(self, layer: str | None = None) -> None:
+        self.owner = os.getpid()
+        self.requested = layer or layers.requested()
+        self.tag = secrets.token_hex(8)
+        self.base = tempfile.mkdtemp(prefix="grader-run-")
+        os.chmod(self.base, 0o711)
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}
         self._spawned: dict[int, int] = {}
+        self._census: dict[int, list[int]] = {}
         self._next = 0
-        self._ready = False
-
-    def _wait_ready(self) -> None:
-        """The server imports numpy while the grader loads rubrics; wait for it only at first use."""
-        if self._ready:
-            return
-        self._sock.settimeout(60)
+        self._uids = -1
+        self.server_pid = 0  # in the server's own PID namespace
+        self.started = time.perf_counter()
         try:
-            ready = self._sock.recv(_MAX_MESSAGE)
-        except OSError:
-            ready = b""
-        if not ready:
+            self._start(layers.plan(self.base, layer))
+        except BaseException:
+            shutil.rmtree(self.base, ignore_errors=True)
+            raise
+
+    @property
+    def layer(self) -> str:
+        return self.plan.layer
+
+    @property
+    def uid(self) -> int | None:
+        return self.plan.uid
+
+    def next_uid(self) -> int | None:
+        """A uid for the next learner, different from the previous 63 learners' (None: the grader's own uid)."""
+        if self.plan.uid is None:
+            return None
+        with self._lock:
+            self._uids += 1
+            return self.plan.uid + self._uids % layers.UIDS_PER_GRADER
+
+    def _start(self, plan: layers.Plan) -> None:
+        self.plan = plan
+        self._ready = False
+        parent, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - read when the server fails to start
+        command = [*plan.command, sys.executable, "-c", "from grader.zygote import main; main()",
+                   str(server.fileno()), json.dumps(plan.config)]
+        try:
+            self._proc = subprocess.Popen(
+                command,
+                pass_fds=(server.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env=_environment(self.tag),
+                cwd="/",
+                start_new_session=True,
+            )
+        except OSError as exc:
+            parent.close()
+            raise SandboxError(f"cannot start the worker fork server ({command[0]}): {exc}") from None
+        finally:
+            server.close()
+        self._sock = parent
+
+    def _failure(self) -> str:
+        self._stderr.seek(0)
+        lines = [line.strip() for line in self._stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1][:300] if lines else "it exited without a word"
+
+    def wait_ready(self) -> None:
+        """The server imports numpy while the grader loads rubrics; wait for it only at first use. A layer that
+        was chosen (not forced) and fails to start gives way to the next one, and says so on stderr."""
+        while not self._ready:
+            self._sock.settimeout(60)
+            try:
+                ready = self._sock.recv(_MAX_MESSAGE)
+            except OSError:
+                ready = b""
+            if ready:
+                message = json.loads(ready)
+                self.server_pid = int(message.get("pid", 0))
+                self._ready = True
+                try:
+                    os.rmdir(os.path.join(self.base, ".root"))  # the unshare layer's mount point, in its namespace only
+                except OSError:
+                    pass
+                return
             self._proc.kill()
-            raise SandboxError("the worker fork server did not start — is numpy importable by this Python?")
-        self._ready = True
+            self._proc.wait()
+            self._sock.close()
+            reason = self._failure()
+            self._stderr.close()
+            if "No module named 'numpy'" in reason or "No module named numpy" in reason:
+                raise SandboxError(f"the worker fork server did not start — numpy is not importable by {sys.executable}")
+            if self.plan.forced or self.plan.layer == "rlimits":
+                raise SandboxError(f"the worker fork server did not start in the {self.plan.layer} sandbox layer: {reason}")
+            layers.mark_failed(self.plan.layer, reason)
+            failed = self.plan.layer
+            self._start(layers.plan(self.base))
+            print(f"grade: note: the {failed} sandbox layer did not start ({reason}); using {self.plan.layer} "
+                  "— see grade --doctor", file=sys.stderr)
 
     def _pump(self, timeout: float) -> bool:
         """Read one message from the server; False when none came in time."""
@@ -168,22 +337,42 @@ class Zygote:
             self._exits[int(message["exited"])] = int(message["code"])
         elif "spawned" in message:
             self._spawned[int(message["id"])] = int(message["spawned"])
+        elif "census" in message:
+            self._census[int(message["id"])] = [int(p) for p in message["census"]]
         return True
+
+    def _send(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+        try:
+            socket.send_fds(self._sock, [json.dumps(message).encode()], list(fds))
+        except OSError as exc:
+            raise SandboxError(f"the worker fork server is gone: {exc} — rerun the grader") from None
+
+    def _await(self, box: dict[int, Any], key: int, what: str) -> Any:
+        deadline = time.monotonic() + 30
+        while key not in box:
+            if not self._pump(deadline - time.monotonic()) and time.monotonic() > deadline:
+                raise SandboxError(f"the worker fork server did not answer {what} within 30 s")
+        return box.pop(key)
 
     def spawn(self, config: dict[str, Any], fds: tuple[int, int]) -> int:
         with self._lock:
-            self._wait_ready()
+            self.wait_ready()
             self._next += 1
-            request_id = self._next
-            try:
-                socket.send_fds(self._sock, [json.dumps({"id": request_id, "config": config}).encode()], list(fds))
-            except OSError as exc:
-                raise SandboxError(f"the worker fork server is gone: {exc} — rerun the grader") from None
-            deadline = time.monotonic() + 30
-            while request_id not in self._spawned:
-                if not self._pump(deadline - time.monotonic()) and time.monotonic() > deadline:
-                    raise SandboxError("the worker fork server did not answer within 30 s")
-            return self._spawned.pop(request_id)
+            self._send({"id": self._next, "config": config}, fds)
+            return int(self._await(self._spawned, self._next, "a request for a worker"))
+
+    def kill(self, pid: int) -> None:
+        """Kill a worker's process group (the server does: the pid may be one of its PID namespace)."""
+        with self._lock:
+            self._send({"kill": pid})
+
+    def census(self) -> list[int]:
+        """Every process below the server, in its own PID namespace: after a learner, this is empty."""
+        with self._lock:
+            self.wait_ready()
+            self._next += 1
+            self._send({"census": self._next})
+            return list(self._await(self._census, self._next, "a census"))
 
     def exit_code(self, pid: int, timeout: float) -> int | None:
         """The worker's exit code once the server has reaped it (negative: killed by that signal)."""
@@ -195,7 +384,12 @@ class Zygote:
                     return None
             return self._exits.pop(pid)
 
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self._proc.poll() is None
+
     def close(self) -> None:
+        if self.owner != os.getpid():
+            return  # a forked copy: the server belongs to the process that started it
         try:
             self._sock.close()
         finally:
@@ -204,17 +398,40 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            if not self._stderr.closed:
+                self._stderr.close()
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 _ZYGOTE: Zygote | None = None
 _ZYGOTE_LOCK = threading.Lock()
 
 
+def _close_current() -> None:
+    if _ZYGOTE is not None:
+        _ZYGOTE.close()
+
+
+atexit.register(_close_current)
+
+
 def get() -> Zygote:
-    """The process-wide fork server, started on first use."""
+    """The process-wide fork server, started on first use (again if ``GRADER_SANDBOX`` changed since)."""
     global _ZYGOTE
     with _ZYGOTE_LOCK:
-        if _ZYGOTE is None or _ZYGOTE._proc.poll() is not None:
-            _ZYGOTE = Zygote()
-            atexit.register(_ZYGOTE.close)
-        return _ZYGOTE
+        wanted = layers.requested()
+        current = _ZYGOTE
+        if current is None or not current.alive() or current.requested != wanted:
+            if current is not None:
+                current.close()
+            current = _ZYGOTE = Zygote()
+            pool = sys.modules.get("multiprocessing.util")
+            if pool is not None:  # a pool process leaves by os._exit: atexit would not remove the copies' folder
+                pool.Finalize(current, current.close, exitpriority=0)
+        return current
+
+
+def forget_inherited() -> None:
+    """In a process forked from the grader: the parent's fork server is not ours to use or close."""
+    global _ZYGOTE
+    _ZYGOTE = None

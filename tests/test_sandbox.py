@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grader import zygote
 from grader.runner import LearnerRun
 from grader.sandbox import Limits
 
@@ -149,12 +150,14 @@ def test_no_process_is_left_behind(tmp_path: Path) -> None:
     (learner / "phase-04").mkdir(parents=True)
     module = learner / "phase-04" / "lab-00.py"
     module.write_text("import os\ndef pid(z):\n    return float(os.getpid())\n", encoding="utf-8")
+    server = zygote.get()
     with LearnerRun(learner, module, ("pid",), Limits()) as r:
         r.start()
-        pid = int(r.call("pid", Z).value.array.tolist())  # type: ignore[union-attr]
-        os.kill(pid, 0)
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+        pid = int(r.call("pid", Z).value.array.tolist())  # type: ignore[union-attr]  # in the server's PID namespace
+        assert pid in server.census()
+        private = r.private_dir
+    assert server.census() == []
+    assert not private.exists()
     assert not (tmp_path / "bo").joinpath("__pycache__").exists()
 
 
