@@ -224,6 +224,7 @@ def _bwrap_command(paths: dict[str, Any], base: str, root: bool) -> tuple[str, .
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args += ["--unshare-user"]
+    args += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]  # first: a grader under /tmp stays visible
     folders: list[str] = []  # bwrap would create the folders above each bind 0700, closed to the worker's uid
     for path in [*paths["ro"], base]:
         for parent in reversed(Path(path).parents[:-1]):
@@ -235,8 +236,7 @@ def _bwrap_command(paths: dict[str, Any], base: str, root: bool) -> tuple[str, .
         args += ["--ro-bind", path, path]
     for target, path in paths["links"]:
         args += ["--symlink", target, path]
-    args += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", base, base,
-             "--remount-ro", "/tmp", "--remount-ro", "/", "--chdir", "/"]
+    args += ["--bind", base, base, "--remount-ro", "/tmp", "--remount-ro", "/", "--chdir", "/"]
     return (*args, "--")
 
 

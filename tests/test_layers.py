@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import sys
 from pathlib import Path
 
@@ -212,3 +213,25 @@ def test_an_implementation_that_links_out_is_not_loaded(tmp_path: Path) -> None:
     with LearnerRun(root, root / "phase-04" / "lab-00.py", ("f",), Limits()) as run:
         load = run.start()
         assert not load.ok and "lab-00.py is a link to a file outside your folder" in load.error
+
+
+@pytest.mark.parametrize("name", ["bwrap", "unshare"])
+def test_a_grader_checked_out_under_tmp_still_starts(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The private /tmp must not hide the grader itself when the project lives under /tmp (a CI checkout)."""
+    if not available(name):
+        pytest.skip(f"the {name} layer is not available here")
+    import shutil
+    import subprocess
+
+    checkout = Path(tempfile.mkdtemp(prefix="grader-checkout-", dir="/tmp"))
+    try:
+        shutil.copytree(ROOT / "grader", checkout / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import grader; assert grader.__file__.startswith(sys.argv[1]); "
+                "from grader.grading import grade; r = grade([sys.argv[2]], rubrics_dir=sys.argv[3]); "
+                "print(all(x.passed for x in r))")
+        env = {**os.environ, "GRADER_SANDBOX": name}
+        proc = subprocess.run([sys.executable, "-c", code, str(checkout), str(ROOT / "learners" / "borja"), str(ROOT / "rubrics")],
+                              cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "True", proc.stderr[-2000:]
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
