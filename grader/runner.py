@@ -7,7 +7,6 @@ called again in this run; the learner's whole run has a wall-time budget.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -129,7 +128,10 @@ class LoadReport:
 class _State:
     timed_out: set[str] = field(default_factory=set)
     fresh_timeouts: dict[str, Outcome] = field(default_factory=dict)
-    cache: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    cache: dict[tuple[str, Any], Outcome] = field(default_factory=dict)
+
+
+_NUMBERS = frozenset({int, float})
 
 
 def decode_value(data: Any) -> Observed | str:
@@ -146,7 +148,7 @@ def decode_value(data: Any) -> Observed | str:
     shape, values, dtype = data.get("shape"), data.get("data"), data.get("dtype")
     if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape) and isinstance(values, list)):
         return "an unreadable value"
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    if not set(map(type, values)) <= _NUMBERS:  # JSON gives exact types: bool, None and str are refused
         return "an unreadable value"
     if int(np.prod(shape)) != len(values):
         return "an unreadable value"
@@ -270,10 +272,9 @@ class LearnerRun:
 
     def call(self, fn: str, args: tuple[Any, ...]) -> Outcome:
         """Call a learner function positionally; results are cached per (function, arguments)."""
-        wire = encode_args(args)
-        key = (fn, _key(wire))
+        key = (fn, _key(args))
         if key not in self._state.cache:
-            self._fetch(fn, {key[1]: wire})
+            self._fetch(fn, {key[1]: encode_args(args)})
         outcome = self._state.cache.get(key)
         if outcome is None:  # never cached: a timeout (told in full once) or an exhausted budget
             outcome = self._state.fresh_timeouts.pop(fn, None) or self._refusal(fn) or \
@@ -282,15 +283,14 @@ class LearnerRun:
 
     def prefetch(self, fn: str, calls: list[tuple[Any, ...]]) -> None:
         """Run every uncached call of ``fn`` in one pipelined batch, filling the cache in order."""
-        pending: dict[str, list[Any]] = {}
+        pending: dict[Any, list[Any]] = {}
         for args in calls:
-            wire = encode_args(args)
-            key = _key(wire)
-            if (fn, key) not in self._state.cache:
-                pending.setdefault(key, wire)
+            key = _key(args)
+            if (fn, key) not in self._state.cache and key not in pending:
+                pending[key] = encode_args(args)
         self._fetch(fn, pending)
 
-    def _fetch(self, fn: str, pending: dict[str, list[Any]]) -> None:
+    def _fetch(self, fn: str, pending: dict[Any, list[Any]]) -> None:
         todo = list(pending.items())
         while todo:
             refusal = self._refusal(fn)
@@ -315,7 +315,7 @@ class LearnerRun:
             return Outcome(fault="budget", message=f"not called: the learner's time budget ({self.limits.learner_seconds:g} s) is used up")
         return None
 
-    def _run_batch(self, fn: str, batch: list[tuple[str, list[Any]]]) -> int:
+    def _run_batch(self, fn: str, batch: list[tuple[Any, list[Any]]]) -> int:
         """Send the batch, read replies one by one (each with its own time limit); return how many were answered."""
         answered = 0
         try:
@@ -345,8 +345,10 @@ class LearnerRun:
 _BATCH = 64
 
 
-def _key(wire: list[Any]) -> str:
-    return json.dumps(wire, allow_nan=True)
+def _key(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Arguments as a cache key without encoding them: arrays by dtype, shape and bytes."""
+    return tuple((a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else (type(a).__name__, repr(a))
+                 for a in args)
 
 
 def _outcome(fn: str, reply: dict[str, Any]) -> Outcome:
