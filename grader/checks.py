@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from grader import diagnose
-from grader.deliverable import Document
+from grader.deliverable import MAX_BYTES, Document
 from grader.errors import RubricError
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
 from grader.notation import count_sentences, find_formula, heading_matches
@@ -612,7 +612,7 @@ def check_deliverable(check: Check, ctx: Context) -> CheckResult:
         return result(check, Status.FAIL, ctx.document_error)
     if not any(s.prose.strip() or s.formula_text.strip() or s.code_blocks or s.images for s in ctx.document.sections):
         return result(check, Status.FAIL, f"{rubric.phase_dir}/{rubric.deliverable} is empty: write the deliverable the lab asks for.")
-    note = f"; {ctx.phase_note}" if ctx.phase_note else ""
+    note = "".join(f"; {text}" for text in (ctx.phase_note, *ctx.document.notes) if text)
     return result(check, Status.PASS, f"{rubric.phase_dir}/{rubric.deliverable} found ({len(ctx.document.sections)} sections){note}.")
 
 
@@ -636,7 +636,8 @@ def _heading_hint(ctx: Context, synonyms: list[str]) -> str:
     if ctx.deliverable is None:
         return ""
     try:
-        lines = ctx.deliverable.read_text(encoding="utf-8", errors="replace").splitlines()
+        with ctx.deliverable.open("rb") as handle:
+            lines = handle.read(MAX_BYTES).decode("utf-8", errors="replace").splitlines()
     except OSError:
         return ""
     for number, line in enumerate(lines, start=1):
@@ -656,7 +657,8 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
         accepted = ", ".join(spec["headings"][:8]) + (", …" if len(spec["headings"]) > 8 else "")
         return result(check, Status.FAIL,
                       f"no section headed like '{spec['headings'][0]}' (accepted: {accepted}); "
-                      f"headings found: {', '.join(repr(h) for h in seen[:10]) or 'none'}.{_heading_hint(ctx, spec['headings'])}")
+                      f"headings found: {', '.join(repr(h) for h in seen[:10]) or 'none'}.{_heading_hint(ctx, spec['headings'])}"
+                      + "".join(f" Note: {text}." for text in ctx.document.notes))
     named = ", ".join(f"'{s.heading}' (line {s.line})" for s in sections)
     problems: list[str] = []
     review: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,21 +81,24 @@ def _errors() -> Iterator[list[int]]:
     try:
         yield code
     except GraderError as exc:
-        print(f"grade: {exc}", file=sys.stderr)
+        print(f"grade: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever the input held
         code[0] = exc.exit_code
     except KeyboardInterrupt:
         print("grade: interrupted", file=sys.stderr)
         code[0] = EXIT_INTERRUPTED
 
 
-def _check_outputs(out: str, json_path: str | None) -> None:
-    """Refuse an output that cannot work before spending time on grading."""
+def _check_outputs(out: str, json_path: str | None, *, db: Path | None = None, junit: Path | None = None,
+                   paths: Sequence[Path] = ()) -> None:
+    """Refuse an output that cannot work, or would land inside a submission, before spending time on grading."""
     from grader.errors import UsageError
 
     if not out.strip():
         raise UsageError("--out needs a folder for the reports, e.g. --out reports")
     if Path(out).exists() and not Path(out).is_dir():
         raise UsageError(f"--out {out}: a file is there, not a folder — choose another --out")
+    _check_writable("--out", Path(out), folder=True)
+    files = [("--db", db), ("--junit", junit)]
     if json_path is not None:
         if not json_path.strip():
             raise UsageError("--json needs a file name (or - for standard output)")
@@ -102,6 +106,61 @@ def _check_outputs(out: str, json_path: str | None) -> None:
             raise UsageError(f"--json {json_path}: that name is for a report — give a .json file name")
         if json_path != "-" and Path(json_path).is_dir():
             raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {Path(json_path) / 'results.json'}")
+        if json_path != "-":
+            files.append(("--json", Path(json_path)))
+    for flag, path in files:
+        if path is not None:
+            if path.is_dir():
+                raise UsageError(f"{flag} {path}: that is a folder — give a file name")
+            _check_writable(flag, path, folder=False)
+    if paths:
+        _check_outside_submissions(Path(out), [(flag, path) for flag, path in files if path is not None], paths)
+
+
+def _check_writable(flag: str, path: Path, *, folder: bool) -> None:
+    """Create (and remove) a file where the output will go, so a read-only place fails now, not after grading."""
+    import tempfile
+
+    from grader.errors import UsageError
+
+    existing = Path(os.path.abspath(path if folder else path.parent))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder — choose another {flag}")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=f".grade-probe.{os.getpid()}-", suffix=".tmp")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}) — choose another {flag}") from None
+
+
+# Files and folders the class run writes directly under --out: a learner with one of these names would collide.
+_CLASS_OUTPUTS = ("index.html", "gradebook.csv", "gradebook.sqlite", "gradebook.sqlite-journal", "gradebook.sqlite-wal")
+
+
+def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], paths: Sequence[Path]) -> None:
+    """No output may land in a learner's folder: the next run would grade (and copy, and hash) it as their work."""
+    from grader.errors import UsageError
+    from grader.grading import find_learners
+
+    learners = find_learners(list(paths))  # its own errors (no such folder, …) are the ones the run would give
+    out_resolved = out.resolve()
+    for learner in learners:
+        for flag, path in [("--out", out), *files]:
+            target = path.resolve()
+            if target == learner or learner in target.parents:
+                where = "is the learner folder" if target == learner else "is inside the learner folder"
+                outside = os.path.relpath(learner.parent / ("reports" if flag == "--out" else "results" + path.suffix))
+                raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
+                                 f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
+        if out_resolved / learner.name == learner or learner in (out_resolved / learner.name).parents:
+            raise UsageError(f"--out {out}: the reports for {learner.name} would go into {learner} itself — "
+                             "choose an --out outside the learners' folders, e.g. --out reports")
+        if learner.name in _CLASS_OUTPUTS:
+            raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
+                             f"{learner.name} in --out — rename the folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,9 +188,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from grader.results import dumps, write_json
 
         limits = _limits(args)
-        _check_outputs(args.out, args.json)
         if args.jobs < 0:
-            raise _usage(f"--jobs {args.jobs}: give a number of processes, 1 or more (0: every core)")
+            raise _usage(f"--jobs {args.jobs}: not a number of processes — give 1 or more (0: every core)")
+        if args.executor == "dask":
+            from grader.cluster import check_scheduler
+
+            check_scheduler(args.scheduler)
+        elif args.scheduler is not None:
+            raise _usage(f"--scheduler {args.scheduler}: only used with --executor dask — add --executor dask, or drop --scheduler")
+        _check_outputs(args.out, args.json, db=args.db, junit=args.junit, paths=args.paths)
+        from grader.atomicio import remove_stale_temps
+
+        remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
 
         def note(text: str) -> None:
             if not args.quiet:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -100,20 +101,41 @@ def grade_remote(learner: str, files: dict[str, bytes], labs: Sequence[str], ski
     return fresh, notes
 
 
+def check_scheduler(address: str | None, timeout: float = 3.0) -> None:
+    """Fail in seconds with one line, before any grading, when the scheduler cannot be there (a tcp:// address
+    that refuses connections or does not resolve), rather than after the client's own 10 s connect timeout."""
+    if not address:
+        raise UsageError("--executor dask: no --scheduler given — add --scheduler ADDRESS (e.g. tcp://scheduler:8786)")
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return  # tls://, ucx://, inproc://: left to Dask
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--scheduler {address}: not an address — give HOST:PORT, e.g. tcp://scheduler:8786")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({reason}) — is it running "
+                         "('dask scheduler')? Or grade on this machine: --executor local") from None
+
+
 class DaskExecutor:
     """Submits one task per learner to the scheduler at ``address``; results come back as plain dicts."""
 
     def __init__(self, address: str | None, rubrics: Sequence[Rubric], limits: Limits) -> None:
         if not address:
-            raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler:8786)")
+            raise UsageError("--executor dask: no --scheduler given — add --scheduler ADDRESS (e.g. tcp://scheduler:8786)")
         try:
             from distributed import Client
         except ImportError:
             raise UsageError("--executor dask needs Dask: pip install 'grader[dask]'") from None
         try:
             self._client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({exc}) — is it running?") from None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({' '.join(str(exc).split())}) "
+                             "— is it running?") from None
         self._bundle = rubric_bundle(rubrics)
         self._limits = dataclasses.asdict(limits)
         self._futures: list[Any] = []

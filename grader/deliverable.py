@@ -22,7 +22,7 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 from grader.errors import SubmissionError
 from grader.notation import heading_matches
 
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = 256 * 1024  # 50 times a real deliverable; markdown-it needs up to ~12 s per MB of hostile text
 CODE_WORD = "CODE"  # stands in for inline code in prose, so `np.exp` never ends a sentence
 MATH_WORD = "MATH"
 
@@ -69,6 +69,7 @@ class Section:
 class Document:
     path: Path
     sections: tuple[Section, ...]
+    notes: tuple[str, ...] = ()  # what was done with awkward bytes (not UTF-8, cut at MAX_BYTES), for the learner
 
     def headings(self) -> tuple[str, ...]:
         return tuple(section.heading for section in self.sections if section.level > 0)
@@ -101,50 +102,121 @@ class Document:
 
 
 def parse_deliverable(path: Path, root: Path) -> Document:
-    """Read and parse; an unreadable file is a SubmissionError, any text is a Document."""
-    text = _read_text(path)
+    """Read and parse; a file that is not text at all is a SubmissionError, any text is a Document.
+
+    Text that is merely awkward is still graded, and ``Document.notes`` says what was done with it: a file
+    not saved as UTF-8 is read line by line as Windows-1252 where UTF-8 fails, a UTF-16 file is decoded, and
+    past ``MAX_BYTES`` only the lines before the cap are parsed.
+    """
+    name = _shown(path, root)
+    text, notes = _read_text(path, root, name)
     try:
         tokens = _markdown().parse(text)
     except Exception as error:  # a parser bug must cost one learner a message, not the run
         raise SubmissionError(
-            f"{path}: could not be parsed as Markdown ({type(error).__name__}); "
+            f"{name}: could not be parsed as Markdown ({type(error).__name__}); "
             "simplify its formatting"
         ) from error
     parts = _Collector(path.parent, root).collect(tokens)
-    return Document(path=path, sections=tuple(_sections(parts)))
+    return Document(path=path, sections=tuple(_sections(parts)), notes=tuple(notes))
 
 
-def _read_text(path: Path) -> str:
+def _shown(path: Path, root: Path) -> str:
+    """The file as the learner knows it (``phase-04/lab.md``), never the grader's temporary folder."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise SubmissionError(
-                f"{path}: not a regular file; the deliverable must be a Markdown file"
-            )
+        return (path.parent.resolve() / path.name).relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError, RuntimeError):
+        return path.name
+
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (a .docx or .odt?)"),
+    (b"\x7fELF", "a program"),
+)
+
+
+def _read_text(path: Path, root: Path, name: str) -> tuple[str, list[str]]:
+    try:
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise SubmissionError(f"{name}: a link to a file outside your folder; hand in the file itself")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionError(f"{name}: not a regular file; the deliverable must be a Markdown file")
         with path.open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop on older Pythons
         raise SubmissionError(
-            f"{path}: cannot be read ({error.strerror or error}); check it exists and is readable"
+            f"{name}: cannot be read ({getattr(error, 'strerror', None) or error}); check it exists and is readable"
         ) from None
-    if len(data) > MAX_BYTES:
-        raise SubmissionError(
-            f"{path}: larger than 2 MB; keep it to text and link images as separate files"
-        )
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            raise SubmissionError(
+                f"{name}: this is {what}, not Markdown text; hand in the deliverable as a text .md file "
+                "(a photo of a derivation goes beside it, linked as ![derivation](photo.jpg))"
+            )
+    notes: list[str] = []
+    cut = len(data) > MAX_BYTES
+    if cut:
+        end = data.rfind(b"\n", 0, MAX_BYTES) + 1 or _char_start(data, MAX_BYTES)
+        data = data[:end]
     if data.startswith(_UTF16_BOMS):
-        raise SubmissionError(f"{path}: saved as UTF-16; re-save it as UTF-8")
-    if b"\x00" in data:
-        raise SubmissionError(
-            f"{path}: binary content (NUL byte at offset {data.index(0)}); "
-            "the deliverable must be a plain-text Markdown file"
+        text = data.decode("utf-16", errors="replace")
+        notes.append(f"{name} is saved as UTF-16; it was read anyway, but re-save it as UTF-8")
+    else:
+        if b"\x00" in data:
+            raise SubmissionError(
+                f"{name}: binary content (NUL byte at offset {data.index(0)}); "
+                "the deliverable must be a plain-text Markdown file"
+            )
+        text, bad = _decode(data.removeprefix(_BOM))
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            notes.append(
+                f"{name} is not saved as UTF-8 (line {bad[0]}{more}): those lines were read as Windows-1252 "
+                "(Latin-1); re-save the file as UTF-8"
+            )
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if cut:
+        lines = text.count("\n")
+        notes.append(
+            f"{name} is {info.st_size / 1e6:.1f} MB; only its first {MAX_BYTES >> 10} KB (lines 1-{lines}) were "
+            "read; keep the deliverable to text and paste only the last lines of long output"
         )
-    skipped = len(_BOM) if data.startswith(_BOM) else 0
+    return text, notes
+
+
+def _decode(data: bytes) -> tuple[str, list[int]]:
+    """UTF-8; where a line is not, that line as Windows-1252 (an editor's "ANSI"), else Latin-1.
+    Returns the text and the numbers of the lines that were not UTF-8."""
     try:
-        text = data[skipped:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise SubmissionError(
-            f"{path}: not valid UTF-8 (byte offset {error.start + skipped}); re-save it as UTF-8"
-        ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    lines: list[str] = []
+    bad: list[int] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            bad.append(number)
+        try:
+            lines.append(line.decode("cp1252"))
+        except UnicodeDecodeError:
+            lines.append(line.decode("latin-1"))
+    return "\n".join(lines), bad
+
+
+def _char_start(data: bytes, end: int) -> int:
+    """``end`` moved back so that a cut there does not split a UTF-8 character."""
+    while end > 0 and data[end] & 0xC0 == 0x80:
+        end -= 1
+    return end
 
 
 @functools.cache

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import difflib
 import fnmatch
+import os
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -37,7 +41,17 @@ def _phase_number(name: str) -> int | None:
 
 
 def _is_learner(path: Path) -> bool:
-    return any(p.is_dir() and _phase_number(p.name) is not None for p in path.iterdir())
+    """A folder with a phase-NN/ folder inside (is_dir is false for a link loop or an unreadable entry)."""
+    return any(_phase_number(p.name) is not None and p.is_dir() for p in path.iterdir())
+
+
+def _readable_learner(path: Path, note: Note) -> bool:
+    """Like ``_is_learner``, but a folder that cannot be listed is named and skipped, not fatal to the class."""
+    try:
+        return _is_learner(path)
+    except OSError as exc:
+        note(f"{path.name}: skipped, cannot read it ({exc.strerror or exc}) — check its permissions")
+        return False
 
 
 def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
@@ -59,7 +73,7 @@ def find_learners(paths: Sequence[Path], note: Note | None = None) -> list[Path]
     try:
         return _find_learners(paths, note or (lambda _: None))
     except OSError as exc:
-        raise UsageError(f"{exc.filename}: cannot read it ({exc.strerror}) — check the path and its permissions") from None
+        raise UsageError(f"{exc.filename or paths[0]}: cannot read it ({exc.strerror or exc}) — check the path and its permissions") from None
 
 
 def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
@@ -75,12 +89,20 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         if _is_learner(path):
             learners.append(path)
             continue
-        folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-        inside = [p for p in folders if _is_learner(p)]
+        entries = sorted(path.iterdir())
+        folders = [p for p in entries if not p.name.startswith(".") and p.is_dir()]
+        inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
             if _phase_number(path.name) is not None:
-                raise UsageError(f"{given}: this is a phase folder; pass the learner folder that holds it: grade {path.parent}")
-            raise UsageError(f"{given}: neither a learner folder (no phase-NN/ inside) nor a folder of learners")
+                raise UsageError(f"{given}: this is a phase folder — pass the learner folder that holds it: grade {path.parent}")
+            if not entries:
+                raise UsageError(f"{given}: the folder is empty — pass a learner folder (with phase-NN/ inside) or a folder of learners")
+            if not folders:
+                raise UsageError(f"{given}: neither a learner folder (no phase-NN/ inside) nor a folder of learners (only "
+                                 "files here) — pass a learner folder such as learners/borja, or the folder holding them")
+            shown = ", ".join(p.name + "/" for p in folders[:5]) + (", …" if len(folders) > 5 else "")
+            raise UsageError(f"{given}: none of its {len(folders)} folder(s) ({shown}) has a phase-NN/ folder — each "
+                             "learner hands in <learner>/phase-NN/; pass the folder that holds the learners")
         for skipped in folders:
             if skipped not in inside and not skipped.name.startswith("__"):
                 note(f"{skipped.name}: skipped, it has no phase-NN/ folder")
@@ -88,11 +110,27 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
     unique = list(dict.fromkeys(learners))
     names: dict[str, Path] = {}
     for learner in unique:
+        _check_name(learner)
         if learner.name in names:
             raise UsageError(f"two learners are named {learner.name} ({names[learner.name]} and {learner}): "
                              "their reports would overwrite each other — grade them in separate runs")
         names[learner.name] = learner
     return unique
+
+
+def _check_name(learner: Path) -> None:
+    """A learner's name goes into file names, JSON, SQLite and web pages: it must be text, on one line."""
+    name = learner.name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (a zip made on Windows): Python keeps them as surrogates
+        raw = os.fsencode(name)
+        guess = raw.decode("cp1252", errors="replace")
+        raise UsageError(f"{learner.parent / guess}: the folder name is not UTF-8 (bytes {raw!r}) — rename it "
+                         "(a zip made on Windows? convmv -f cp1252 -t utf8 -r --notest FOLDER renames them all)") from None
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise UsageError(f"{learner.parent / name.encode('unicode_escape').decode('ascii')}: the folder name holds a "
+                         "line break or another control character — rename it")
 
 
 def select_rubrics(rubrics_dir: Path | None, lab: str | None) -> list[Rubric]:
@@ -109,9 +147,12 @@ def select_rubrics(rubrics_dir: Path | None, lab: str | None) -> list[Rubric]:
 
 
 def _matching(folder: Path, patterns: Iterable[str]) -> list[Path]:
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if any(fnmatch.fnmatch(p.name, pat) for pat in patterns) and p.is_file())
+    except OSError:
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns))
 
 
 def applies(rubric: Rubric, learner: Path) -> bool:
@@ -149,12 +190,41 @@ def _best_implementation(candidates: list[Path], functions: Iterable[str]) -> li
     return sorted(candidates, key=lambda p: (-defined(p), stale(p), -size(p), p.name))
 
 
+def _as_cp1252(error: UnicodeError) -> tuple[str, int]:
+    """Decoding error handler: the bytes that are not UTF-8, read as Windows-1252."""
+    assert isinstance(error, UnicodeDecodeError)
+    return error.object[error.start:error.end].decode("cp1252", "replace"), error.end
+
+
+codecs.register_error("grader-cp1252", _as_cp1252)
+
+
+def _text(value: str) -> str:
+    """Text that can go anywhere (a report, the JSON, the gradebook). A file name that is not UTF-8 reaches a
+    message as lone surrogates; its bytes are shown as Windows-1252, the usual origin ("versi\\xf3n" -> "versión")."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape") if _only_escapes(value) else value.encode("utf-8", "replace")
+        return raw.decode("utf-8", "grader-cp1252")
+
+
+def _only_escapes(value: str) -> bool:
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in value)
+
+
 def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
     started = time.perf_counter()
     phase, phase_note = phase_folder(learner, rubric.phase_dir)
     if phase_note and note is not None:
         note(f"{learner.name}: {phase_note}")
-    files = sorted(p.name for p in phase.iterdir() if p.is_file()) if phase.is_dir() else []
+    try:
+        files = sorted(p.name for p in phase.iterdir() if p.is_file()) if phase.is_dir() else []
+    except OSError as exc:  # an unreadable phase folder: graded as empty, and said
+        files = []
+        if note is not None:
+            note(f"{learner.name}: cannot read {phase.name}/ ({exc.strerror or exc}) — check its permissions")
     implementations = _best_implementation(_matching(phase, rubric.implementation), (f.name for f in rubric.functions))
     implementation = implementations[0] if implementations else None
     deliverable = phase / rubric.deliverable
@@ -189,12 +259,13 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
     finally:
         if run is not None:
             run.close()
+    checks = tuple(ctx.results[c.id] for c in rubric.checks)
     return LabResult(
         learner=learner.name,
         lab=rubric.lab,
         title=rubric.title,
-        checks=tuple(ctx.results[c.id] for c in rubric.checks),
-        output=output,
+        checks=tuple(c if _text(c.message) is c.message else dataclasses.replace(c, message=_text(c.message)) for c in checks),
+        output=_text(output),
         seconds=round(time.perf_counter() - started, 4),
     )
 

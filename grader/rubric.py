@@ -13,6 +13,7 @@ import itertools
 import math
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,19 @@ _INPUT = {
 _CAUSE = {"when": _Field((str,), True), "say": _Field((str,))}
 
 
+def _type_fix(key: str, types: tuple[type, ...]) -> str:
+    """What to write instead, for a value of the wrong type."""
+    if float in types or int in types:
+        return f"write a plain number without quotes, e.g. '{key}: {1.0e-7 if key in ('atol', 'rtol') else 2}'"
+    if bool in types:
+        return f"write '{key}: true' or '{key}: false'"
+    if str in types:
+        return f"write it as text in quotes: '{key}: \"…\"'"
+    if list in types:
+        return f"write a list: '{key}: [a, b]'"
+    return f"indent its keys under '{key}:'"
+
+
 def _type_name(types: tuple[type, ...]) -> str:
     names = {int: "a number", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a mapping"}
     return " or ".join(dict.fromkeys(names[t] for t in types))
@@ -166,11 +180,20 @@ class _Doc:
             line = mark.line + 1 if mark else 0
             problem = exc.problem or "invalid YAML"
             raise RubricError(f"{self.where(line)}: YAML error: {problem} — check the indentation, quoting and anchors there") from None
-        except yaml.YAMLError as exc:
-            raise RubricError(f"{path}: YAML error: {exc}") from None
+        except yaml.YAMLError as exc:  # e.g. a control character (ReaderError): it has a position, not a mark
+            position = getattr(exc, "position", None)
+            line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 0
+            problem = " ".join(str(getattr(exc, "reason", None) or exc).split())
+            raise RubricError(f"{self.where(line)}: YAML error: {problem} — save the rubric as plain UTF-8 text") from None
+        except RecursionError:
+            raise RubricError(f"{path}: YAML error: nested too deeply — flatten the structure") from None
         if node is None:
             raise RubricError(f"{path}: the rubric is empty — start from rubrics/phase-04/lab-00.yaml")
-        self.data = self._walk(node, ())
+        self._budget = _MAX_NODES
+        try:
+            self.data = self._walk(node, ())
+        except RecursionError:
+            raise RubricError(f"{path}: nested too deeply (or an alias that contains itself) — flatten the structure") from None
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
@@ -183,9 +206,14 @@ class _Doc:
         return 1
 
     def fail(self, at: tuple[Any, ...], text: str) -> RubricError:
-        return RubricError(f"{self.where(self.line(at))}: {text}")
+        """One line whatever the rubric holds (a key may contain a line break)."""
+        return RubricError(f"{self.where(self.line(at))}: {' '.join(text.split())}")
 
     def _walk(self, node: yaml.Node, at: tuple[Any, ...]) -> Any:
+        self._budget -= 1
+        if self._budget < 0:
+            raise RubricError(f"{self.where(node.start_mark.line + 1)}: more than {_MAX_NODES} values (aliases expanding?) "
+                              "— a rubric is a few hundred lines; write the values out")
         self.lines.setdefault(at, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -209,6 +237,8 @@ class _Doc:
             raise RubricError(f"{self.where(node.start_mark.line + 1)}: bad value: {problem} — use plain YAML values") from None
 
 
+_MAX_NODES = 100_000
+
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -223,29 +253,47 @@ def _coerce(value: Any, field: _Field) -> Any:
 
 def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str, _Field], what: str) -> None:
     if not isinstance(data, dict):
-        raise doc.fail(at, f"{what} must be a mapping of keys to values")
+        raise doc.fail(at, f"{what} must be a mapping of keys to values, not {_shown(data)} — indent its 'key: value' lines under it")
     for key in data:
         if key not in fields:
-            raise doc.fail(at + (key,), f"{what}: unknown key '{key}'{did_you_mean(key, list(fields))}")
+            raise doc.fail(at + (key,), f"{what}: unknown key {_shown(key)}{did_you_mean(key, list(fields))}")
     for key, field in fields.items():
         if key not in data:
             if field.required:
                 raise doc.fail(at, f"{what}: missing required key '{key}' — add it")
             continue
         value = data[key] = _coerce(data[key], field)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise doc.fail(at + (key,), f"{what}: '{key}' must be a finite number, not {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _finite(value):
+            raise doc.fail(at + (key,), f"{what}: '{key}' must be a finite number, not {_shown(value)} — {_type_fix(key, field.types)}")
         ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
         if not ok:
-            raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {value!r}")
+            raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {_shown(value)} — {_type_fix(key, field.types)}")
         if field.choices and value not in field.choices:
             raise doc.fail(at + (key,), f"{what}: '{key}: {value}' is not known{did_you_mean(value, field.choices)}")
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in a message: one line, not too long."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _load_reference(doc: _Doc, name: str) -> ModuleType:
-    path = (doc.path.parent / name).resolve()
-    if not path.is_file():
-        raise doc.fail(("reference",), f"reference module '{name}' not found beside the rubric ({path})")
+    try:
+        path = (doc.path.parent / name).resolve()
+        found = path.is_file() and path.suffix == ".py"
+    except (OSError, ValueError, RuntimeError):
+        path, found = doc.path.parent / name, False
+    if not found:
+        raise doc.fail(("reference",), f"reference module {_shown(name)} not found beside the rubric ({path}) "
+                       "— put the .py file beside the YAML, or fix 'reference:'")
     module_name = f"_grader_reference_{abs(hash(str(path)))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -255,9 +303,13 @@ def _load_reference(doc: _Doc, name: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise RubricError(f"{path}:{exc.lineno}: syntax error in the reference module: {exc.msg}") from None
-    except Exception as exc:  # the reference is trusted code, but a broken one must still read as one line
-        raise RubricError(f"{path}: the reference module failed to load: {type(exc).__name__}: {exc}") from None
+        raise RubricError(f"{path}:{exc.lineno}: syntax error in the reference module: {exc.msg} — fix the reference module") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - trusted code, but a broken one must still read as one line
+        lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == str(path)]
+        where = f"{path}:{lines[-1]}" if lines and lines[-1] else str(path)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise RubricError(f"{where}: the reference module raised {reason} while loading — fix the reference module "
+                          "(the grader imports it to compute expected values)") from None
     sys.modules[module_name] = module
     return module
 
@@ -266,7 +318,10 @@ def _reference_callable(doc: _Doc, module: ModuleType, name: str, at: tuple[Any,
     fn = getattr(module, name, None)
     if not callable(fn):
         names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        raise doc.fail(at, f"{role} '{name}' is not a function in the reference module{did_you_mean(name, names)}")
+        file = Path(module.__file__ or "the reference module").name
+        fix = did_you_mean(name, names) if names else ""
+        raise doc.fail(at, f"{role} {_shown(name)} is not a function in the reference module {file}"
+                       f"{fix or f' — define it in {file}'}")
     return fn
 
 
@@ -277,7 +332,7 @@ def _to_arg(value: Any) -> Any:
     if isinstance(value, np.generic):  # np.int64(2) is a class index, not an array
         return value.item()
     if isinstance(value, (list, tuple, np.ndarray)):
-        return np.asarray(value, dtype=np.float64)
+        return np.asarray(value, dtype=np.float64)  # ValueError, TypeError or OverflowError: the caller says where
     return value
 
 
@@ -286,7 +341,8 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
     _check_fields(doc, at, data, _INPUT, f"input set '{name}'")
     forms = [k for k in ("args", "product", "cases", "generate") if k in data]
     if len(forms) != 1:
-        raise doc.fail(at, f"input set '{name}' needs exactly one of args, product, cases, generate (has {', '.join(forms) or 'none'})")
+        raise doc.fail(at, f"input set '{name}' needs exactly one of args, product, cases, generate (has {', '.join(forms) or 'none'}) "
+                       "— keep one of them")
     form = forms[0]
     cases: list[tuple[Any, ...]]
     names: tuple[str, ...] = ()
@@ -296,18 +352,20 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
     elif form == "product":
         for key, values in data["product"].items():
             if not isinstance(values, list) or not values:
-                raise doc.fail(at + ("product", key), f"input set '{name}': product '{key}' must be a non-empty list of values")
+                raise doc.fail(at + ("product", key), f"input set '{name}': product '{key}' must be a non-empty list of values "
+                               f"— e.g. '{key}: [0, 1]'")
         cases = list(itertools.product(*data["product"].values()))
         names = tuple(data["product"])
     elif form == "cases":
         cases = []
         for i, case in enumerate(data["cases"]):
             if not isinstance(case, dict):
-                raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values")
+                raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values "
+                               "— write it as '- {z: [1.0, 2.0]}'")
             names = names or tuple(case)
             if set(case) != set(names):
                 raise doc.fail(at + ("cases", i), f"input set '{name}': every case names the same arguments "
-                               f"({', '.join(names)}); this one has {', '.join(case)}")
+                               f"({', '.join(names)}); this one has {', '.join(case)} — give every case the same names")
             cases.append(tuple(case[n] for n in names))
     else:
         fn = _reference_callable(doc, module, data["generate"], at + ("generate",), "generator")
@@ -316,15 +374,22 @@ def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
             produced = fn()
             cases = [tuple(case) if isinstance(case, (list, tuple)) else (case,) for case in produced]
         except Exception as exc:
-            raise doc.fail(at + ("generate",), f"generator '{data['generate']}' failed: {type(exc).__name__}: {exc}") from None
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise doc.fail(at + ("generate",), f"generator '{data['generate']}' failed: {reason} "
+                           f"— fix it in {Path(module.__file__ or '').name}") from None
     if not cases:
-        raise doc.fail(at, f"input set '{name}' has no cases")
+        raise doc.fail(at, f"input set '{name}' has no cases — give at least one")
     arity = {len(case) for case in cases}
     if len(arity) != 1:
-        raise doc.fail(at, f"input set '{name}': every case needs the same number of arguments")
+        raise doc.fail(at, f"input set '{name}': every case needs the same number of arguments — make them all alike")
+    try:
+        converted = tuple(tuple(_to_arg(v) for v in case) for case in cases)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise doc.fail(at, f"input set '{name}': a list that is not a rectangular array of numbers ({' '.join(str(exc).split())[:120]}) "
+                       "— give every list the same length and only numbers") from None
     return InputSet(
         name=name,
-        cases=tuple(tuple(_to_arg(v) for v in case) for case in cases),
+        cases=converted,
         hidden=bool(data.get("hidden", False)),
         arg_names=names,
     )
@@ -336,10 +401,19 @@ def arity(fn: Callable[..., Any]) -> int:
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
 
 
+def _arity(doc: _Doc, at: tuple[Any, ...], fn: Callable[..., Any], name: str) -> int:
+    try:
+        return arity(fn)
+    except (TypeError, ValueError):
+        raise doc.fail(at, f"reference '{name}' has no Python signature the grader can read "
+                       "— make it a plain 'def' function in the reference module") from None
+
+
 def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence[str], what: str) -> tuple[str, ...]:
     for i, value in enumerate(values):
         if not isinstance(value, str) or value not in known:
-            raise doc.fail(at + (i,), f"unknown {what} '{value}'{did_you_mean(str(value), list(known))}")
+            fix = did_you_mean(str(value), list(known)) if known else ""
+            raise doc.fail(at + (i,), f"unknown {what} {_shown(value)}{fix or ' — define it first (none is defined)'}")
     return tuple(values)
 
 
@@ -359,20 +433,21 @@ def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any]
 def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int]) -> Check:
     at = ("checks", i)
     if not isinstance(data, dict):
-        raise doc.fail(at, "each check is a mapping with id, kind, title, points, acceptance")
+        raise doc.fail(at, "each check is a mapping with id, kind, title, points, acceptance — write it as '- id: …' with those keys")
     kind = data.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise doc.fail(at + ("kind",), f"unknown check kind '{kind}'{did_you_mean(str(kind), list(KINDS))}")
+        raise doc.fail(at + ("kind",), f"unknown check kind {_shown(kind) if not isinstance(kind, str) else repr(kind)}"
+                       f"{did_you_mean(str(kind), list(KINDS))}")
     label = f"check '{data.get('id', i + 1)}'"
     _check_fields(doc, at, data, {**_COMMON, **KINDS[kind]}, label)
     check_id = data["id"]
     if not _ID.match(check_id):
-        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' (e.g. 'no-input-mutation')")
+        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' — rename it, e.g. 'no-input-mutation'")
     if check_id in seen:
         raise doc.fail(at + ("id",), f"{label}: duplicate id (first at line {seen[check_id]}) — ids must be unique")
     seen[check_id] = doc.line(at)
     if data["points"] < 0:
-        raise doc.fail(at + ("points",), f"{label}: points must be zero or more")
+        raise doc.fail(at + ("points",), f"{label}: points must be zero or more — use 0 for a check that only gives advice")
     for key in ("inputs", "functions", "headings", "formulas"):
         if key in data and not data[key]:
             raise doc.fail(at + (key,), f"{label}: '{key}' is empty — list at least one, or leave the key out where it is optional")
@@ -382,30 +457,32 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
     if "functions" in spec:
         spec["functions"] = _names_in(doc, at + ("functions",), spec["functions"], functions, "function")
         if kind == "agree" and len(spec["functions"]) != 2:
-            raise doc.fail(at + ("functions",), f"{label}: 'agree' compares exactly two functions")
+            raise doc.fail(at + ("functions",), f"{label}: 'agree' compares exactly two functions — list two")
     if "inputs" in spec:
         spec["inputs"] = _names_in(doc, at + ("inputs",), spec["inputs"], inputs, "input set")
     if "headings" in spec or "formulas" in spec:
         for key in ("headings", "formulas"):
             for j, value in enumerate(spec.get(key, [])):
                 if not isinstance(value, str) or not value.strip():
-                    raise doc.fail(at + (key, j), f"{label}: {key} are non-empty strings")
+                    raise doc.fail(at + (key, j), f"{label}: {key} are non-empty strings — quote the text, or remove the empty entry")
     if "code_pattern" in spec:
         try:
             re.compile(spec["code_pattern"])
         except re.error as exc:
-            raise doc.fail(at + ("code_pattern",), f"{label}: code_pattern is not a valid regular expression: {exc}") from None
+            raise doc.fail(at + ("code_pattern",), f"{label}: code_pattern is not a valid regular expression: {exc} "
+                           "— fix it (in single quotes, backslashes stay as written)") from None
     for key in ("transform", "relate"):
         if key in spec:
             _reference_callable(doc, module, spec[key], at + (key,), key)
     for key in ("atol", "rtol"):
         if key in spec and spec[key] < 0:
-            raise doc.fail(at + (key,), f"{label}: {key} must be zero or more")
+            raise doc.fail(at + (key,), f"{label}: {key} must be zero or more — e.g. '{key}: 1.0e-7'")
     causes = _causes(doc, module, at, data.get("causes", []), label)
     requires = data.get("requires", [])
     for j, req in enumerate(requires):
-        if req not in seen or req == check_id:
-            raise doc.fail(at + ("requires", j), f"{label}: requires '{req}', which is not an earlier check{did_you_mean(str(req), list(seen))}")
+        if not isinstance(req, str) or req not in seen or req == check_id:
+            fix = did_you_mean(str(req), list(seen)) if seen else " — list it after the check it needs"
+            raise doc.fail(at + ("requires", j), f"{label}: requires {_shown(req)}, which is not an earlier check{fix}")
     spec["requires"] = tuple(requires)
     return Check(
         id=check_id,
@@ -426,17 +503,20 @@ def load_rubric(path: Path) -> Rubric:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RubricError(f"{path}: rubric not found — check --rubrics") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RubricError(f"{path}: cannot read the rubric: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RubricError(f"{path}: not UTF-8 text (byte offset {exc.start}) — save the rubric as UTF-8") from None
+    except OSError as exc:
+        raise RubricError(f"{path}: cannot read the rubric ({exc.strerror or exc}) — check the file and its permissions") from None
     doc = _Doc(path, text)
     data = doc.data
     _check_fields(doc, (), data, _TOP, "rubric")
     if not _LAB.match(data["lab"]):
-        raise doc.fail(("lab",), f"lab '{data['lab']}' must look like 'phase-04/lab-00'")
+        raise doc.fail(("lab",), f"lab {_shown(data['lab'])} is not a lab id — write it like 'phase-04/lab-00'")
     if data["lab"].split("/")[0] != data["phase_dir"]:
         raise doc.fail(("phase_dir",), f"phase_dir '{data['phase_dir']}' does not match lab '{data['lab']}' — make them the same phase")
     if "/" in data["deliverable"] or "\\" in data["deliverable"] or data["deliverable"] in ("", ".", ".."):
-        raise doc.fail(("deliverable",), f"deliverable '{data['deliverable']}' must be a file name inside {data['phase_dir']}/, not a path")
+        raise doc.fail(("deliverable",), f"deliverable {_shown(data['deliverable'])} must be a file name inside {data['phase_dir']}/, "
+                       "not a path — e.g. 'deliverable: lab-00-notes.md'")
     module = _load_reference(doc, data["reference"])
 
     functions = []
@@ -446,10 +526,10 @@ def load_rubric(path: Path) -> Rubric:
         ref = fdata.get("reference", name)
         _reference_callable(doc, module, ref, ("functions", name), "reference function")
         step = fdata.get("step_arg")
-        needed = arity(getattr(module, ref))
+        needed = _arity(doc, ("functions", name), getattr(module, ref), ref)
         if step is not None and not 0 <= step <= needed:
             raise doc.fail(("functions", name, "step_arg"), f"function '{name}': step_arg {step} must be between 0 and {needed} "
-                           f"(the position of h among the {needed} argument(s) of '{ref}', counting from 0)")
+                           f"(the position of h among the {needed} argument(s) of '{ref}', counting from 0) — fix step_arg")
         functions.append(FunctionSpec(
             name=name,
             reference=ref,
@@ -458,31 +538,31 @@ def load_rubric(path: Path) -> Rubric:
             causes=_causes(doc, module, ("functions", name), fdata.get("causes", []), f"function '{name}'"),
         ))
     if not functions:
-        raise doc.fail(("functions",), "list at least one learner function")
+        raise doc.fail(("functions",), "no learner function — list at least one under 'functions:'")
 
     inputs = {name: _input_set(doc, module, name, idata) for name, idata in data["inputs"].items()}
     seen: dict[str, int] = {}
     fnames = [f.name for f in functions]
     checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen) for i, c in enumerate(data["checks"]))
     if not checks:
-        raise doc.fail(("checks",), "a rubric needs at least one check")
+        raise doc.fail(("checks",), "a rubric needs at least one check — add one under 'checks:'")
     by_name = {f.name: f for f in functions}
     for i, check in enumerate(checks):
         if check.kind not in ("compare", "agree", "relation") and check.spec.get("property") != "symmetric":
             continue
         names = [check.spec["function"]] if "function" in check.spec else list(check.spec["functions"])
         for name in names:
-            needed = arity(getattr(module, by_name[name].reference))
+            needed = _arity(doc, ("functions", name), getattr(module, by_name[name].reference), by_name[name].reference)
             for set_name in check.spec["inputs"]:
                 given = len(inputs[set_name].cases[0])
                 if given != needed:
                     raise doc.fail(("checks", i, "inputs"), f"check '{check.id}': input set '{set_name}' gives {given} argument(s) but {name} takes {needed} — use an input set that fits")
     if not data["implementation"]:
-        raise doc.fail(("implementation",), "implementation needs at least one file-name pattern, e.g. 'lab-00*.py'")
+        raise doc.fail(("implementation",), "implementation needs at least one file-name pattern — add one, e.g. 'lab-00*.py'")
     for key in ("implementation",):
         for j, pattern in enumerate(data[key]):
             if not isinstance(pattern, str) or "/" in pattern:
-                raise doc.fail((key, j), "implementation patterns are file-name globs like 'lab-00*.py'")
+                raise doc.fail((key, j), f"{_shown(pattern)} is not a file-name pattern — use a glob like 'lab-00*.py'")
     return Rubric(
         lab=data["lab"],
         title=data["title"],

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.deliverable import CodeBlock, Document, parse_deliverable
+from grader.deliverable import MAX_BYTES, CodeBlock, Document, parse_deliverable
 from grader.errors import SubmissionError
 from grader.notation import count_sentences, find_formula
 
@@ -237,21 +237,20 @@ def test_tables_lists_and_quotes_are_prose(tmp_path: Path) -> None:
 
 
 def one_line(error: pytest.ExceptionInfo[SubmissionError], path: Path) -> str:
+    """One line naming the file as the learner knows it (relative to their folder), never a temp path."""
     message = str(error.value)
-    assert "\n" not in message and str(path) in message
+    assert "\n" not in message and message.startswith(f"{path.name}: ")
     return message
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"# ok\n\xff\xfe more", "byte offset 5"),
-        (b"\xef\xbb\xbf# ok\n\xc3(", "byte offset 8"),
         (b"# title\x00binary", "NUL byte at offset 7"),
-        ("# título".encode("utf-16"), "UTF-16"),
-        (b"a" * (2 * 1024 * 1024 + 1), "larger than 2 MB"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "this is a PNG image, not Markdown text"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "this is a PDF document"),
     ],
-    ids=["bad-utf8", "bad-utf8-after-bom", "nul", "utf16", "too-large"],
+    ids=["nul", "png", "pdf"],
 )
 def test_unusable_bytes_are_submission_errors(
     tmp_path: Path, content: bytes, expected: str
@@ -262,9 +261,52 @@ def test_unusable_bytes_are_submission_errors(
     assert expected in one_line(error, path)
 
 
-def test_exactly_two_megabytes_is_accepted(tmp_path: Path) -> None:
-    path = write(tmp_path, b"a" * (2 * 1024 * 1024))
-    assert parse_deliverable(path, tmp_path).sections[0].level == 0
+@pytest.mark.parametrize(
+    ("content", "heading", "note"),
+    [
+        (b"# ok\n\n## Reflexi\xf3n\n\nDone.\n", "Reflexión", "not saved as UTF-8 (line 3)"),
+        (b"\xef\xbb\xbf# ok\n\xc3(\n## A\xf1o\n", "Año", "(line 2 and 1 more)"),
+        ("# título\n".encode("utf-16"), "título", "saved as UTF-16"),
+    ],
+    ids=["latin-1", "mixed-after-bom", "utf16"],
+)
+def test_awkward_encodings_are_read_and_said(tmp_path: Path, content: bytes, heading: str, note: str) -> None:
+    document = parse_deliverable(write(tmp_path, content), tmp_path)
+    assert heading in document.headings()
+    (said,) = document.notes
+    assert note in said and said.startswith("lab.md ") and "re-save" in said
+
+
+def test_past_the_cap_only_the_start_is_parsed(tmp_path: Path) -> None:
+    line = "max_err = 1.3e-11 and a long line of pasted output\n"
+    text = "# Head\n\n```\n" + line * (3 * 1024 * 1024 // len(line)) + "```\n\n## Late\n\nNever read.\n"
+    started = time.perf_counter()
+    document = parse_deliverable(write(tmp_path, text), tmp_path)
+    assert time.perf_counter() - started < 5.0
+    assert document.headings() == ("Head",)
+    (note,) = document.notes
+    assert "only its first 256 KB (lines 1-" in note and "3.1 MB" in note
+
+
+def test_one_huge_line_is_cut_between_characters(tmp_path: Path) -> None:
+    document = parse_deliverable(write(tmp_path, "# H\n" + "é" * (MAX_BYTES // 2 + 5)), tmp_path)
+    assert len(document.notes) == 1 and "UTF-8" not in document.notes[0]
+
+
+def test_exactly_the_cap_is_accepted_whole(tmp_path: Path) -> None:
+    path = write(tmp_path, b"a" * MAX_BYTES)
+    document = parse_deliverable(path, tmp_path)
+    assert document.sections[0].level == 0 and document.notes == ()
+
+
+def test_a_link_out_of_the_learner_folder_is_not_read(tmp_path: Path) -> None:
+    other = write(tmp_path / "alice" / "phase-04", "# Derivation\n\nAlice's work.\n")
+    mine = tmp_path / "bob" / "phase-04" / "lab.md"
+    mine.parent.mkdir(parents=True)
+    mine.symlink_to(other)
+    with pytest.raises(SubmissionError) as error:
+        parse_deliverable(mine, tmp_path / "bob")
+    assert "phase-04/lab.md: a link to a file outside your folder" in str(error.value)
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "fifo", "broken-symlink"])
@@ -315,11 +357,11 @@ def test_any_content_parses_or_is_a_submission_error(fuzz_root: Path, content: b
 
 
 def test_many_html_images_take_linear_time(tmp_path: Path) -> None:
-    path = write(tmp_path, "<div>\n" + '<img src="x.png">\n' * 20_000)
+    path = write(tmp_path, "<div>\n" + '<img src="x.png">\n' * 12_000)  # 204 KB, under MAX_BYTES
     started = time.perf_counter()
     (section,) = parse_deliverable(path, tmp_path).sections
     assert time.perf_counter() - started < 3.0
-    assert len(section.images) == 20_000 and section.images[-1].line == 20_001
+    assert len(section.images) == 12_000 and section.images[-1].line == 12_001
 
 
 def test_a_lone_title_heading_is_not_a_matching_section(tmp_path: Path) -> None:
