@@ -66,7 +66,7 @@ def remove_stale_temps(folder: Path, depth: int = 2) -> list[Path]:
             match = _TEMP.match(entry.name)
             if match is None or not entry.is_file(follow_symlinks=False):
                 continue
-            if _alive(int(match["pid"])):
+            if process_alive(int(match["pid"])):
                 continue
             os.unlink(entry.path)
             removed.append(Path(entry.path))
@@ -75,7 +75,8 @@ def remove_stale_temps(folder: Path, depth: int = 2) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process that may have left files behind could still be writing them."""
     if pid == os.getpid():
         return True
     try:

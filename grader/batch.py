@@ -25,9 +25,8 @@ from grader.errors import Interrupted, UsageError
 from grader.grading import Note, _is_learner, applies, find_learners, grade_lab, phase_folder, select_rubrics
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
+from grader.runner import CLUTTER_DIRS as _CLUTTER_DIRS
 from grader.sandbox import Limits
-
-_CLUTTER_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache"}
 _COMMIT_EVERY = 0.5  # seconds: what a killed run loses at most
 
 

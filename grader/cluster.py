@@ -19,9 +19,8 @@ from typing import Any
 
 from grader.errors import UsageError
 from grader.model import Rubric
+from grader.runner import CLUTTER_DIRS as _SKIP_DIRS
 from grader.sandbox import Limits
-
-_SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints"}
 MAX_SUBMISSION_BYTES = 64 << 20
 
 

@@ -7,8 +7,10 @@ called again in this run; the learner's whole run has a wall-time budget.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,7 +23,9 @@ from grader import zygote
 from grader.child import ChildConfig
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
-_CLUTTER = shutil.ignore_patterns("__pycache__", ".git", "*.pyc", ".ipynb_checkpoints")
+CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
+                          ".venv", "venv", "node_modules"})  # never part of a submission; a venv can be 100,000 files
+_CLUTTER = shutil.ignore_patterns(*CLUTTER_DIRS, "*.pyc")
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
@@ -79,7 +83,11 @@ def remove_tree(path: Path | str) -> None:
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=retry)
+    try:
+        shutil.rmtree(path, onerror=retry)
+    except RecursionError:  # folders nested deeper than Python recurses: rm walks them without a stack limit
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _hand_over(private: Path, uid: int | None) -> None:
@@ -179,6 +187,8 @@ class LearnerRun:
             _hand_over(self._tmp, self.uid)
         except (OSError, shutil.Error) as exc:
             self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
+        except RecursionError:
+            self._copy_error = "the folder could not be copied for grading: its folders are nested too deeply (hundreds of levels)"
         if not self._copy_error and relative.as_posix() in self.outside_links:
             self._copy_error = (f"{relative.as_posix()} is a link to a file outside your folder; the grader does not "
                                 "follow links out of it — hand in the file itself")
@@ -197,7 +207,7 @@ class LearnerRun:
     @property
     def printed(self) -> str:
         """What the learner's code printed, marked where the cap cut it."""
-        text = self.output.decode("utf-8", errors="replace")
+        text = self._scrub(self.output.decode("utf-8", errors="replace"))
         if len(self.output) >= self.limits.output_bytes:
             text += f"\n[… output cut here: only the first {self.limits.output_bytes // 1024} KiB are kept]"
         return text
@@ -205,6 +215,10 @@ class LearnerRun:
     def close(self) -> None:
         self.close_worker()
         remove_tree(self._tmp)
+
+    def _scrub(self, text: str) -> str:
+        """The grader's temporary paths, as the learner knows them: ``borja/phase-04/x.py``, the same every run."""
+        return text.replace(str(self._tmp) + os.sep, "")
 
     def _config(self, mode: str) -> ChildConfig:
         return ChildConfig(
@@ -254,7 +268,7 @@ class LearnerRun:
                     return self.load
         if not ready.get("ready"):
             self.close_worker()
-            self.load = LoadReport(ok=False, error=str(ready.get("error", "the module could not be loaded"))[:500])
+            self.load = LoadReport(ok=False, error=self._scrub(str(ready.get("error", "the module could not be loaded")))[:500])
             return self.load
         self._mode = str(ready.get("mode", "import"))
         if self._mode not in ("import", "ast", "ast-strict"):
@@ -262,7 +276,8 @@ class LearnerRun:
         note = note or str(ready.get("note", ""))
         functions = tuple(str(f) for f in ready.get("functions", []) if isinstance(f, str))
         skipped = tuple(str(s)[:300] for s in ready.get("skipped", []) if isinstance(s, str))
-        self.load = LoadReport(ok=True, mode=self._mode, note=note[:500], functions=functions, skipped=skipped)
+        self.load = LoadReport(ok=True, mode=self._mode, note=self._scrub(note)[:500], functions=functions,
+                               skipped=tuple(self._scrub(s) for s in skipped))
         return self.load
 
     def close_worker(self) -> None:
@@ -326,7 +341,10 @@ class LearnerRun:
             for key, _ in batch:
                 deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
                 reply = self._worker.receive(deadline)
-                self._state.cache[(fn, key)] = _outcome(fn, reply)
+                outcome = _outcome(fn, reply)
+                if outcome.message:
+                    outcome = dataclasses.replace(outcome, message=self._scrub(outcome.message))
+                self._state.cache[(fn, key)] = outcome
                 answered += 1
         except WorkerDied as died:
             self._worker = None

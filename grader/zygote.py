@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import secrets
 import selectors
 import shutil
@@ -218,6 +219,25 @@ def _environment(tag: str) -> dict[str, str]:
     return env
 
 
+_RUN_FOLDER = re.compile(r"^grader-run-(\d+)-")
+
+
+def sweep_stale_runs() -> None:
+    """Remove the learner copies of graders that were killed (their ``grader-run-<pid>-*`` folder outlived them)."""
+    from grader.atomicio import process_alive
+    from grader.runner import remove_tree
+
+    top = tempfile.gettempdir()
+    try:
+        names = os.listdir(top)
+    except OSError:
+        return
+    for name in names:
+        match = _RUN_FOLDER.match(name)
+        if match is not None and not process_alive(int(match[1])):
+            remove_tree(os.path.join(top, name))
+
+
 class Zygote:
     """The grader's handle on its fork server; thread-safe.
 
@@ -228,7 +248,8 @@ class Zygote:
         self.owner = os.getpid()
         self.requested = layer or layers.requested()
         self.tag = secrets.token_hex(8)
-        self.base = tempfile.mkdtemp(prefix="grader-run-")
+        sweep_stale_runs()
+        self.base = tempfile.mkdtemp(prefix=f"grader-run-{self.owner}-")
         os.chmod(self.base, 0o711)
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}

@@ -235,3 +235,19 @@ def test_a_grader_checked_out_under_tmp_still_starts(name: str, tmp_path_factory
         assert proc.stdout.strip() == "True", proc.stderr[-2000:]
     finally:
         shutil.rmtree(checkout, ignore_errors=True)
+
+
+def test_a_killed_graders_learner_copies_are_swept_at_the_next_start() -> None:
+    top = Path(tempfile.gettempdir())
+    dead = top / "grader-run-999999999-stale"
+    alive = top / f"grader-run-{os.getpid()}-mine"
+    for folder in (dead, alive):
+        (folder / "learner-x" / "ana").mkdir(parents=True, exist_ok=True)
+    try:
+        zygote.sweep_stale_runs()
+        assert not dead.exists() and alive.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(alive, ignore_errors=True)
+        shutil.rmtree(dead, ignore_errors=True)

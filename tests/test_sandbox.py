@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -219,3 +221,15 @@ def test_the_learner_time_budget_is_said_as_such(tmp_path: Path) -> None:
         assert stopped.fault == "budget" and "time budget (1 s) ran out" in stopped.message
         refused = r.call("slow", (np.array([3.0]),))
         assert refused.fault == "budget" and "is used up" in refused.message
+
+
+def test_reports_never_show_the_graders_temporary_paths() -> None:
+    """Warnings and errors name the learner's own files (page-copy's log(0) warning names its line)."""
+    from grader.grading import grade
+    from grader.results import lab_to_dict
+
+    root = Path(__file__).resolve().parent
+    results = grade([root / "fixtures" / "page-copy", root / "fixtures" / "raises"])
+    text = "".join(json.dumps(lab_to_dict(r)) + r.output for r in results)
+    assert "page-copy/phase-04/" in text or "raises" in text
+    assert "grader-run-" not in text and tempfile.gettempdir() + "/" not in text
