@@ -131,7 +131,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str
     }
 
 
-def write_gradescope(out_dir: Path, results: Sequence[LabResult]) -> list[Path]:
+def write_gradescope(out_dir: Path, results: Sequence[LabResult], *, durable: bool = True) -> list[Path]:
     """``<out>/<learner>/results.json``, beside that learner's reports; all are serialised before any is written."""
     documents = {
         Path(out_dir) / learner / _GRADESCOPE_FILE: json.dumps(
@@ -141,7 +141,7 @@ def write_gradescope(out_dir: Path, results: Sequence[LabResult]) -> list[Path]:
         for learner, mine in _by_learner(results).items()
     }
     for path, text in documents.items():
-        atomic_write_text(path, text)
+        atomic_write_text(path, text, durable=durable)
     return list(documents)
 
 

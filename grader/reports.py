@@ -61,14 +61,14 @@ def report_paths(out_dir: Path, result: LabResult) -> tuple[Path, Path]:
     return folder / f"{stem}.html", folder / f"{stem}.md"
 
 
-def write_reports(results: Sequence[LabResult], out_dir: Path) -> dict[tuple[str, str], Path]:
+def write_reports(results: Sequence[LabResult], out_dir: Path, *, durable: bool = True) -> dict[tuple[str, str], Path]:
     """Both files of a result are rendered before either is written, so a rendering bug replaces neither."""
     written: dict[tuple[str, str], Path] = {}
     for result in results:
         html, md = render_html(result), render_markdown(result)
         html_path, md_path = report_paths(out_dir, result)
-        atomic_write_text(html_path, html)
-        atomic_write_text(md_path, md)
+        atomic_write_text(html_path, html, durable=durable)
+        atomic_write_text(md_path, md, durable=durable)
         written[(result.learner, result.lab)] = html_path
     return written
 
