@@ -141,26 +141,43 @@ _CLASS_OUTPUTS = ("index.html", "gradebook.csv", "gradebook.sqlite", "gradebook.
 
 
 def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], paths: Sequence[Path]) -> None:
-    """No output may land in a learner's folder: the next run would grade (and copy, and hash) it as their work."""
-    from grader.errors import UsageError
-    from grader.grading import find_learners
+    """No output may land in a learner's folder: the next run would grade (and copy, and hash) it as their work.
 
-    learners = find_learners(list(paths))  # its own errors (no such folder, …) are the ones the run would give
+    Only the outputs' own ancestors are looked at, so a class of thousands costs nothing here."""
+    from grader.errors import UsageError
+    from grader.grading import _is_learner
+
+    roots = [p.resolve() for p in paths if p.is_dir()]
+
+    def learner_above(target: Path) -> Path | None:
+        for ancestor in [target, *target.parents]:
+            if any(ancestor == root or root in ancestor.parents for root in roots) and ancestor.is_dir() \
+                    and _is_learner(ancestor):
+                return ancestor
+        return None
+
     out_resolved = out.resolve()
-    for learner in learners:
-        for flag, path in [("--out", out), *files]:
-            target = path.resolve()
-            if target == learner or learner in target.parents:
-                where = "is the learner folder" if target == learner else "is inside the learner folder"
-                outside = os.path.relpath(learner.parent / ("reports" if flag == "--out" else "results" + path.suffix))
-                raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
-                                 f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
-        if out_resolved / learner.name == learner or learner in (out_resolved / learner.name).parents:
-            raise UsageError(f"--out {out}: the reports for {learner.name} would go into {learner} itself — "
+    for flag, path in [("--out", out), *files]:
+        target = path.resolve()
+        learner = learner_above(target)
+        if learner is not None:
+            where = "is the learner folder" if target == learner else "is inside the learner folder"
+            outside = os.path.relpath(learner.parent / ("reports" if flag == "--out" else "results" + path.suffix))
+            raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
+                             f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
+    for root in roots:
+        learners = [root] if _is_learner(root) else [root / name for name in _CLASS_OUTPUTS
+                                                      if (root / name).is_dir() and _is_learner(root / name)]
+        for learner in learners:
+            if learner.name in _CLASS_OUTPUTS:
+                raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
+                                 f"{learner.name} in --out — rename the folder")
+        holder = root.parent if _is_learner(root) else root
+        if out_resolved == holder:
+            first = root if _is_learner(root) else next(
+                (p for p in sorted(root.iterdir()) if p.is_dir() and _is_learner(p)), root / "each learner")
+            raise UsageError(f"--out {out}: the reports for {first.name} would go into {first} itself — "
                              "choose an --out outside the learners' folders, e.g. --out reports")
-        if learner.name in _CLASS_OUTPUTS:
-            raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
-                             f"{learner.name} in --out — rename the folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

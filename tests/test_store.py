@@ -97,19 +97,25 @@ def test_record_lookup_and_every_check_is_queryable(store: Store) -> None:
     first, second = result(), result(jacobian_analytic=Status.FAIL)
     store.record(run, "borja", LAB, "k1", first, reused=False)
     store.record(run, "ana", LAB, "k1", second, reused=False)
-    store.record(run, "borja", LAB, "k1", second, reused=True)
+    store.record(run, "borja", LAB, "k1", second, reused=False)
     assert store.lookup("borja", LAB, "k1") == second  # the latest with that key
+    store.record(run, "borja", LAB, "k1", second, reused=True)
+    assert store.lookup("borja", LAB, "k1") == second  # a reused attempt points back at it, its JSON not stored twice
     assert store.lookup("borja", LAB, "k2") is None
     assert store.lookup("borja", "phase-05/lab-02", "k1") is None
     assert sql(store.path, "SELECT count(*) FROM attempts") == [(0,)]
     store.commit()
     assert sql(store.path, "SELECT learner, reused, score, max_score, passed, seconds FROM attempts ORDER BY id") == [
-        ("borja", 0, 8.0, 8.0, 1, 0.25), ("ana", 0, 6.0, 8.0, 0, 0.25), ("borja", 1, 6.0, 8.0, 0, 0.25),
+        ("borja", 0, 8.0, 8.0, 1, 0.25), ("ana", 0, 6.0, 8.0, 0, 0.25), ("borja", 0, 6.0, 8.0, 0, 0.25),
+        ("borja", 1, 6.0, 8.0, 0, 0.25),
     ]
+    assert sql(store.path, "SELECT reused, result_json = '' FROM attempts WHERE learner = 'borja' ORDER BY id") == [
+        (0, 0), (0, 0), (1, 1)]
     failing = sql(store.path, "SELECT a.learner, c.check_id, c.score, c.max_score FROM checks c JOIN attempts a ON a.id = c.attempt_id "
                               "WHERE c.status = 'fail' ORDER BY a.id")
-    assert failing == [("ana", "jacobian-analytic", 0.0, 2.0), ("borja", "jacobian-analytic", 0.0, 2.0)]
-    assert sql(store.path, "SELECT count(*) FROM checks") == [(12,)]
+    assert failing == [("ana", "jacobian-analytic", 0.0, 2.0), ("borja", "jacobian-analytic", 0.0, 2.0),
+                       ("borja", "jacobian-analytic", 0.0, 2.0)]
+    assert sql(store.path, "SELECT count(*) FROM checks") == [(16,)]
     assert lab_to_dict(lab_from_dict(store.lookup("borja", LAB, "k1") or {})) == second
 
 
