@@ -78,6 +78,7 @@ class _Done:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # lab -> lab_to_dict, without overrides
     notes: list[str] = field(default_factory=list)
     rendered: bool = False
+    digest: str = ""  # what the learner's files were rendered from
 
 
 # ----------------------------------------------------------------------------- content keys
@@ -91,20 +92,22 @@ def _digest_files(hasher: Any, root: Path) -> None:
 
 
 def _digest_tree(hasher: Any, root: Path) -> None:
-    for folder, dirs, files in os.walk(root):
+    top = os.fspath(root)
+    prefix = len(top) + 1
+    for folder, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in _CLUTTER_DIRS)
         for name in sorted(files):
             if name.endswith(".pyc"):
                 continue
-            path = Path(folder) / name
-            relative = path.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+            path = os.path.join(folder, name)
+            relative = path[prefix:].replace(os.sep, "/").encode("utf-8", "surrogateescape")
             hasher.update(b"F" + len(relative).to_bytes(4, "little") + relative)
             try:
-                if path.is_symlink():
+                if os.path.islink(path):
                     hasher.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
-                elif path.is_file():
-                    hasher.update(b"D")  # streamed: a 50 MB file costs 1 MB of memory, not 100 (same digest)
-                    with path.open("rb") as handle:
+                elif os.path.isfile(path):
+                    hasher.update(b"D")  # streamed: a 50 MB file costs 1 MB of memory, not 100
+                    with open(path, "rb") as handle:
                         while chunk := handle.read(1 << 20):
                             hasher.update(chunk)
             except OSError as exc:
@@ -311,11 +314,12 @@ def grade_class(
         if plan.to_grade:
             work.append((plan, stored, mine, True))
             continue
-        digest = _output_digest(plan, stored, mine, options.gradescope, grader_hash)
+        digest = _output_digest(plan, mine, options.gradescope, grader_hash)
         if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan):
             work.append((plan, stored, mine, True))
         else:
             entry.rendered = True
+            entry.digest = digest
 
     fresh_count = sum(1 for plan, *_ in work if plan.to_grade)
     progress.start(len(plans), len(plans) - fresh_count)
@@ -348,8 +352,8 @@ def grade_class(
                                       out, options.gradescope)
             entry.rendered = True
             mine = rules_for.get(plan.learner.name, [])
-            store.set_output_digest(str(out.resolve()), plan.learner.name,
-                                    _output_digest(plan, entry.raw, mine, options.gradescope, grader_hash))
+            entry.digest = _output_digest(plan, mine, options.gradescope, grader_hash)
+            store.set_output_digest(str(out.resolve()), plan.learner.name, entry.digest)
             progress.advance()
             if time.monotonic() - last_commit >= _COMMIT_EVERY:
                 store.commit()
@@ -382,12 +386,29 @@ def grade_class(
     from grader.reports import report_paths
 
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
-    outputs = write_class_outputs(results, options)
+    class_digest = hashlib.sha256(json.dumps(
+        [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
+         str(options.junit), whole_class], default=str).encode()).hexdigest()
+    outputs = class_output_paths(options)
+    if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
+        outputs = write_class_outputs(results, options)
+        with Store.open(db_path) as again:
+            again.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
+            again.commit()
     return ClassRun(tuple(results), paths_out, graded=fresh_count, reused=len(plans) - fresh_count,
                     outputs=tuple(outputs), run_id=run_id)
 
 
+_CLASS_KEY = "\0class"  # the outputs table's row for the class files (no learner folder name holds a NUL)
+
+
+def class_output_paths(options: Options) -> list[Path]:
+    out = Path(options.out)
+    return [out / "index.html", out / "gradebook.csv", *([options.junit] if options.junit is not None else [])]
+
+
 def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[Path]:
+    """Rewritten only when something in them changed: a rerun with nothing new leaves them as they are."""
     from grader.exports import write_gradebook, write_junit
     from grader.reports import write_index
 
@@ -411,9 +432,10 @@ def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Ca
     return tuple(r.lab for r in chosen)
 
 
-def _output_digest(plan: Plan, raw: dict[str, dict[str, Any]], rules: Sequence[Any], gradescope: bool, grader_hash: str) -> str:
-    """What the learner's files were rendered from: results, their overrides, the grader and the flags."""
-    material = [grader_hash, gradescope, [raw[name] for name in plan.labs], [repr(r) for r in rules]]
+def _output_digest(plan: Plan, rules: Sequence[Any], gradescope: bool, grader_hash: str) -> str:
+    """What the learner's files were rendered from: the results (named by their content keys, which include the
+    grader's own hash), the learner's overrides and the flags."""
+    material = [grader_hash, gradescope, list(plan.keys), [repr(r) for r in rules]]
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 

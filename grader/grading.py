@@ -14,12 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from grader import zygote
-from grader.checks import Context, run_check
-from grader.deliverable import parse_deliverable
 from grader.errors import SubmissionError, UsageError
 from grader.model import LabResult, Rubric
 from grader.rubric import discover_rubrics
-from grader.runner import LearnerRun
 from grader.sandbox import Limits
 
 
@@ -42,7 +39,8 @@ def _phase_number(name: str) -> int | None:
 
 def _is_learner(path: Path) -> bool:
     """A folder with a phase-NN/ folder inside (is_dir is false for a link loop or an unreadable entry)."""
-    return any(_phase_number(p.name) is not None and p.is_dir() for p in path.iterdir())
+    with os.scandir(path) as entries:  # a DirEntry knows whether it is a folder without another stat
+        return any(_phase_number(e.name) is not None and e.is_dir() for e in entries)
 
 
 def _readable_learner(path: Path, note: Note) -> bool:
@@ -89,8 +87,10 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         if _is_learner(path):
             learners.append(path)
             continue
-        entries = sorted(path.iterdir())
-        folders = [p for p in entries if not p.name.startswith(".") and p.is_dir()]
+        with os.scandir(path) as scan:
+            listing = sorted((e.name, e.is_dir()) for e in scan)
+        entries = [path / name for name, _ in listing]
+        folders = [path / name for name, is_dir in listing if is_dir and not name.startswith(".")]
         inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
             if _phase_number(path.name) is not None:
@@ -103,8 +103,9 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
             shown = ", ".join(p.name + "/" for p in folders[:5]) + (", …" if len(folders) > 5 else "")
             raise UsageError(f"{given}: none of its {len(folders)} folder(s) ({shown}) has a phase-NN/ folder — each "
                              "learner hands in <learner>/phase-NN/; pass the folder that holds the learners")
+        chosen = set(inside)
         for skipped in folders:
-            if skipped not in inside and not skipped.name.startswith("__"):
+            if skipped not in chosen and not skipped.name.startswith("__"):
                 note(f"{skipped.name}: skipped, it has no phase-NN/ folder")
         learners.extend(inside)
     unique = list(dict.fromkeys(learners))
@@ -156,9 +157,17 @@ def _matching(folder: Path, patterns: Iterable[str]) -> list[Path]:
 
 
 def applies(rubric: Rubric, learner: Path) -> bool:
-    """A lab is graded for a learner who handed in any file of it."""
-    phase, _ = phase_folder(learner, rubric.phase_dir)
-    return bool(_matching(phase, rubric.implementation)) or (phase / rubric.deliverable).is_file()
+    """A lab is graded for a learner who handed in any file of it (one listing of the folder: a class has thousands)."""
+    phase = learner / rubric.phase_dir
+    if not phase.is_dir():
+        phase, _ = phase_folder(learner, rubric.phase_dir)
+    try:
+        with os.scandir(phase) as entries:
+            return any(e.is_file() and (e.name == rubric.deliverable or any(fnmatch.fnmatch(e.name, pat)
+                                                                           for pat in rubric.implementation))
+                       for e in entries)
+    except OSError:
+        return False
 
 
 _STALE = re.compile(r"old|copy|copia|backup|bak|draft|borrador|stub|tmp|~|\(\d+\)", re.IGNORECASE)
@@ -215,6 +224,10 @@ def _only_escapes(value: str) -> bool:
 
 
 def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
+    from grader.checks import Context, run_check  # the checks' machinery is loaded only when something is graded
+    from grader.deliverable import parse_deliverable
+    from grader.runner import LearnerRun
+
     started = time.perf_counter()
     phase, phase_note = phase_folder(learner, rubric.phase_dir)
     if phase_note and note is not None:
