@@ -9,6 +9,7 @@ rendering runs on every core too.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -65,20 +66,29 @@ class Plan:
     learner: Path
     labs: tuple[str, ...]
     keys: tuple[str, ...]
-    stored: tuple[dict[str, Any] | None, ...]
+    reusable: tuple[bool, ...]  # the history holds this lab's result for exactly this key
 
     @property
     def to_grade(self) -> tuple[str, ...]:
-        return tuple(lab for lab, raw in zip(self.labs, self.stored) if raw is None)
+        return tuple(lab for lab, reuse in zip(self.labs, self.reusable) if not reuse)
 
 
 @dataclass
 class _Done:
     plan: Plan
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # lab -> lab_to_dict, without overrides
-    notes: list[str] = field(default_factory=list)
+    results: dict[str, LabResult] = field(default_factory=dict)
     rendered: bool = False
     digest: str = ""  # what the learner's files were rendered from
+
+    def settle(self) -> None:
+        """Keep the learner's results compactly (without what their code printed, which their reports hold):
+        the grader's memory stays nearly flat with the class size."""
+        from grader.results import lab_from_dict
+
+        for lab, raw in self.raw.items():
+            self.results[lab] = dataclasses.replace(lab_from_dict(raw), output="")
+        self.raw = {}
 
 
 # ----------------------------------------------------------------------------- content keys
@@ -217,13 +227,16 @@ class _LocalPool:
     def run(self, work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
         context = multiprocessing.get_context("fork")
         self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer)
-        futures = {
+        pending = {
             self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render): plan
             for plan, stored, rules, render in work
         }
-        for future in concurrent.futures.as_completed(futures):
-            fresh, notes = future.result()
-            yield futures[future], fresh, notes
+        while pending:  # each finished future is dropped as soon as it is read: its results are not kept twice
+            finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in finished:
+                plan = pending.pop(future)
+                fresh, notes = future.result()
+                yield plan, fresh, notes
         self._pool.shutdown()
         self._pool = None
 
@@ -266,7 +279,6 @@ def grade_class(
 ) -> ClassRun:
     """Grade every learner under ``paths``; write reports, class outputs and the gradebook history."""
     from grader.overrides import apply_overrides, load_overrides
-    from grader.results import lab_from_dict
     from grader.store import Store
 
     global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE
@@ -288,13 +300,16 @@ def grade_class(
     store = Store.open(db_path)
     run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
     plans = []
+    stored_for: dict[str, dict[str, dict[str, Any]]] = {}
     for learner in learners:
         chosen = _labs_for(learner, rubrics, lab, say)
         submission = submission_digest(learner)
         keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
-        stored = tuple(None if options.force else store.lookup(learner.name, name, key) for name, key in zip(chosen, keys))
+        stored = {name: raw for name, key in zip(chosen, keys)
+                  if not options.force and (raw := store.lookup(learner.name, name, key)) is not None}
         if chosen:
-            plans.append(Plan(learner, chosen, keys, stored))
+            plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen)))
+            stored_for[learner.name] = stored
     if not plans:
         store.finish_run(run_id, "done")
         store.close()
@@ -308,7 +323,7 @@ def grade_class(
     work: list[Submit] = []
     done: dict[str, _Done] = {}
     for plan in plans:
-        stored = {lab_name: raw for lab_name, raw in zip(plan.labs, plan.stored) if raw is not None}
+        stored = stored_for.pop(plan.learner.name)
         entry = done[plan.learner.name] = _Done(plan, dict(stored))
         mine = rules_for.get(plan.learner.name, [])
         if plan.to_grade:
@@ -354,14 +369,16 @@ def grade_class(
             mine = rules_for.get(plan.learner.name, [])
             entry.digest = _output_digest(plan, mine, options.gradescope, grader_hash)
             store.set_output_digest(str(out.resolve()), plan.learner.name, entry.digest)
+            entry.settle()
             progress.advance()
             if time.monotonic() - last_commit >= _COMMIT_EVERY:
                 store.commit()
                 last_commit = time.monotonic()
         for entry in done.values():
-            if all(raw is not None for raw in entry.plan.stored):
+            if all(entry.plan.reusable) and entry.raw:
                 for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
                     store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True)
+                entry.settle()
         status = "done"
     except KeyboardInterrupt:
         finished = sum(1 for entry in done.values() if entry.rendered)
@@ -379,7 +396,7 @@ def grade_class(
     for text in dict.fromkeys(notes):
         say(text)
 
-    raw_results = [lab_from_dict(done[p.learner.name].raw[name]) for p in plans for name in p.labs]
+    raw_results = [done[p.learner.name].results[name] for p in plans for name in p.labs]
     graded_names = {p.learner.name for p in plans}
     whole_class = any(not _is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
     results = apply_overrides(raw_results, [r for r in rules if whole_class or r.learner in graded_names], say)
