@@ -41,6 +41,10 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "clock_adjtime": 305, "adjtimex": 159, "sethostname": 170, "setdomainname": 171, "iopl": 172,
         "ioperm": 173, "quotactl": 179, "syslog": 103, "vhangup": 153, "personality": 135,
         "process_madvise": 440, "setpriority": 141,
+        "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220,
+        "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240, "mq_unlink": 241,
+        "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+        "memfd_create": 319, "memfd_secret": 447, "fcntl": 72, "ioctl": 16,
     },
 }
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
@@ -57,7 +61,14 @@ _DENIED = (
     "delete_module", "reboot", "swapon", "swapoff", "acct", "settimeofday", "clock_settime", "clock_adjtime",
     "adjtimex", "sethostname", "setdomainname", "iopl", "ioperm", "quotactl", "syslog", "vhangup", "personality",
     "process_madvise", "setpriority",
+    # memory outside the address-space limit that can outlive the worker (SysV IPC, POSIX queues, memfd)
+    "shmget", "shmat", "shmctl", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    "memfd_create", "memfd_secret",
 )
+# fcntl/ioctl commands that would make the kernel signal another process for the worker (SIGIO to an owner)
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
+_FIOSETOWN, _SIOCSPGRP = 0x8901, 0x8902
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -281,6 +292,8 @@ def seccomp_program(own_pid: int) -> bytes:
     op(_JEQ, nr["clone3"], "enosys", 0)
     op(_JEQ, nr["clone"], "clone", 0)
     op(_JEQ, nr["kill"], "kill-check", 0)
+    op(_JEQ, nr["fcntl"], "fcntl-check", 0)
+    op(_JEQ, nr["ioctl"], "ioctl-check", 0)
     for name in ("tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
         op(_JEQ, nr[name], "self-check", 0)
     op(_RET, _RET_ALLOW)
@@ -295,6 +308,15 @@ def seccomp_program(own_pid: int) -> bytes:
     op(_JEQ, 0, "allow", 0)  # its own process group
     op(_JEQ, own_pid, "allow", 0)
     op(_JEQ, -own_pid, "allow", "eperm")
+    labels["fcntl-check"] = len(code)
+    load_arg(1)
+    op(_JEQ, _F_SETOWN, "eperm", 0)
+    op(_JEQ, _F_SETSIG, "eperm", 0)
+    op(_JEQ, _F_SETOWN_EX, "eperm", "allow")
+    labels["ioctl-check"] = len(code)
+    load_arg(1)
+    op(_JEQ, _FIOSETOWN, "eperm", 0)
+    op(_JEQ, _SIOCSPGRP, "eperm", "allow")
     labels["self-check"] = len(code)
     load_arg(0)
     op(_JEQ, own_pid, "allow", "eperm")

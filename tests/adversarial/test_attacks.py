@@ -85,6 +85,7 @@ ATTACKS: dict[str, Attack] = {
     "proc-snoop": Attack("ce-grad-analytic", (ERROR,), DENIED, "ce_grad"),
     "environ-secret": Attack("ce-grad-analytic", (ERROR,), ("no secret in the environment",), "ce_grad"),
     "kill-others": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
+    "ipc-memory": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
     "monkeypatch": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
     "lying-ndarray": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
     "forged-protocol": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
@@ -107,6 +108,7 @@ def _gaps() -> dict[tuple[str, str], tuple[str, bool]]:
         ("fork-bomb", "rlimits"): (("nothing bounds processes for root, and the limit counts all of a user's "
                                     "processes otherwise (not run: it would exhaust the machine)"), False),
         ("kill-others", "rlimits"): ("signals are not filtered (not run: kill(-1) as root kills every process)", False),
+        ("ipc-memory", "rlimits"): ("SysV shared memory, memfd and SIGIO owners are not filtered", True),
     }
     if not ROOT_USER and _ptrace_scope() > 0:
         del gaps[("proc-snoop", "rlimits")]  # Yama already keeps a non-root worker out of the grader's memory
