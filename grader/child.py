@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_ELEMENTS = 1_000_000
+MAX_ELEMENTS = 100_000  # far above any lab's arrays; keeps the grader's memory bounded
 
 
 @dataclass(frozen=True)
@@ -317,6 +317,7 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
         except Exception as exc:  # fail closed: no learner code runs unconfined
             _send(proto, {"ready": False, "sandbox_error": f"{type(exc).__name__}: {exc}"})
             raise
+        _send(proto, {"confined": True})
         os.chdir(config.workdir)
         sys.dont_write_bytecode = True
         path = Path(config.module_path)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from grader import zygote
-from grader.errors import SubmissionError, UsageError
-from grader.model import LabResult, Rubric
+from grader.errors import GraderError, SubmissionError, UsageError
+from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
 
@@ -224,6 +224,20 @@ def _only_escapes(value: str) -> bool:
 
 
 def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
+    """One learner's lab. A grader bug that this submission triggers costs this lab only, never the class."""
+    try:
+        return _grade_lab(rubric, learner, limits, note)
+    except GraderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else is the grader's fault, shown on this lab's checks
+        message = (f"the grader itself failed on this submission ({type(exc).__name__}: {str(exc)[:200]}) — "
+                   "tell the instructor; the other learners are not affected")
+        return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, checks=tuple(
+            CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
+                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
+
+
+def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
     from grader.checks import Context, run_check  # the checks' machinery is loaded only when something is graded
     from grader.deliverable import parse_deliverable
     from grader.runner import LearnerRun

@@ -8,6 +8,7 @@ called again in this run; the learner's whole run has a wall-time budget.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from grader import zygote
-from grader.child import ChildConfig
+from grader.child import MAX_ELEMENTS, ChildConfig
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
 CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
@@ -140,6 +141,7 @@ class _State:
 
 
 _NUMBERS = frozenset({int, float})
+_MAX_DIMENSIONS = 32
 
 
 def decode_value(data: Any) -> Observed | str:
@@ -154,14 +156,23 @@ def decode_value(data: Any) -> Observed | str:
             return "a tuple of values, not one array (return only the array the lab asks for)"
         return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
     shape, values, dtype = data.get("shape"), data.get("data"), data.get("dtype")
-    if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape) and isinstance(values, list)):
+    if not (isinstance(shape, list) and len(shape) <= _MAX_DIMENSIONS and isinstance(values, list)
+            and all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in shape)):
+        return "an unreadable value"
+    if len(values) > MAX_ELEMENTS or math.prod(shape) != len(values):  # exact integers: no overflow to a small size
         return "an unreadable value"
     if not set(map(type, values)) <= _NUMBERS:  # JSON gives exact types: bool, None and str are refused
         return "an unreadable value"
-    if int(np.prod(shape)) != len(values):
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(shape)
+    except (ValueError, OverflowError, TypeError, MemoryError):  # a 400-digit integer, say
         return "an unreadable value"
-    array = np.asarray(values, dtype=np.float64).reshape(shape)
     return Observed(array=array, dtype=str(dtype)[:20])
+
+
+def _listed(value: Any) -> list[Any]:
+    """A list the worker reported, or nothing: learner code can write anything where a list belongs."""
+    return value[:1000] if isinstance(value, list) else []
 
 
 class LearnerRun:
@@ -274,8 +285,8 @@ class LearnerRun:
         if self._mode not in ("import", "ast", "ast-strict"):
             self._mode = "ast-strict"
         note = note or str(ready.get("note", ""))
-        functions = tuple(str(f) for f in ready.get("functions", []) if isinstance(f, str))
-        skipped = tuple(str(s)[:300] for s in ready.get("skipped", []) if isinstance(s, str))
+        functions = tuple(str(f)[:200] for f in _listed(ready.get("functions")) if isinstance(f, str))
+        skipped = tuple(str(s)[:300] for s in _listed(ready.get("skipped")) if isinstance(s, str))
         self.load = LoadReport(ok=True, mode=self._mode, note=self._scrub(note)[:500], functions=functions,
                                skipped=tuple(self._scrub(s) for s in skipped))
         return self.load

@@ -21,7 +21,7 @@ from typing import Any
 from grader import child, zygote
 from grader.errors import SandboxError
 
-MAX_LINE = 64 << 20
+MAX_LINE = 16 << 20  # a reply of MAX_ELEMENTS numbers, and the arguments it changed, fit well within
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class Worker:
         self._server = server
         self.limits = limits
         self._output = output
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0
         self._pid: int | None = None
         self._proto: socket.socket | None = None
         self._out: socket.socket | None = None
@@ -109,11 +110,18 @@ class Worker:
         self._selector = selectors.DefaultSelector()
         self._selector.register(proto_parent, selectors.EVENT_READ)
         self._selector.register(out_parent, selectors.EVENT_READ)
-        ready = self.receive(deadline)
-        if "sandbox_error" in ready:
+        confined = self.receive(deadline)  # written before any learner code runs: only it may speak of the sandbox
+        if "sandbox_error" in confined:
             self._kill()
-            raise SandboxError(f"the {self.server.layer} sandbox layer could not confine a worker: {ready['sandbox_error']}"
+            raise SandboxError(f"the {self.server.layer} sandbox layer could not confine a worker: {confined['sandbox_error']}"
                                f" — run grade --doctor, or choose a layer with GRADER_SANDBOX")
+        if confined.get("confined") is not True:
+            self._kill()
+            raise WorkerDied("sent something that is not a result (protocol violation)")
+        ready = self.receive(deadline)
+        if "ready" not in ready or "sandbox_error" in ready:  # learner code wrote on the grader's channel
+            self._kill()
+            raise WorkerDied("wrote on the grader's own channel (protocol violation)")
         return ready
 
     @property
@@ -150,7 +158,8 @@ class Worker:
 
     def _read_line(self, deadline: float) -> bytes | None:
         assert self._selector is not None
-        while b"\n" not in self._buffer:
+        while (newline := self._buffer.find(b"\n", self._scanned)) < 0:
+            self._scanned = len(self._buffer)  # a long line is scanned once, not once per piece received
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -172,7 +181,9 @@ class Worker:
                 if len(self._buffer) > MAX_LINE:
                     self._kill()
                     raise WorkerDied("sent a result larger than the limit")
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line = bytes(self._buffer[:newline])
+        del self._buffer[:newline + 1]
+        self._scanned = 0
         return line
 
     def _keep_output(self, data: bytes) -> None:
@@ -216,7 +227,8 @@ class Worker:
         self._pid = None
         self._proto = self._out = None
         self._selector = None
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._scanned = 0
 
     def close(self) -> None:
         self._kill()

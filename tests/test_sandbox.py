@@ -233,3 +233,30 @@ def test_reports_never_show_the_graders_temporary_paths() -> None:
     text = "".join(json.dumps(lab_to_dict(r)) + r.output for r in results)
     assert "page-copy/phase-04/" in text or "raises" in text
     assert "grader-run-" not in text and tempfile.gettempdir() + "/" not in text
+
+
+def test_a_grader_bug_on_one_submission_costs_only_that_lab(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import grading
+    from grader.rubric import discover_rubrics
+
+    root = Path(__file__).resolve().parent.parent
+    rubric = next(r for r in discover_rubrics(root / "rubrics") if r.lab == "phase-04/lab-00")
+    monkeypatch.setattr(grading, "_matching", lambda *_: (_ for _ in ()).throw(ValueError("boom")))
+    result = grading.grade_lab(rubric, root / "learners" / "borja", Limits())
+    assert {c.status.value for c in result.checks} == {"error"} and not result.passed
+    assert "the grader itself failed on this submission (ValueError: boom)" in result.checks[0].message
+
+
+@pytest.mark.parametrize("value", [
+    {"dtype": "float64", "shape": [1] * 100, "data": [0.0]},
+    {"dtype": "float64", "shape": [2 ** 32, 2 ** 32], "data": []},
+    {"dtype": "float64", "shape": [0, 10 ** 22], "data": []},
+    {"dtype": "float64", "shape": [1], "data": [10 ** 400]},
+    {"dtype": "float64", "shape": [200_000], "data": [0.0] * 200_000},
+    {"dtype": "float64", "shape": [True], "data": [1.0]},
+    {"dtype": "float64", "shape": [1], "data": [None]},
+])
+def test_a_forged_value_is_unreadable_not_a_crash(value: dict) -> None:
+    from grader.runner import decode_value
+
+    assert decode_value(value) == "an unreadable value"

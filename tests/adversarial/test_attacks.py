@@ -86,6 +86,7 @@ ATTACKS: dict[str, Attack] = {
     "environ-secret": Attack("ce-grad-analytic", (ERROR,), ("no secret in the environment",), "ce_grad"),
     "kill-others": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
     "ipc-memory": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
+    "forged-sandbox-error": Attack("implementation-found", (Status.PASS,), ("definitions only", "protocol violation")),
     "monkeypatch": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
     "lying-ndarray": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
     "forged-protocol": Attack("ce-grad-analytic", (FAIL,), ("expected",), "ce_grad"),
