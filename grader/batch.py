@@ -297,6 +297,11 @@ def grade_class(
     by_lab = {r.lab: r for r in rubrics}
     _RUBRICS, _LIMITS, _OUT, _GRADESCOPE = by_lab, limits, out, options.gradescope
 
+    dask = None
+    if options.executor == "dask":  # connected before anything is recorded: a wrong address costs nothing
+        from grader.cluster import DaskExecutor
+
+        dask = DaskExecutor(options.scheduler, rubrics, limits)
     store = Store.open(db_path)
     run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
     plans = []
@@ -341,10 +346,8 @@ def grade_class(
     progress.advance(len(plans) - len(work))
     jobs = min(options.jobs or default_jobs(), max(1, len(work)))
     pool: Any = None
-    if options.executor == "dask":
-        from grader.cluster import DaskExecutor
-
-        pool = DaskExecutor(options.scheduler, rubrics, limits)
+    if dask is not None:
+        pool = dask
         runner = pool.run(work)
     elif jobs > 1:
         pool = _LocalPool(jobs)
@@ -400,15 +403,24 @@ def grade_class(
     graded_names = {p.learner.name for p in plans}
     whole_class = any(not _is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
     results = apply_overrides(raw_results, [r for r in rules if whole_class or r.learner in graded_names], say)
+    class_results = results
+    if lab is not None or not whole_class:  # a part of the class: the class files keep everyone else's latest results
+        from grader.results import lab_from_dict
+
+        graded = {(r.learner, r.lab) for r in results}
+        with Store.open(db_path) as history:
+            others = [dataclasses.replace(lab_from_dict(raw), output="") for raw in history.latest_results()
+                      if (raw.get("learner"), raw.get("lab")) not in graded]
+        class_results = sorted([*results, *apply_overrides(others, rules)], key=lambda r: (r.learner, r.lab))
     from grader.reports import report_paths
 
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
-         str(options.junit), whole_class], default=str).encode()).hexdigest()
+         str(options.junit), whole_class, lab, len(class_results)], default=str).encode()).hexdigest()
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
-        outputs = write_class_outputs(results, options)
+        outputs = write_class_outputs(class_results, options)
         with Store.open(db_path) as again:
             again.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
             again.commit()

@@ -120,6 +120,28 @@ def check_scheduler(address: str | None, timeout: float = 3.0) -> None:
                          "('dask scheduler')? Or grade on this machine: --executor local") from None
 
 
+CONNECT_SECONDS = 15.0
+
+
+def _connect(client_class: Any, address: str, seconds: float) -> Any:
+    """Dask's client, or an error within ``seconds``: a listener that is not a scheduler (an HTTP server) would
+    otherwise keep the handshake waiting for ever."""
+    outcome: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            outcome["client"] = client_class(address, timeout=f"{seconds:g}s")
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(seconds + 1)
+    if "client" in outcome:
+        return outcome["client"]
+    raise outcome.get("error") or TimeoutError(f"no scheduler handshake within {seconds:g} s")
+
+
 class DaskExecutor:
     """Submits one task per learner to the scheduler at ``address``; results come back as plain dicts."""
 
@@ -131,10 +153,10 @@ class DaskExecutor:
         except ImportError:
             raise UsageError("--executor dask needs Dask: pip install 'grader[dask]'") from None
         try:
-            self._client = Client(address, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({' '.join(str(exc).split())}) "
-                             "— is it running?") from None
+            self._client = _connect(Client, address, CONNECT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - whatever answered there, it is not a usable scheduler
+            raise UsageError(f"--scheduler {address}: no Dask scheduler answered there ({' '.join(str(exc).split())[:200]}) "
+                             "— check the address and that 'dask scheduler' runs there") from None
         self._bundle = rubric_bundle(rubrics)
         self._limits = dataclasses.asdict(limits)
         self._futures: list[Any] = []

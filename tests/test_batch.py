@@ -264,3 +264,23 @@ def test_history_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "reused" in lines[-1] and "NOT PASSED" in lines[-1]
     assert main(["history", "nobody", "--out", str(tmp_path / "elsewhere")]) == 2
     assert "no gradebook history yet" in capsys.readouterr().err
+
+
+def test_grading_part_of_a_class_keeps_everyone_in_the_class_files(tmp_path: Path) -> None:
+    import csv
+
+    klass = make_class(tmp_path / "class", ["borja", "sign-flipped", "p05-good"])
+    out = tmp_path / "out"
+    run_class(klass, out, jobs=1)
+
+    def rows() -> dict[str, dict[str, str]]:
+        with (out / "gradebook.csv").open(encoding="utf-8-sig", newline="") as handle:
+            return {row["learner"]: row for row in csv.DictReader(handle)}
+
+    before = rows()
+    assert set(before) == {"borja", "sign-flipped", "p05-good"}
+    grade_class([klass / "sign-flipped"], Options(out=out, jobs=1), rubrics_dir=RUBRICS, limits=Limits(call_seconds=1.0))
+    assert rows() == before
+    grade_class([klass], Options(out=out, jobs=1), rubrics_dir=RUBRICS, lab="phase-04/lab-00", limits=Limits(call_seconds=1.0))
+    assert rows()["borja"]["phase-05/lab-02 score"] == before["borja"]["phase-05/lab-02 score"]
+    assert "p05-good" in (out / "index.html").read_text(encoding="utf-8")
