@@ -278,7 +278,7 @@ def grade_class(
     progress: Progress | None = None,
 ) -> ClassRun:
     """Grade every learner under ``paths``; write reports, class outputs and the gradebook history."""
-    from grader.overrides import apply_overrides, load_overrides
+    from grader.overrides import apply_overrides, check_rules, load_overrides
     from grader.store import Store
 
     global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE
@@ -289,6 +289,7 @@ def grade_class(
     learners = find_learners([Path(p) for p in paths], note)
     overrides_path = options.overrides
     rules = load_overrides(overrides_path) if overrides_path is not None else ()
+    check_rules(rules, rubrics)
     out = Path(options.out)
     db_path = options.db or out / "gradebook.sqlite"
 

@@ -192,7 +192,7 @@ def _apply(check: CheckResult, rule: Rule) -> CheckResult:
         score = rule.points
     else:
         score = check.max_score if status.earns_points else 0.0
-    override = Override(reason=rule.reason, status=original.status, score=original.score, source=rule.source)
+    override = Override(reason=rule.reason, status=original.status, score=original.score, source=_shown(rule.source))
     return replace(check, status=status, score=score, override=override)
 
 
@@ -212,3 +212,19 @@ def _unmatched(rule: Rule, results: Sequence[LabResult]) -> str:
 def _close(word: str, options: Sequence[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _shown(source: str) -> str:
+    """``overrides.yaml:12``: what learners see names the rule, not the instructor's folders."""
+    path, _, line = source.rpartition(":")
+    return f"{Path(path).name}:{line}" if path else source
+
+
+def check_rules(rules: Sequence[Rule], rubrics: Sequence[Any]) -> None:
+    """Before any grading: points a check cannot be worth are the instructor's mistake, said now, not mid-run."""
+    maxima = {(r.lab, c.id): float(c.points) for r in rubrics for c in r.checks}
+    for rule in rules:
+        most = maxima.get((rule.lab, rule.check))
+        if rule.points is not None and most is not None and rule.points > most + 1e-9:
+            raise OverridesError(f"{rule.source}: {rule.learner} {rule.lab} {rule.check}: points {rule.points:g} is more "
+                                 f"than the check is worth ({most:g}) — give 0 up to {most:g}")

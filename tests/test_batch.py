@@ -284,3 +284,15 @@ def test_grading_part_of_a_class_keeps_everyone_in_the_class_files(tmp_path: Pat
     grade_class([klass], Options(out=out, jobs=1), rubrics_dir=RUBRICS, lab="phase-04/lab-00", limits=Limits(call_seconds=1.0))
     assert rows()["borja"]["phase-05/lab-02 score"] == before["borja"]["phase-05/lab-02 score"]
     assert "p05-good" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_override_points_a_check_cannot_be_worth_stop_the_run_before_grading(tmp_path: Path) -> None:
+    from grader.errors import OverridesError
+
+    klass = make_class(tmp_path / "class", ["borja"])
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text("- {learner: borja, lab: phase-04/lab-00, check: jacobian-fd, points: 50, reason: generous}\n",
+                         encoding="utf-8")
+    with pytest.raises(OverridesError, match=r"overrides.yaml:1: .*points 50 is more than the check is worth"):
+        run_class(klass, tmp_path / "out", jobs=1, overrides=overrides)
+    assert not (tmp_path / "out" / "borja").exists()

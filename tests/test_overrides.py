@@ -213,9 +213,9 @@ def test_loaded_rules_apply_and_survive_the_json_round_trip(tmp_path: Path) -> N
     out = apply_overrides([result(), result("0123")], load_overrides(path), note=lambda _: None)
     doc = json.loads(json.dumps([lab_to_dict(r) for r in out], allow_nan=False))
     assert doc[0]["checks"][0]["override"] == {
-        "reason": "derivation checked on paper; the code had a typo", "status": "fail", "score": 0.0, "source": f"{path}:2",
+        "reason": "derivation checked on paper; the code had a typo", "status": "fail", "score": 0.0, "source": "overrides.yaml:2",
     }
-    assert doc[1]["checks"][1]["override"]["source"] == f"{path}:8"
+    assert doc[1]["checks"][1]["override"]["source"] == "overrides.yaml:8"
     assert [lab_to_dict(lab_from_dict(d)) for d in doc] == doc
 
 
