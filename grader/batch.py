@@ -336,15 +336,14 @@ def grade_class(
             work.append((plan, stored, mine, True))
             continue
         digest = _output_digest(plan, mine, options.gradescope, grader_hash)
-        if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan):
+        if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
             work.append((plan, stored, mine, True))
         else:
             entry.rendered = True
             entry.digest = digest
 
     fresh_count = sum(1 for plan, *_ in work if plan.to_grade)
-    progress.start(len(plans), len(plans) - fresh_count)
-    progress.advance(len(plans) - len(work))
+    progress.start(len(work), len(plans) - len(work))  # the rate and the time left count only what is done now
     jobs = min(options.jobs or default_jobs(), max(1, len(work)))
     pool: Any = None
     if dask is not None:
@@ -469,12 +468,14 @@ def _output_digest(plan: Plan, rules: Sequence[Any], gradescope: bool, grader_ha
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _reports_exist(out: Path, plan: Plan) -> bool:
-    """Each report is there and not empty (an empty one is what a power cut before the final sync can leave)."""
+def _reports_exist(out: Path, plan: Plan, gradescope: bool) -> bool:
+    """Each of the learner's files is there and not empty (an empty one is what a power cut before the final sync
+    can leave; a deleted one is written again)."""
     stem = out / plan.learner.name
-    for name in plan.labs:
+    names = [f"{lab.replace('/', '-')}{suffix}" for lab in plan.labs for suffix in (".html", ".md")]
+    for name in names + (["results.json"] if gradescope else []):
         try:
-            if (stem / f"{name.replace('/', '-')}.html").stat().st_size == 0:
+            if (stem / name).stat().st_size == 0:
                 return False
         except OSError:
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from typing import Any, Protocol, TextIO
@@ -38,8 +39,7 @@ class Lines:
     def start(self, total: int, reused: int) -> None:
         self._total, self._started = total, time.monotonic()
         self._last = self._started
-        unchanged = f" ({reused} unchanged, reused)" if reused else ""
-        print(f"grade: grading {total} learner{'s' if total != 1 else ''}{unchanged}", file=self._stream, flush=True)
+        print(_opening(total, reused), file=self._stream, flush=True)
 
     def advance(self, n: int = 1) -> None:
         self._done += n
@@ -68,6 +68,9 @@ class Bar:
         self._bar: Any = None
 
     def start(self, total: int, reused: int) -> None:
+        if not total:
+            print(_opening(total, reused), file=self._stream, flush=True)
+            return
         import tqdm
 
         tqdm.tqdm.monitor_interval = 0  # no monitor thread: the batch forks worker processes
@@ -84,10 +87,18 @@ class Bar:
             self._bar = None
 
 
+def _opening(total: int, reused: int) -> str:
+    if not total:
+        return f"grade: nothing to grade again: all {reused} learners are unchanged (results reused)"
+    unchanged = f" ({reused} more unchanged, reused)" if reused else ""
+    return f"grade: grading {total} learner{'s' if total != 1 else ''}{unchanged}"
+
+
 def choose(quiet: bool, stream: TextIO | None = None) -> Progress:
     """A bar only for a real terminal that is not ``TERM=dumb``; ``NO_COLOR`` is honoured by never colouring."""
     stream = stream or sys.stderr
     if quiet:
         return Silent()
-    interactive = getattr(stream, "isatty", lambda: False)() and os.environ.get("TERM", "") != "dumb"
+    interactive = getattr(stream, "isatty", lambda: False)() and os.environ.get("TERM", "") != "dumb" \
+        and shutil.get_terminal_size((80, 24)).columns > 0  # a pty with no size set cannot draw a bar
     return Bar(stream) if interactive else Lines(stream)

@@ -291,7 +291,8 @@ def _class_view(results: Sequence[LabResult], out_dir: Path) -> tuple[list[_LabS
     rows = []
     for learner in sorted({r.learner for r in results}, key=_name_order):
         mine = [by_lab[lab.lab][learner] for lab in labs if learner in by_lab[lab.lab]]
-        failing = ((r.lab, tuple(c.id for c in r.checks if c.status in _FAILING)) for r in mine)
+        failing = ((r.lab, tuple(c.id for c in r.checks if c.status in _FAILING
+                                 or (c.acceptance and not c.status.earns_points))) for r in mine)
         rows.append(
             _LearnerRow(
                 learner=learner,
