@@ -7,6 +7,7 @@ Whatever goes wrong, a results.json is written, so the learner sees a message, n
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.errors import GraderError, UsageError
@@ -36,6 +38,22 @@ def _only_files_and_folders(folder: str, names: list[str]) -> set[str]:
     return skipped
 
 
+def _unwrapped(submission: Path) -> Path:
+    """A zip of the learner's whole folder arrives as one folder holding everything: grade what is inside it."""
+    entries = [p for p in submission.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() and not _is_learner(submission):
+        return _unwrapped(entries[0]) if not _is_learner(entries[0]) and any(entries[0].iterdir()) else entries[0]
+    return submission
+
+
+def _labs_of_files(folder: Path, rubrics: list[Any]) -> list[Any]:
+    """Loose files: the labs whose implementation or deliverable names match them (all labs when none do)."""
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    matching = [r for r in rubrics if any(fnmatch.fnmatch(n, pat) for n in names for pat in r.implementation)
+                or r.deliverable in names]
+    return matching or rubrics
+
+
 def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | None = None,
                    limits: Limits | None = None) -> int:
     """0 when results.json was written with a grade, 2 when it carries an error message instead."""
@@ -48,15 +66,18 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
         if not submission.is_dir():
             raise UsageError(f"{submission}: no submission folder — is this a Gradescope autograder container?")
         rubrics = select_rubrics(rubrics_dir, lab)
+        submission = _unwrapped(submission)
         with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
             learner = Path(tmp) / "submission"
             if _is_learner(submission):
                 shutil.copytree(submission, learner, symlinks=True, ignore=_only_files_and_folders)
                 chosen = rubrics if lab else [r for r in rubrics if (learner / r.phase_dir).is_dir()] or rubrics
             else:
+                rubrics = _labs_of_files(submission, rubrics)
                 if len(rubrics) != 1:
                     labs = ", ".join(r.lab for r in rubrics)
-                    raise UsageError(f"the submission has no phase-NN/ folder and several labs exist ({labs}) — pass --lab")
+                    raise UsageError(f"the upload's files do not say which lab they are for ({labs}) — upload the lab's "
+                                     "files (or your phase-NN/ folder) as the lab page asks")
                 shutil.copytree(submission, learner / rubrics[0].phase_dir, symlinks=True, ignore=_only_files_and_folders)
                 chosen = rubrics
             results = [grade_lab(r, learner, limits or Limits()) for r in chosen]

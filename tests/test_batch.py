@@ -247,7 +247,7 @@ def test_gradescope_container_mode_always_writes_results(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
-    assert document["score"] == 0 and "--lab" in document["output"]
+    assert document["score"] == 0 and "do not say which lab" in document["output"]
 
 
 def test_history_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -296,3 +296,17 @@ def test_override_points_a_check_cannot_be_worth_stop_the_run_before_grading(tmp
     with pytest.raises(OverridesError, match=r"overrides.yaml:1: .*points 50 is more than the check is worth"):
         run_class(klass, tmp_path / "out", jobs=1, overrides=overrides)
     assert not (tmp_path / "out" / "borja").exists()
+
+
+@pytest.mark.parametrize("layout", ["wrapped-learner-folder", "loose-files"])
+def test_gradescope_container_mode_finds_the_lab_in_common_uploads(layout: str, tmp_path: Path) -> None:
+    root = tmp_path / "autograder"
+    if layout == "wrapped-learner-folder":  # a zip of the whole folder
+        shutil.copytree(FIXTURES / "sign-flipped", root / "submission" / "sign-flipped")
+    else:
+        shutil.copytree(FIXTURES / "sign-flipped" / "phase-04", root / "submission")
+    proc = subprocess.run([sys.executable, "-m", "grader", "--gradescope-autograder", str(root), "--rubrics", str(RUBRICS)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+    assert any("ce-grad-analytic" in t["name"] and t["status"] == "failed" for t in document["tests"])
