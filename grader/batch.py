@@ -28,6 +28,7 @@ from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
 from grader.runner import CLUTTER_DIRS as _CLUTTER_DIRS
 from grader.sandbox import Limits
+_CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # a file browser's, not the learner's work
 _COMMIT_EVERY = 0.5  # seconds: what a killed run loses at most
 
 
@@ -107,7 +108,7 @@ def _digest_tree(hasher: Any, root: Path) -> None:
     for folder, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in _CLUTTER_DIRS)
         for name in sorted(files):
-            if name.endswith(".pyc"):
+            if name.endswith(".pyc") or name in _CLUTTER_FILES:
                 continue
             path = os.path.join(folder, name)
             relative = path[prefix:].replace(os.sep, "/").encode("utf-8", "surrogateescape")

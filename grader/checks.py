@@ -581,7 +581,11 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
         if not moved.ok:
             return fault_result(check, ctx, name, moved, case)
         assert base.value is not None and moved.value is not None
-        wanted = np.asarray(reference_call(ctx, check.spec["relate"], base.value.array, *case.args), dtype=np.float64)
+        try:  # it is given the learner's value: a value it cannot take is the learner's, not the rubric's
+            wanted = np.asarray(getattr(reference, check.spec["relate"])(base.value.array.copy(), *case.args), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001
+            return result(check, Status.FAIL, f"{name}'s value on {case.label} (shape {base.value.array.shape}) is not one "
+                                              f"the law \"{check.title}\" can be checked on ({type(exc).__name__}).")
         diff = diagnose.compare(wanted, moved.value.array, atol, rtol)
         if diff.ok:
             continue
