@@ -9,6 +9,7 @@ rendering runs on every core too.
 from __future__ import annotations
 
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import hashlib
 import json
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.errors import Interrupted, UsageError
+from grader.errors import Interrupted, SandboxError, UsageError
 from grader.grading import Note, _is_learner, applies, find_learners, grade_lab, phase_folder, select_rubrics
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
@@ -236,7 +237,11 @@ class _LocalPool:
             finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in finished:
                 plan = pending.pop(future)
-                fresh, notes = future.result()
+                try:
+                    fresh, notes = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    raise SandboxError("a grading process died (out of memory? killed?) — what was finished is saved "
+                                       "in the history: run the same command again to grade the rest") from None
                 yield plan, fresh, notes
         self._pool.shutdown()
         self._pool = None

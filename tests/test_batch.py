@@ -310,3 +310,24 @@ def test_gradescope_container_mode_finds_the_lab_in_common_uploads(layout: str, 
     assert proc.returncode == 0, proc.stderr
     document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
     assert any("ce-grad-analytic" in t["name"] and t["status"] == "failed" for t in document["tests"])
+
+
+def _dies_on_sign_flipped(learner: str, *args: Any) -> Any:
+    """A pool process killed mid-learner (the OOM killer, say); the test sets ``__wrapped__`` to the real one."""
+    if learner.endswith("sign-flipped"):
+        os._exit(9)
+    return _dies_on_sign_flipped.__wrapped__(learner, *args)  # type: ignore[attr-defined]
+
+
+def test_a_grading_process_that_dies_is_one_line_and_the_rest_is_kept(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import grader.batch as batch
+    from grader.errors import SandboxError
+
+    klass = make_class(tmp_path / "class", ["borja", "sign-flipped", "p05-good"])
+    _dies_on_sign_flipped.__wrapped__ = batch.grade_learner  # type: ignore[attr-defined]
+    monkeypatch.setattr(batch, "grade_learner", _dies_on_sign_flipped)
+    with pytest.raises(SandboxError, match="a grading process died"):
+        run_class(klass, tmp_path / "out", jobs=2)
+    status = sqlite3.connect(tmp_path / "out" / "gradebook.sqlite").execute("select status from runs").fetchone()
+    assert status == ("interrupted",)
