@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import concurrent.futures.process
 import dataclasses
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -310,43 +311,48 @@ def grade_class(
 
         dask = DaskExecutor(options.scheduler, rubrics, limits)
     store = Store.open(db_path)
-    run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
-    plans = []
-    stored_for: dict[str, dict[str, dict[str, Any]]] = {}
-    for learner in learners:
-        chosen = _labs_for(learner, rubrics, lab, say)
-        submission = submission_digest(learner)
-        keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
-        stored = {name: raw for name, key in zip(chosen, keys)
-                  if not options.force and (raw := store.lookup(learner.name, name, key)) is not None}
-        if chosen:
-            plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen)))
-            stored_for[learner.name] = stored
-    if not plans:
-        store.finish_run(run_id, "done")
-        store.close()
-        labs = ", ".join(r.lab for r in rubrics)
-        raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")
+    lock = _exclusive(db_path, out, store)
+    try:  # until the run's own try below: whatever goes wrong, the gradebook and its lock are let go
+        run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
+        plans = []
+        stored_for: dict[str, dict[str, dict[str, Any]]] = {}
+        for learner in learners:
+            chosen = _labs_for(learner, rubrics, lab, say)
+            submission = submission_digest(learner)
+            keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
+            stored = {name: raw for name, key in zip(chosen, keys)
+                      if not options.force and (raw := store.lookup(learner.name, name, key)) is not None}
+            if chosen:
+                plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen)))
+                stored_for[learner.name] = stored
+        if not plans:
+            store.finish_run(run_id, "done")
+            labs = ", ".join(r.lab for r in rubrics)
+            raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")
 
-    rules_for: dict[str, list[Any]] = {}
-    for rule in rules:
-        rules_for.setdefault(rule.learner, []).append(rule)
-    digests = store.output_digests(str(out.resolve()))
-    work: list[Submit] = []
-    done: dict[str, _Done] = {}
-    for plan in plans:
-        stored = stored_for.pop(plan.learner.name)
-        entry = done[plan.learner.name] = _Done(plan, dict(stored))
-        mine = rules_for.get(plan.learner.name, [])
-        if plan.to_grade:
-            work.append((plan, stored, mine, True))
-            continue
-        digest = _output_digest(plan, mine, options.gradescope, grader_hash)
-        if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
-            work.append((plan, stored, mine, True))
-        else:
-            entry.rendered = True
-            entry.digest = digest
+        rules_for: dict[str, list[Any]] = {}
+        for rule in rules:
+            rules_for.setdefault(rule.learner, []).append(rule)
+        digests = store.output_digests(str(out.resolve()))
+        work: list[Submit] = []
+        done: dict[str, _Done] = {}
+        for plan in plans:
+            stored = stored_for.pop(plan.learner.name)
+            entry = done[plan.learner.name] = _Done(plan, dict(stored))
+            mine = rules_for.get(plan.learner.name, [])
+            if plan.to_grade:
+                work.append((plan, stored, mine, True))
+                continue
+            digest = _output_digest(plan, mine, options.gradescope, grader_hash)
+            if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
+                work.append((plan, stored, mine, True))
+            else:
+                entry.rendered = True
+                entry.digest = digest
+    except BaseException:
+        store.close()
+        os.close(lock)
+        raise
 
     fresh_count = sum(1 for plan, *_ in work if plan.to_grade)
     progress.start(len(work), len(plans) - len(work))  # the rate and the time left count only what is done now
@@ -402,6 +408,7 @@ def grade_class(
         store.finish_run(run_id, status)
         store.commit()
         store.close()
+        os.close(lock)
     for text in dict.fromkeys(notes):
         say(text)
 
@@ -440,6 +447,20 @@ _CLASS_KEY = "\0class"  # the outputs table's row for the class files (no learne
 def class_output_paths(options: Options) -> list[Path]:
     out = Path(options.out)
     return [out / "index.html", out / "gradebook.csv", *([options.junit] if options.junit is not None else [])]
+
+
+def _exclusive(db_path: Path, out: Path, store: Any) -> int:
+    """One class run per gradebook at a time: a second one would grade the same learners twice and race on the
+    class files. The lock goes with the process, so a killed run never leaves it behind."""
+    fd = os.open(db_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        store.close()
+        raise UsageError(f"--out {out}: another grade run is writing there right now (its history is {db_path}) — "
+                         "wait for it to finish, or choose another --out") from None
+    return fd
 
 
 def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[Path]:

@@ -331,3 +331,18 @@ def test_a_grading_process_that_dies_is_one_line_and_the_rest_is_kept(tmp_path: 
         run_class(klass, tmp_path / "out", jobs=2)
     status = sqlite3.connect(tmp_path / "out" / "gradebook.sqlite").execute("select status from runs").fetchone()
     assert status == ("interrupted",)
+
+
+def test_two_runs_into_one_out_at_once_are_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    from grader.errors import UsageError
+
+    klass = make_class(tmp_path / "class", ["borja"])
+    out = tmp_path / "out"
+    run_class(klass, out, jobs=1)
+    with open(out / "gradebook.sqlite", "rb") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(UsageError, match="another grade run is writing there right now"):
+            run_class(klass, out, jobs=1)
+    assert run_class(klass, out, jobs=1).reused == 1  # free again once the other run is over
