@@ -298,7 +298,7 @@ def grade_class(
     rules = load_overrides(overrides_path) if overrides_path is not None else ()
     check_rules(rules, rubrics)
     out = Path(options.out)
-    db_path = options.db or out / "gradebook.sqlite"
+    db_path = options.db or out / HISTORY
 
     grader_hash = grader_digest()
     rubric_hashes = {r.lab: rubric_digest(r) for r in rubrics}
@@ -444,9 +444,13 @@ def grade_class(
 _CLASS_KEY = "\0class"  # the outputs table's row for the class files (no learner folder name holds a NUL)
 
 
+INDEX, GRADEBOOK, HISTORY = "index.html", "gradebook.csv", "gradebook.sqlite"  # what a class run writes in --out
+CLASS_FILES = (INDEX, GRADEBOOK, HISTORY, f"{HISTORY}-journal", f"{HISTORY}-wal", f"{HISTORY}-shm")
+
+
 def class_output_paths(options: Options) -> list[Path]:
     out = Path(options.out)
-    return [out / "index.html", out / "gradebook.csv", *([options.junit] if options.junit is not None else [])]
+    return [out / INDEX, out / GRADEBOOK, *([options.junit] if options.junit is not None else [])]
 
 
 def _exclusive(db_path: Path, out: Path, store: Any) -> int:
@@ -470,8 +474,8 @@ def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[
 
     out = Path(options.out)
     written = [write_index(out, results)]
-    write_gradebook(out / "gradebook.csv", results)
-    written.append(out / "gradebook.csv")
+    write_gradebook(out / GRADEBOOK, results)
+    written.append(out / GRADEBOOK)
     if options.junit is not None:
         write_junit(options.junit, results)
         written.append(options.junit)

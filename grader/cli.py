@@ -136,8 +136,6 @@ def _check_writable(flag: str, path: Path, *, folder: bool) -> None:
         raise UsageError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}) — choose another {flag}") from None
 
 
-# Files and folders the class run writes directly under --out: a learner with one of these names would collide.
-_CLASS_OUTPUTS = ("index.html", "gradebook.csv", "gradebook.sqlite", "gradebook.sqlite-journal", "gradebook.sqlite-wal")
 
 
 def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], paths: Sequence[Path]) -> None:
@@ -145,6 +143,7 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
 
     Only the outputs' own ancestors are looked at, so a class of thousands costs nothing here."""
     from grader.errors import UsageError
+    from grader.batch import CLASS_FILES
     from grader.grading import _is_learner
 
     roots = [p.resolve() for p in paths if p.is_dir()]
@@ -166,10 +165,10 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
             raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
                              f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
     for root in roots:
-        learners = [root] if _is_learner(root) else [root / name for name in _CLASS_OUTPUTS
+        learners = [root] if _is_learner(root) else [root / name for name in CLASS_FILES
                                                       if (root / name).is_dir() and _is_learner(root / name)]
         for learner in learners:
-            if learner.name in _CLASS_OUTPUTS:
+            if learner.name in CLASS_FILES:
                 raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
                                  f"{learner.name} in --out — rename the folder")
         holder = root.parent if _is_learner(root) else root
@@ -284,10 +283,11 @@ def _overrides(args: argparse.Namespace) -> Path | None:
 
 def _history(args: argparse.Namespace) -> int:
     with _errors() as code:
+        from grader.batch import HISTORY
         from grader.history import render_history
         from grader.store import Store
 
-        db = args.db or Path(args.out) / "gradebook.sqlite"
+        db = args.db or Path(args.out) / HISTORY
         if not db.is_file():
             raise _usage(f"{db}: no gradebook history yet — run grade first (or pass --db FILE / --out DIR)")
         store = Store.open(db)
