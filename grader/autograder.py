@@ -19,7 +19,7 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.errors import GraderError, UsageError
-from grader.grading import _is_learner, grade_lab, select_rubrics
+from grader.grading import grade_lab, is_learner, select_rubrics
 from grader.sandbox import Limits
 
 
@@ -41,8 +41,8 @@ def _only_files_and_folders(folder: str, names: list[str]) -> set[str]:
 def _unwrapped(submission: Path) -> Path:
     """A zip of the learner's whole folder arrives as one folder holding everything: grade what is inside it."""
     entries = [p for p in submission.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() and not _is_learner(submission):
-        return _unwrapped(entries[0]) if not _is_learner(entries[0]) and any(entries[0].iterdir()) else entries[0]
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() and not is_learner(submission):
+        return _unwrapped(entries[0]) if not is_learner(entries[0]) and any(entries[0].iterdir()) else entries[0]
     return submission
 
 
@@ -69,7 +69,7 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
         submission = _unwrapped(submission)
         with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
             learner = Path(tmp) / "submission"
-            if _is_learner(submission):
+            if is_learner(submission):
                 shutil.copytree(submission, learner, symlinks=True, ignore=_only_files_and_folders)
                 chosen = rubrics if lab else [r for r in rubrics if (learner / r.phase_dir).is_dir()] or rubrics
             else:

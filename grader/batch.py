@@ -25,7 +25,8 @@ from typing import Any
 
 from grader import __version__
 from grader.errors import Interrupted, SandboxError, UsageError
-from grader.grading import Note, _is_learner, applies, find_learners, grade_lab, phase_folder, select_rubrics
+from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
+from grader.submission import applies, phase_folder
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
 from grader.runner import CLUTTER_DIRS as _CLUTTER_DIRS
@@ -414,7 +415,7 @@ def grade_class(
 
     raw_results = [done[p.learner.name].results[name] for p in plans for name in p.labs]
     graded_names = {p.learner.name for p in plans}
-    whole_class = any(not _is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
+    whole_class = any(not is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
     results = apply_overrides(raw_results, [r for r in rules if whole_class or r.learner in graded_names], say)
     class_results = results
     if lab is not None or not whole_class:  # a part of the class: the class files keep everyone else's latest results
@@ -483,7 +484,7 @@ def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[
 
 
 def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Callable[[str], None]) -> tuple[str, ...]:
-    chosen = list(rubrics) if lab else [r for r in rubrics if applies(r, learner)]
+    chosen = list(rubrics) if lab else [r for r in rubrics if applies(r, learner, rubrics)]
     if not chosen:
         chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
     if not chosen:

@@ -144,14 +144,14 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
     Only the outputs' own ancestors are looked at, so a class of thousands costs nothing here."""
     from grader.errors import UsageError
     from grader.batch import CLASS_FILES
-    from grader.grading import _is_learner
+    from grader.grading import is_learner
 
     roots = [p.resolve() for p in paths if p.is_dir()]
 
     def learner_above(target: Path) -> Path | None:
         for ancestor in [target, *target.parents]:
             if any(ancestor == root or root in ancestor.parents for root in roots) and ancestor.is_dir() \
-                    and _is_learner(ancestor):
+                    and is_learner(ancestor):
                 return ancestor
         return None
 
@@ -165,16 +165,16 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
             raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
                              f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
     for root in roots:
-        learners = [root] if _is_learner(root) else [root / name for name in CLASS_FILES
-                                                      if (root / name).is_dir() and _is_learner(root / name)]
+        learners = [root] if is_learner(root) else [root / name for name in CLASS_FILES
+                                                      if (root / name).is_dir() and is_learner(root / name)]
         for learner in learners:
             if learner.name in CLASS_FILES:
                 raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
                                  f"{learner.name} in --out — rename the folder")
-        holder = root.parent if _is_learner(root) else root
+        holder = root.parent if is_learner(root) else root
         if out_resolved == holder:
-            first = root if _is_learner(root) else next(
-                (p for p in sorted(root.iterdir()) if p.is_dir() and _is_learner(p)), root / "each learner")
+            first = root if is_learner(root) else next(
+                (p for p in sorted(root.iterdir()) if p.is_dir() and is_learner(p)), root / "each learner")
             raise UsageError(f"--out {out}: the reports for {first.name} would go into {first} itself — "
                              "choose an --out outside the learners' folders, e.g. --out reports")
 
@@ -260,10 +260,10 @@ def _limits(args: argparse.Namespace) -> Any:
 
 def _looks_like_learner(path: Path) -> bool:
     """A learner folder (phase-NN inside): one learner, graded in this process, no progress bar."""
-    from grader.grading import _is_learner
+    from grader.grading import is_learner
 
     try:
-        return path.is_dir() and _is_learner(path)
+        return path.is_dir() and is_learner(path)
     except OSError:
         return False
 

@@ -6,10 +6,10 @@ not a heading and ``p_i`` inside math is not emphasis.
 
 from __future__ import annotations
 
+import ast
 import functools
 import html
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from grader.errors import SubmissionError
+from grader.learnerfiles import read_bytes, size
+from grader.maths.extract import Piece
 from grader.notation import heading_matches
 
 MAX_BYTES = 256 * 1024  # 50 times a real deliverable; markdown-it needs up to ~12 s per MB of hostile text
@@ -51,6 +53,11 @@ class CodeBlock:
     text: str
     line: int
 
+    @property
+    def kind(self) -> str:
+        """"output" (what a script printed), "source" (the script itself) or "other"."""
+        return block_kind(self.text, self.info)
+
 
 @dataclass(frozen=True)
 class Section:
@@ -63,6 +70,12 @@ class Section:
     formula_text: str  # raw source, for finding formulas in any notation
     code_blocks: tuple[CodeBlock, ...]
     images: tuple[Image, ...]
+    end_line: int = 0  # the last line the section (with its subsections) covers
+    own_prose: str = ""  # the prose under its own heading, before any subsection
+    pieces: tuple[Piece, ...] = ()  # where formulas may be: math, and lines of prose and of non-source code
+
+    def holds(self, line: int) -> bool:
+        return self.line <= line <= self.end_line
 
 
 @dataclass(frozen=True)
@@ -70,11 +83,48 @@ class Document:
     path: Path
     sections: tuple[Section, ...]
     notes: tuple[str, ...] = ()  # what was done with awkward bytes (not UTF-8, cut at MAX_BYTES), for the learner
+    cells: tuple[tuple[int, int], ...] = ()  # (first line, cell number) when the text comes from a notebook
+
+    @property
+    def pieces(self) -> tuple[Piece, ...]:
+        """Every piece of the document, once, in order (a section also holds its subsections' pieces)."""
+        return tuple(piece for section in self.top_sections() for piece in section.pieces)
+
+    @property
+    def prose(self) -> str:
+        return "\n\n".join(s.prose for s in self.top_sections())
+
+    def top_sections(self) -> tuple[Section, ...]:
+        """Sections that are not inside another one: together they cover the document once."""
+        out: list[Section] = []
+        inside: int | None = None
+        for section in self.sections:
+            if inside is not None and section.level > inside:
+                continue
+            out.append(section)
+            inside = section.level if section.level > 0 else None
+        return tuple(out)
+
+    def section_at(self, line: int) -> Section | None:
+        """The innermost section holding this line."""
+        found = None
+        for section in self.sections:
+            if section.holds(line) and (found is None or section.level > found.level):
+                found = section
+        return found
+
+    def where(self, line: int) -> str:
+        """A line as the learner finds it: "line 12", or "cell 4" in a notebook."""
+        cell = None
+        for first, number in self.cells:
+            if first <= line:
+                cell = number
+        return f"cell {cell}" if cell is not None else f"line {line}"
 
     def headings(self) -> tuple[str, ...]:
         return tuple(section.heading for section in self.sections if section.level > 0)
 
-    def _title(self) -> Section | None:
+    def title(self) -> Section | None:
         """A lone top-level first heading above others is the document's title, not a section to match:
         "# Lab 00 — Derivations" must not stand in for "## Derivation" itself."""
         headed = [s for s in self.sections if s.level > 0]
@@ -90,7 +140,7 @@ class Document:
         """Outermost matching sections: a match nested in another match is already inside it."""
         found: list[Section] = []
         inside: int | None = None
-        title = self._title()
+        title = self.title()
         for section in self.sections:
             if section.level == 0 or section is title or (inside is not None and section.level > inside):
                 continue
@@ -110,6 +160,16 @@ def parse_deliverable(path: Path, root: Path) -> Document:
     """
     name = _shown(path, root)
     text, notes = _read_text(path, root, name)
+    return parse_text(text, path, root, tuple(notes))
+
+
+def parse_text(text: str, path: Path, root: Path, notes: tuple[str, ...] = (), cells: tuple[tuple[int, int], ...] = ()) -> Document:
+    """Markdown already read (a file, or a notebook's Markdown cells) as a Document."""
+    name = _shown(path, root)
+    if len(text) > MAX_BYTES:
+        cut = text.rfind("\n", 0, MAX_BYTES) + 1 or MAX_BYTES
+        text = text[:cut]
+        notes = (*notes, f"{name}: only its first {MAX_BYTES >> 10} KB of text were read")
     try:
         tokens = _markdown().parse(text)
     except Exception as error:  # a parser bug must cost one learner a message, not the run
@@ -118,7 +178,7 @@ def parse_deliverable(path: Path, root: Path) -> Document:
             "simplify its formatting"
         ) from error
     parts = _Collector(path.parent, root).collect(tokens)
-    return Document(path=path, sections=tuple(_sections(parts)), notes=tuple(notes))
+    return Document(path=path, sections=tuple(_sections(parts, text.count("\n") + 1)), notes=tuple(notes), cells=cells)
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -141,18 +201,8 @@ _MAGIC = (
 
 
 def _read_text(path: Path, root: Path, name: str) -> tuple[str, list[str]]:
-    try:
-        if not path.resolve().is_relative_to(root.resolve()):
-            raise SubmissionError(f"{name}: a link to a file outside your folder; hand in the file itself")
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise SubmissionError(f"{name}: not a regular file; the deliverable must be a Markdown file")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)
-    except (OSError, RuntimeError) as error:  # RuntimeError: a symlink loop on older Pythons
-        raise SubmissionError(
-            f"{name}: cannot be read ({getattr(error, 'strerror', None) or error}); check it exists and is readable"
-        ) from None
+    data = read_bytes(path, root, MAX_BYTES, name)
+    total = len(data) if len(data) <= MAX_BYTES else max(len(data), size(path.resolve()))
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise SubmissionError(
@@ -184,7 +234,7 @@ def _read_text(path: Path, root: Path, name: str) -> tuple[str, list[str]]:
     if cut:
         lines = text.count("\n")
         notes.append(
-            f"{name} is {info.st_size / 1e6:.1f} MB; only its first {MAX_BYTES >> 10} KB (lines 1-{lines}) were "
+            f"{name} is {total / 1e6:.1f} MB; only its first {MAX_BYTES >> 10} KB (lines 1-{lines}) were "
             "read; keep the deliverable to text and paste only the last lines of long output"
         )
     return text, notes
@@ -235,6 +285,7 @@ class _Part:
     formulas: list[str] = field(default_factory=list)
     code: list[CodeBlock] = field(default_factory=list)
     images: list[Image] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (any(p.strip() for p in self.prose) or self.formulas or self.code or self.images)
@@ -267,13 +318,22 @@ class _Collector:
                 else:
                     parts[-1].prose.append(_prose(children))
                     parts[-1].formulas.append(token.content)
+                    parts[-1].pieces.append(Piece(line, "text", token.content))
             elif token.type in _MATH_BLOCKS:
                 parts[-1].formulas.append(token.content)
+                parts[-1].pieces.append(Piece(line, "math", token.content))
             elif token.type in ("fence", "code_block"):
                 parts[-1].formulas.append(token.content)
                 info = token.info.strip()
-                if token.type == "code_block" or info.split(maxsplit=1)[:1] != ["math"]:
-                    parts[-1].code.append(CodeBlock(info=info, text=token.content, line=line))
+                first = line + 1 if token.type == "fence" else line
+                if token.type == "fence" and info.split(maxsplit=1)[:1] in (["math"], ["latex"], ["tex"]):
+                    parts[-1].pieces.append(Piece(first, "math", token.content))
+                    continue
+                block = CodeBlock(info=info, text=token.content, line=line)
+                parts[-1].code.append(block)
+                if block.kind == "other":  # a derivation typed in a code block: its lines may hold formulas
+                    parts[-1].pieces.extend(Piece(first + k, "text", row) for k, row in
+                                            enumerate(token.content.splitlines()[:_MAX_BLOCK_LINES]) if row.strip())
             elif token.type == "html_block":
                 parts[-1].images.extend(self._html_images(token.content, line))
         return parts
@@ -347,8 +407,9 @@ def _prose(children: Sequence[Token]) -> str:
     return "".join(pieces).strip()
 
 
-def _sections(parts: list[_Part]) -> list[Section]:
+def _sections(parts: list[_Part], lines: int) -> list[Section]:
     sections: list[Section] = []
+    ends = [max(p.line, parts[k + 1].line - 1) for k, p in enumerate(parts[:-1])] + [max(parts[-1].line, lines)]
     for index, part in enumerate(parts):
         if part.level == 0:
             if part.is_empty():
@@ -368,6 +429,68 @@ def _sections(parts: list[_Part]) -> list[Section]:
                 formula_text="\n".join(f for m in members for f in m.formulas),
                 code_blocks=tuple(c for m in members for c in m.code),
                 images=tuple(i for m in members for i in m.images),
+                end_line=ends[index + len(members) - 1] if part.level else ends[index],
+                own_prose="\n\n".join(p for p in part.prose if p),
+                pieces=tuple(p for m in members for p in m.pieces),
             )
         )
     return sections
+
+
+# --- what a code block holds ---------------------------------------------------------------------
+
+_MAX_BLOCK_LINES = 400
+_STATEMENTS = ("def ", "async def ", "class ", "for ", "while ", "if ", "elif ", "else", "try", "except", "finally",
+               "with ", "return", "assert ", "raise ", "lambda", "yield ", "import ", "from ", "global ", "del ", "pass")
+_OUTPUT_WORDS = ("traceback", "error", "passed", "pass", " ok", "ok ", "ok!", "success", "true", "false", "fail",
+                 "correct", "✓", "✔", "match", "paso", "pasó", "bien", "all checks", "todos", "exito", "éxito")
+_DECIMAL = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+)(?![\w.])")
+_PROMPTS = (">>>", "...", "In [", "Out[", "$ ", "% ", "> ")
+_CALL = re.compile(r"[A-Za-z_]\w*\s*\(")
+
+
+def block_kind(text: str, info: str = "") -> str:
+    """Judge a code block by what it holds: printed numbers, messages or a traceback are output; Python is source.
+
+    Each line is looked at once, cut at 300 characters, with string tests, one bounded ``ast.parse`` and regular
+    expressions that do not backtrack, so a hostile block costs time in proportion to its (capped) size."""
+    source = output = prompts = 0
+    for raw in text.splitlines()[:_MAX_BLOCK_LINES]:
+        line = raw.strip()[:300]
+        if not line:
+            continue
+        if line.startswith(_PROMPTS):
+            prompts += 1
+            continue
+        if line.startswith(("Traceback", 'File "')) or line.endswith(("Error", "Exception")) or "Error:" in line:
+            output += 1
+        elif _is_source(line):
+            source += 1
+        elif _DECIMAL.search(line) or line.startswith("[") or any(w in f" {line.lower()} " for w in _OUTPUT_WORDS):
+            output += 1
+    if prompts and (output or source):
+        return "output"
+    if output and output >= source:
+        return "output"
+    if source:
+        return "source"
+    return "other"
+
+
+def _is_source(line: str) -> bool:
+    """A line of Python that does something: a statement (``for y in range(5):``, ``return g``), a comment, or a
+    call (``J = f(z)``) — never printed output (``max_err = 1.1e-11``, ``class 0: E = 0.57``) nor a
+    formula (``J = diag(p) - p p^T``), which Python does not parse."""
+    if line.startswith("#"):
+        return True
+    if line.startswith("@") or line.startswith(_STATEMENTS):
+        body = line + ("\n    pass" if line.endswith(":") else "")
+    elif _CALL.search(line):
+        body = line
+    else:
+        return False
+    try:
+        ast.parse(body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True

@@ -5,12 +5,11 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import difflib
-import fnmatch
 import os
-import re
+
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from grader import zygote
@@ -18,6 +17,7 @@ from grader.errors import GraderError, SubmissionError, UsageError
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
+from grader.submission import applies, find_submission, phase_folder, phase_number
 
 
 def default_rubrics_dir() -> Path:
@@ -28,42 +28,22 @@ def default_rubrics_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "rubrics"
 
 
-_PHASE = re.compile(r"^(?:phase|fase)[-_ ]?0*(\d+)$", re.IGNORECASE)
 Note = Callable[[str], None]
 
 
-def _phase_number(name: str) -> int | None:
-    match = _PHASE.match(name.strip())
-    return int(match[1]) if match else None
-
-
-def _is_learner(path: Path) -> bool:
+def is_learner(path: Path) -> bool:
     """A folder with a phase-NN/ folder inside (is_dir is false for a link loop or an unreadable entry)."""
     with os.scandir(path) as entries:  # a DirEntry knows whether it is a folder without another stat
-        return any(_phase_number(e.name) is not None and e.is_dir() for e in entries)
+        return any(phase_number(e.name) is not None and e.is_dir() for e in entries)
 
 
 def _readable_learner(path: Path, note: Note) -> bool:
-    """Like ``_is_learner``, but a folder that cannot be listed is named and skipped, not fatal to the class."""
+    """Like ``is_learner``, but a folder that cannot be listed is named and skipped, not fatal to the class."""
     try:
-        return _is_learner(path)
+        return is_learner(path)
     except OSError as exc:
         note(f"{path.name}: skipped, cannot read it ({exc.strerror or exc}) — check its permissions")
         return False
-
-
-def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
-    """The learner's folder for a phase, and a note when it is only a near miss (phase-4, Fase-04)."""
-    exact = learner / phase_dir
-    wanted = _phase_number(phase_dir)
-    if exact.is_dir():
-        others = [p.name for p in learner.iterdir() if p.is_dir() and p != exact and _phase_number(p.name) == wanted]
-        return exact, (f"also found {', '.join(sorted(others))}/, not graded — keep one {phase_dir}/ folder" if others else "")
-    if wanted is not None and learner.is_dir():
-        for candidate in sorted(learner.iterdir()):
-            if candidate.is_dir() and _phase_number(candidate.name) == wanted:
-                return candidate, f"found {candidate.name}/ and graded it as {phase_dir}/ — rename it to {phase_dir}/"
-    return exact, ""
 
 
 def find_learners(paths: Sequence[Path], note: Note | None = None) -> list[Path]:
@@ -84,7 +64,7 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         if not given.is_dir():
             raise UsageError(f"{given}: not a folder — pass a learner folder (learners/borja) or a folder of learners")
         path = given.resolve()
-        if _is_learner(path):
+        if is_learner(path):
             learners.append(path)
             continue
         with os.scandir(path) as scan:
@@ -93,7 +73,7 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         folders = [path / name for name, is_dir in listing if is_dir and not name.startswith(".")]
         inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
-            if _phase_number(path.name) is not None:
+            if phase_number(path.name) is not None:
                 raise UsageError(f"{given}: this is a phase folder — pass the learner folder that holds it: grade {path.parent}")
             if not entries:
                 raise UsageError(f"{given}: the folder is empty — pass a learner folder (with phase-NN/ inside) or a folder of learners")
@@ -147,58 +127,6 @@ def select_rubrics(rubrics_dir: Path | None, lab: str | None) -> list[Rubric]:
     return chosen
 
 
-def _matching(folder: Path, patterns: Iterable[str]) -> list[Path]:
-    try:
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.iterdir() if any(fnmatch.fnmatch(p.name, pat) for pat in patterns) and p.is_file())
-    except OSError:
-        return []
-
-
-def applies(rubric: Rubric, learner: Path) -> bool:
-    """A lab is graded for a learner who handed in any file of it (one listing of the folder: a class has thousands)."""
-    phase = learner / rubric.phase_dir
-    if not phase.is_dir():
-        phase, _ = phase_folder(learner, rubric.phase_dir)
-    try:
-        with os.scandir(phase) as entries:
-            return any(e.is_file() and (e.name == rubric.deliverable or any(fnmatch.fnmatch(e.name, pat)
-                                                                           for pat in rubric.implementation))
-                       for e in entries)
-    except OSError:
-        return False
-
-
-_STALE = re.compile(r"old|copy|copia|backup|bak|draft|borrador|stub|tmp|~|\(\d+\)", re.IGNORECASE)
-_DEF = re.compile(rb"^\s*def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
-
-
-def _best_implementation(candidates: list[Path], functions: Iterable[str]) -> list[Path]:
-    """The file defining most of the lab's functions first; among equals, not an old copy or a draft, and the
-    fuller one (a stub of the same names must not win by name order)."""
-    wanted = set(functions)
-
-    def defined(path: Path) -> int:
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(2 << 20)
-        except OSError:
-            return -1
-        return len(wanted & {m.decode("ascii", "replace") for m in _DEF.findall(head)})
-
-    def stale(path: Path) -> bool:
-        return bool(_STALE.search(path.stem))
-
-    def size(path: Path) -> int:
-        try:
-            return path.stat().st_size
-        except OSError:
-            return 0
-
-    return sorted(candidates, key=lambda p: (-defined(p), stale(p), -size(p), p.name))
-
-
 def _as_cp1252(error: UnicodeError) -> tuple[str, int]:
     """Decoding error handler: the bytes that are not UTF-8, read as Windows-1252."""
     assert isinstance(error, UnicodeDecodeError)
@@ -239,46 +167,46 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
 
 def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
     from grader.checks import Context, run_check  # the checks' machinery is loaded only when something is graded
-    from grader.deliverable import parse_deliverable
+    from grader.deliverable import parse_deliverable, parse_text
     from grader.runner import LearnerRun
 
     started = time.perf_counter()
-    phase, phase_note = phase_folder(learner, rubric.phase_dir)
-    if phase_note and note is not None:
-        note(f"{learner.name}: {phase_note}")
-    try:
-        files = sorted(p.name for p in phase.iterdir() if p.is_file()) if phase.is_dir() else []
-    except OSError as exc:  # an unreadable phase folder: graded as empty, and said
-        files = []
-        if note is not None:
-            note(f"{learner.name}: cannot read {phase.name}/ ({exc.strerror or exc}) — check its permissions")
-    implementations = _best_implementation(_matching(phase, rubric.implementation), (f.name for f in rubric.functions))
-    implementation = implementations[0] if implementations else None
-    deliverable = phase / rubric.deliverable
+    found = find_submission(rubric, learner)
+    if found.phase_note and note is not None:
+        note(f"{learner.name}: {found.phase_note}")
+    if not found.files and found.phase.is_dir() and not os.access(found.phase, os.R_OK | os.X_OK) and note is not None:
+        note(f"{learner.name}: cannot read {found.phase.name}/ — check its permissions")
     document, document_error = None, ""
-    if deliverable.is_file():
+    if found.deliverable is not None:
         try:
-            document = parse_deliverable(deliverable, learner)
+            if found.markdown is not None:
+                document = parse_text(found.markdown, found.deliverable, learner, cells=found.cells)
+            else:
+                document = parse_deliverable(found.deliverable, learner)
         except SubmissionError as exc:
             document_error = str(exc)
     run = None
     try:
-        if implementation is not None:
-            run = LearnerRun(learner, implementation, tuple(f.name for f in rubric.functions), limits)
+        if found.implementation is not None:
+            run = LearnerRun(learner, found.implementation, tuple(f.name for f in rubric.functions), limits,
+                             module_source=found.module_source)
             run.start()
         ctx = Context(
             rubric=rubric,
             learner=learner.name,
             root=learner,
-            implementation=implementation,
-            phase_files=tuple(files),
-            other_implementations=tuple(p.name for p in implementations[1:]),
+            implementation=found.implementation,
+            phase_files=found.files,
+            other_implementations=found.others,
             run=run,
-            deliverable=deliverable if deliverable.is_file() else None,
-            markdown_files=tuple(f for f in files if f.endswith(".md")),
+            deliverable=found.deliverable,
+            markdown_files=tuple(f for f in found.files if f.endswith(".md")),
             document=document,
             document_error=document_error,
-            phase_note=phase_note,
+            phase_note=found.phase_note,
+            implementation_note=found.implementation_note,
+            implementation_error=found.implementation_error,
+            deliverable_note=found.deliverable_note,
         )
         for check in rubric.checks:
             ctx.results[check.id] = run_check(check, ctx)
@@ -315,7 +243,7 @@ def grade(
     limits = limits or Limits()
     results = []
     for learner in learners:
-        chosen = rubrics if lab else [r for r in rubrics if applies(r, learner)]
+        chosen = rubrics if lab else [r for r in rubrics if applies(r, learner, rubrics)]
         if not chosen:
             chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
         if not chosen and note is not None:

@@ -78,6 +78,7 @@ class Rubric:
     inputs: dict[str, InputSet] = field(compare=False, hash=False)
     checks: tuple[Check, ...]
     reference: ModuleType = field(compare=False, hash=False, repr=False)
+    notation: Any = field(default=None, compare=False, hash=False, repr=False)  # grader.maths.match.Notation
 
     def function(self, name: str) -> FunctionSpec:
         for spec in self.functions:

@@ -96,8 +96,10 @@ KINDS: dict[str, dict[str, _Field]] = {
     "deliverable": {},
     "section": {
         "headings": _Field((list,), True),
-        "formulas": _Field((list,)),
+        "result": _Field((str,)),
+        "steps_of": _Field((str,)),
         "min_sentences": _Field((int,)),
+        "output": _Field((bool,)),
         "code_block": _Field((bool,)),
         "code_pattern": _Field((str,)),
         "images": _Field((str,), False, IMAGE_POLICIES),
@@ -114,6 +116,7 @@ _TOP = {
     "inputs": _Field((dict,), True),
     "checks": _Field((list,), True),
     "description": _Field((str,)),
+    "notation": _Field((dict,)),
 }
 _FUNCTION = {
     "reference": _Field((str,)),
@@ -151,8 +154,9 @@ def _type_name(types: tuple[type, ...]) -> str:
 
 _ALIASES = {
     "tolerance": "atol", "tol": "atol", "abs_tol": "atol", "rel_tol": "rtol", "heading": "headings",
-    "sections": "headings", "formula": "formulas", "input": "inputs", "func": "function", "fn": "function",
+    "sections": "headings", "input": "inputs", "func": "function", "fn": "function",
     "sentences": "min_sentences", "weight": "points", "score": "points", "name": "title", "required": "acceptance",
+    "formulas": "result", "formula": "result", "steps": "steps_of", "code": "output",
 }
 
 
@@ -430,7 +434,8 @@ def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any]
     return tuple(causes)
 
 
-def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int]) -> Check:
+def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int],
+           results: Sequence[str] = ()) -> Check:
     at = ("checks", i)
     if not isinstance(data, dict):
         raise doc.fail(at, "each check is a mapping with id, kind, title, points, acceptance — write it as '- id: …' with those keys")
@@ -448,7 +453,7 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
     seen[check_id] = doc.line(at)
     if data["points"] < 0:
         raise doc.fail(at + ("points",), f"{label}: points must be zero or more — use 0 for a check that only gives advice")
-    for key in ("inputs", "functions", "headings", "formulas"):
+    for key in ("inputs", "functions", "headings"):
         if key in data and not data[key]:
             raise doc.fail(at + (key,), f"{label}: '{key}' is empty — list at least one, or leave the key out where it is optional")
     spec = {k: v for k, v in data.items() if k in KINDS[kind]}
@@ -460,11 +465,16 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
             raise doc.fail(at + ("functions",), f"{label}: 'agree' compares exactly two functions — list two")
     if "inputs" in spec:
         spec["inputs"] = _names_in(doc, at + ("inputs",), spec["inputs"], inputs, "input set")
-    if "headings" in spec or "formulas" in spec:
-        for key in ("headings", "formulas"):
-            for j, value in enumerate(spec.get(key, [])):
-                if not isinstance(value, str) or not value.strip():
-                    raise doc.fail(at + (key, j), f"{label}: {key} are non-empty strings — quote the text, or remove the empty entry")
+    for j, value in enumerate(spec.get("headings", [])):
+        if not isinstance(value, str) or not value.strip():
+            raise doc.fail(at + ("headings", j), f"{label}: headings are non-empty strings — quote the text, or remove the empty entry")
+    for key in ("result", "steps_of"):
+        if key in spec and spec[key] not in results:
+            known = list(results)
+            fix = did_you_mean(spec[key], known) if known else " — define it under 'notation: results:' first"
+            raise doc.fail(at + (key,), f"{label}: {key} {_shown(spec[key])} is not a result of the rubric's notation{fix}")
+    if "code_block" in spec:
+        spec["output"] = spec.pop("code_block") or spec.get("output", False)
     if "code_pattern" in spec:
         try:
             re.compile(spec["code_pattern"])
@@ -541,9 +551,11 @@ def load_rubric(path: Path) -> Rubric:
         raise doc.fail(("functions",), "no learner function — list at least one under 'functions:'")
 
     inputs = {name: _input_set(doc, module, name, idata) for name, idata in data["inputs"].items()}
+    notation = _notation(doc, data.get("notation"), module)
     seen: dict[str, int] = {}
     fnames = [f.name for f in functions]
-    checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen) for i, c in enumerate(data["checks"]))
+    results = list(notation.results) if notation is not None else []
+    checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen, results) for i, c in enumerate(data["checks"]))
     if not checks:
         raise doc.fail(("checks",), "a rubric needs at least one check — add one under 'checks:'")
     by_name = {f.name: f for f in functions}
@@ -574,7 +586,20 @@ def load_rubric(path: Path) -> Rubric:
         inputs=inputs,
         checks=checks,
         reference=module,
+        notation=notation,
     )
+
+
+def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any:
+    """The lab's quantities and results (``notation:``), built once; its errors point at their line."""
+    if data is None:
+        return None
+    from grader.maths.match import NotationError, build
+
+    try:
+        return build(data, module)
+    except NotationError as exc:
+        raise doc.fail(("notation", *exc.where), f"notation: {exc}") from None
 
 
 def discover_rubrics(directory: Path) -> list[Rubric]:

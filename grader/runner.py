@@ -179,7 +179,9 @@ class LearnerRun:
     """Use as a context manager: the temporary copy and every process are gone on exit."""
 
     def __init__(self, learner_root: Path, module_path: Path, functions: tuple[str, ...], limits: Limits,
-                 server: zygote.Zygote | None = None) -> None:
+                 server: zygote.Zygote | None = None, module_source: str | None = None) -> None:
+        """``module_source``: the module to load instead of ``module_path``'s bytes (a notebook's code cells);
+        it is written beside that file in the learner's copy."""
         self.limits = limits
         self.functions = functions
         self.output = bytearray()
@@ -187,12 +189,16 @@ class LearnerRun:
         self._tmp = Path(tempfile.mkdtemp(prefix="learner-", dir=self._server.base))
         copy = self._tmp / learner_root.name
         relative = (module_path.parent.resolve() / module_path.name).relative_to(learner_root.resolve())
+        if module_source is not None:
+            relative = relative.with_name(relative.name + ".py")
         self.module_path = copy / relative
         self._copy_error = ""
         self.outside_links: tuple[str, ...] = ()
         self.uid: int | None = None
         try:
             self.outside_links = _copy_learner(learner_root, copy)
+            if module_source is not None:
+                self.module_path.write_text(module_source, encoding="utf-8")
             (self._tmp / "tmp").mkdir()
             self.uid = self._server.next_uid()
             _hand_over(self._tmp, self.uid)

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from grader.deliverable import MAX_BYTES, CodeBlock, Document, parse_deliverable
 from grader.errors import SubmissionError
-from grader.notation import count_sentences, find_formula
+from grader.maths.match import analyse
+from grader.notation import count_sentences
+from grader.rubric import load_rubric
 
 DELIVERABLE = """\
 Nota previa antes del primer título.
@@ -105,10 +107,12 @@ def test_find_returns_outermost_matches_once(document: Document) -> None:
 
 def test_section_includes_its_subsections(document: Document) -> None:
     (derivation,) = document.find(["derivación"])
-    for formula in ("p_i(delta_ij - p_j)", "diag(p) - pp^T", "softmax(z) - onehot(y)"):
-        assert find_formula(derivation.formula_text, [formula]) == formula
+    notation = load_rubric(Path(__file__).resolve().parent.parent / "rubrics" / "phase-04" / "lab-00.yaml").notation
+    found = analyse(document.pieces, notation)
+    assert found.results["softmax-jacobian"] and found.results["ce-gradient"]
+    assert all(derivation.holds(m.line) for matches in found.results.values() for m in matches)
     (matrix,) = document.find(["forma matricial"])
-    assert find_formula(matrix.formula_text, ["p_j - 1[j=y]"]) is None
+    assert not any(matrix.holds(m.line) for m in found.results["ce-gradient"])
     assert "El gradiente es MATH" in derivation.prose
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
@@ -9,157 +8,10 @@ from hypothesis import strategies as st
 
 from grader.notation import (
     count_sentences,
-    find_formula,
     heading_matches,
-    normalise_formula,
     normalise_heading,
     sentences,
 )
-
-EQUIVALENT_FORMULAS = {
-    "softmax jacobian": [
-        "diag(p) - p p^T",
-        r"\operatorname{diag}(p) - pp^\top",
-        "diag(p) − p pᵀ",
-        r"\mathrm{diag}(\mathbf{p}) - \mathbf{p}\mathbf{p}^{\top}",
-        "diag(p) - p·pᵀ",
-        r"\text{diag}(\boldsymbol{p}) - \boldsymbol{p} \cdot \boldsymbol{p}^{\intercal}",
-        "diag(p) – p ⋅ p⊤",
-        r"\operatorname{diag}\left(p\right) - p\,p^{T}",
-    ],
-    "softmax derivative": [
-        r"p_i(\delta_{ij} - p_j)",
-        "pᵢ(δᵢⱼ − pⱼ)",
-        "p_i (delta_ij - p_j)",
-        r"p_{i}\left(\delta_{ij}-p_{j}\right)",
-        r"p\_i(\delta\_{ij} - p\_j)",
-    ],
-    "cross-entropy gradient": [
-        r"p_j - \mathbb{1}[j = y]",
-        "p_j − 𝟙[j=y]",
-        "p_j - 1_{j=y}",
-        "p_j - 1{j=y}",
-        r"p_j - \mathbb 1\{j = y\}",
-    ],
-    "softmax minus one-hot": [
-        "softmax(z) - one_hot(y)",
-        "softmax(z) − onehot(y)",
-        r"\text{softmax}(z) - \text{one\_hot}(y)",
-        "softmax(z) - one-hot(y)",
-        "Softmax(z) — One-Hot(y)",
-        r"\mathrm{softmax}(\mathbf{z}) - \mathrm{one\_hot}(y)",
-    ],
-    "partial derivative": [
-        r"\frac{\partial L}{\partial z_j}",
-        "∂L/∂z_j",
-        r"\dfrac{\partial L}{\partial z_{j}}",
-    ],
-    "sum": [r"\sum_k \exp(z_k)", "Σ_k exp(z_k)", "∑ₖ exp(zₖ)"],
-}
-
-EQUIVALENT_PAIRS = [
-    pytest.param(first, other, id=f"{name}-{index}")
-    for name, forms in EQUIVALENT_FORMULAS.items()
-    for index, (first, other) in enumerate(itertools.combinations(forms, 2))
-]
-
-DIFFERENT_PAIRS = [
-    ("diag(p) - p", "diag(p)-pp^T"),
-    ("diag(p) + p p^T", "diag(p) - p p^T"),
-    ("p_j + 1[j=y]", "p_j - 1[j=y]"),
-    ("p_i(delta_ij + p_j)", "p_i(delta_ij - p_j)"),
-    ("softmax(z) + one_hot(y)", "softmax(z) - one_hot(y)"),
-    (r"\sigma(z)", r"\sum(z)"),
-    (r"\pi", "p_i"),
-    ("a <= b", "a < b"),
-]
-
-
-@pytest.mark.parametrize(("first", "other"), EQUIVALENT_PAIRS)
-def test_notations_of_one_formula_normalise_alike(first: str, other: str) -> None:
-    assert normalise_formula(first) == normalise_formula(other)
-
-
-@pytest.mark.parametrize(("first", "other"), DIFFERENT_PAIRS)
-def test_different_formulas_stay_different(first: str, other: str) -> None:
-    assert normalise_formula(first) != normalise_formula(other)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("diag(p) - p p^T", "diagp-ppt"),
-        ("p - onehot", "p-onehot"),
-        ("a − b", "a-b"),
-        (r"\exp(z) \leq 1", "expz≤1"),
-        ("$x$ and $$y$$", "xandy"),
-        ("", ""),
-    ],
-)
-def test_canonical_form(text: str, expected: str) -> None:
-    assert normalise_formula(text) == expected
-
-
-@pytest.mark.parametrize(
-    ("text", "alternatives", "expected"),
-    [
-        ("so J = diag(p) − p pᵀ, as claimed", ["diag(p) - pp^T"], "diag(p) - pp^T"),
-        (
-            r"We get $\frac{\partial L}{\partial z_j} = p_j - \mathbb{1}[j=y]$.",
-            ["softmax(z) - one_hot(y)", "p_j - 1[j = y]"],
-            "p_j - 1[j = y]",
-        ),
-        ("J = diag(p) - p", ["diag(p) - pp^T"], None),
-        ("g = p_j + 1[j=y]", ["p_j - 1[j=y]"], None),
-        ("nothing here", [], None),
-        ("anything", ["", "   ", "{}"], None),
-        ("p - onehot(y)", ["p-onehot"], None),  # a fragment of an expression is not the expression
-        ("the gradient is p - onehot(y).", ["p - onehot(y)"], "p - onehot(y)"),
-        ("so it is log p_j - 1[j=y]", ["p_j - 1[j=y]"], None),
-        # index letters are names: any consistent renaming is the same result
-        (r"$p_k - \mathbb{1}[k = y]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
-        (r"$p_i - \mathbb{I}(i=y)$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
-        (r"$p_j - 1[y = j]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
-        (r"$p_j(\delta_{ij} - p_i)$", [r"p_i(\delta_{ij} - p_j)"], r"p_i(\delta_{ij} - p_j)"),
-        (r"$p_k(\delta_{kl} - p_l)$", [r"p_i(\delta_{ij} - p_j)"], r"p_i(\delta_{ij} - p_j)"),
-        (r"$p_j - \delta_{j,y}$", [r"p_j - \delta_{yj}"], r"p_j - \delta_{yj}"),
-        # grouping is meaning: these are wrong answers that only look alike
-        (r"$p_i \delta_{ij} - p_j$", [r"p_i(\delta_{ij} - p_j)"], None),
-        (r"$\operatorname{diag}(p - p p^T)$", ["diag(p) - p p^T"], None),
-        (r"$p_i(\delta_{ij} - p_i)$", [r"p_i(\delta_{ij} - p_j)"], None),
-        # a whole expression, not a piece of a wrong one
-        (r"$\partial L/\partial z_j = -(p_j - \mathbb{1}[j=y])$", ["p_j - 1[j=y]"], None),
-        (r"$2p_j - 1[j=y]$", ["p_j - 1[j=y]"], None),
-        (r"$(p_j - 1[j=y])/p_y$", ["p_j - 1[j=y]"], None),
-        (r"$g=\log p - e_y$", ["p - e_y"], None),
-        (r"$J=\operatorname{diag}(p)-pp^T-I$", ["diag(p) - pp^T"], None),
-        (r"$p_i(\delta_{ij}-p_j)^2$", [r"p_i(\delta_{ij} - p_j)"], None),
-        (r"$\partial p_i/\partial z_j = -p_i(\delta_{ij}-p_j)$", [r"p_i(\delta_{ij} - p_j)"], None),
-        (r"$p_j - \mathbb{1}_{\{j=y\}}$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
-        (r"$p_c - \mathbb{1}[c=y]$", ["p_j - 1[j=y]"], "p_j - 1[j=y]"),
-        (r"$$\boxed{J = \operatorname{diag}(p) - p\,p^{\top}}\qquad\text{(symmetric)}$$", ["diag(p) - pp^T"], "diag(p) - pp^T"),
-    ],
-)
-def test_find_formula(text: str, alternatives: list[str], expected: str | None) -> None:
-    assert find_formula(text, alternatives) == expected
-
-
-formula_pieces = st.sampled_from(
-    [
-        "\\frac", "{", "}", "^", "_", "\\delta", "delta", "del", "ta", " ", "\\", "\\\\",
-        "one", "-", "hot", "one-hot", "−", "ᵀ", "\\top", "\\mathbb", "𝟙", "[", "]", "(", ")",
-        "p", "i", "j", "=", "<", ">", "!", "|", "\\|", "\\,", "\\left", ".", "\\right",
-        "Σ", "\\Sigma", "\\sum", "e\u0301", "\u0301", "İ", "$", "\\text", "ﬁ", "\\begin{a}",
-    ]
-)  # fmt: skip
-
-
-@settings(max_examples=400, database=None, deadline=None)
-@given(st.lists(formula_pieces, max_size=20).map("".join) | st.text(max_size=40))
-def test_normalise_formula_is_idempotent(text: str) -> None:
-    once = normalise_formula(text)
-    assert normalise_formula(once) == once
-
 
 SENTENCE_COUNTS = [
     ("The error was 1.5e-11, i.e. tiny. I used np.exp here. TODO", 2),
@@ -243,6 +95,14 @@ def test_normalise_heading(text: str, expected: str) -> None:
         ("Reflections", ["derivation", "reflection"], "reflection"),
         ("Reflection", ["", "reflection"], "reflection"),
         ("Verification output", ["verify"], None),
+        ("Lessons learned", ["reflection", "lesson"], "lesson"),
+        ("Gradient check (numerical vs analytic)", ["verif", "check"], "check"),
+        ("Derivative of Cross Entropy Loss with Softmax", ["deriv"], "deriv"),
+        ("Lo que aprendí", ["aprend"], "aprend"),
+        ("Comprobación numérica", ["comprob"], "comprob"),
+        ("Takeaways", ["takeaway"], "takeaway"),
+        ("Analytic gradient", ["a"], None),  # short words match whole words only
+        ("Part A", ["a"], "a"),
         ("Misc", [], None),
         ("", ["reflection"], None),
     ],
@@ -257,7 +117,6 @@ def test_text_functions_accept_any_text(text: str) -> None:
     assert normalise_heading(normalise_heading(text)) == normalise_heading(text)
     assert count_sentences(text) == len(sentences(text)) >= 0
     heading_matches(text, [text, "a"])
-    find_formula(text, [text])
 
 
 @pytest.mark.parametrize(
@@ -269,5 +128,5 @@ def test_text_functions_accept_any_text(text: str) -> None:
 def test_adversarial_text_takes_linear_time(text: str) -> None:
     started = time.perf_counter()
     count_sentences(text)
-    normalise_formula(text)
+    heading_matches(text, ["deriv", "part a"])
     assert time.perf_counter() - started < 2.0

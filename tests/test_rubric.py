@@ -64,7 +64,16 @@ CASES = [
     ("phase_dir: phase-04", "phase_dir: phase-05", "phase_dir: phase-05", ["does not match lab 'phase-04/lab-00'"]),
     ("deliverable: lab-00-softmax-gradient.md", "deliverable: ../../etc/hostname", "deliverable: ../", ["must be a file name"]),
     ("      - when: scalar_outer", "      - when: *nowhere", "when: *nowhere", ["YAML error", "undefined alias"]),
-    ("    headings: [reflection, reflexion, reflections, reflexiones]", "    headings: []", "headings: []", ["'headings' is empty"]),
+    ('    headings: [reflection, reflect, reflex, lesson, leccion, takeaway, conclu, learn, aprend, thought, pensamiento,\n               remark, comment, comentario, discussion, discusion, retro, "post mortem", postmortem, "what i", "lo que",\n               insight, opinion, summary, resumen, cierre, "wrap up", experience, experiencia]',
+     "    headings: []", "headings: []", ["'headings' is empty"]),
+    ("    result: softmax-jacobian\n", "    result: softmax-jacobain\n", "result: softmax-jacobain",
+     ["'softmax-jacobain' is not a result", "did you mean 'softmax-jacobian'"]),
+    ('      expression: "p_i (delta_ij - p_j)"', '      expression: "p_i (delta_ij - q_j)"', 'expression: "p_i (delta_ij - q_j)"',
+     ["cannot be computed from the quantities", "free index letters"]),
+    ("    softmax: {reference: softmax, spellings:", "    softmax: {reference: softmaxx, spellings:", "reference: softmaxx",
+     ["'softmaxx' is not a function of the reference module"]),
+    ("      sample: class\n", "      sample: klass\n", "sample: klass", ["sample must be 'vector' or 'class'"]),
+    ("    result: ce-gradient\n", "    formulas: [\"p_j - 1[j=y]\"]\n", "formulas: [", ["unknown key 'formulas'", "did you mean 'result'"]),
     ("    inputs: [seed]\n    atol: 1.0e-7\n    points: 2", "    inputs: []\n    atol: 1.0e-7\n    points: 2", "inputs: []", ["'inputs' is empty"]),
     ("      - {z: [-1000.0, -999.0, -998.0]}\n", "      - {y: 1, z: [-1000.0, -999.0, -998.0]}\n", "{y: 1, z:", ["every case names the same arguments"]),
 ]
@@ -120,8 +129,8 @@ def test_shipped_rubrics_load() -> None:
     assert ids == [
         "implementation-found", "softmax-correct", "softmax-stable", "jacobian-analytic", "jacobian-symmetric",
         "jacobian-fd", "jacobian-matches-fd", "ce-loss-correct", "ce-loss-stable", "ce-grad-analytic", "ce-grad-fd",
-        "ce-grad-matches-fd", "no-input-mutation", "deliverable-found", "derivation-softmax", "derivation-ce",
-        "verification-output", "reflection",
+        "ce-grad-matches-fd", "no-input-mutation", "deliverable-found", "derivation-softmax", "derivation-softmax-steps",
+        "derivation-ce", "derivation-ce-steps", "verification-output", "reflection",
     ]
     acceptance = {c.id for c in rubrics[0].checks if c.acceptance}
     assert acceptance == {"implementation-found", "jacobian-analytic", "jacobian-matches-fd", "ce-grad-analytic",

@@ -165,7 +165,7 @@ def test_no_process_is_left_behind(tmp_path: Path) -> None:
 
 def test_no_lab_specific_code_in_the_package() -> None:
     package = Path(__file__).resolve().parent.parent / "grader"
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         text = path.read_text(encoding="utf-8").lower()
         for word in ("softmax", "jacobian", "logsumexp", "cross_entropy", "ce_grad"):
             assert word not in text, f"{path.name} mentions {word}"
@@ -241,7 +241,7 @@ def test_a_grader_bug_on_one_submission_costs_only_that_lab(monkeypatch: pytest.
 
     root = Path(__file__).resolve().parent.parent
     rubric = next(r for r in discover_rubrics(root / "rubrics") if r.lab == "phase-04/lab-00")
-    monkeypatch.setattr(grading, "_matching", lambda *_: (_ for _ in ()).throw(ValueError("boom")))
+    monkeypatch.setattr(grading, "find_submission", lambda *_: (_ for _ in ()).throw(ValueError("boom")))
     result = grading.grade_lab(rubric, root / "learners" / "borja", Limits())
     assert {c.status.value for c in result.checks} == {"error"} and not result.passed
     assert "the grader itself failed on this submission (ValueError: boom)" in result.checks[0].message

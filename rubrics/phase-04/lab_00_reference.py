@@ -33,6 +33,13 @@ def ce_loss(z, y):
     return logsumexp(z) - z[int(y)]
 
 
+def one_hot(y, n):
+    """The class y as a vector of n entries (for formulas in the deliverable: onehot(y), e_y)."""
+    out = np.zeros(n)
+    out[int(y)] = 1.0
+    return out
+
+
 def ce_grad(z, y):
     g = softmax(z)
     g[int(y)] -= 1.0

@@ -1,0 +1,43 @@
+"""The check kinds, one module each. Each takes a Check (its spec validated by the rubric loader) and the
+learner's context, and returns a CheckResult: a learner's failure is data, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from grader.checks.agree import check_agree
+from grader.checks.base import Context, result
+from grader.checks.compare import check_compare
+from grader.checks.deliverable import check_deliverable
+from grader.checks.implementation import check_implementation
+from grader.checks.property import check_property
+from grader.checks.relation import check_relation
+from grader.checks.section import check_section
+from grader.model import Check, CheckResult, Status
+
+__all__ = ["CODE_KINDS", "KIND_FUNCTIONS", "Context", "run_check"]
+
+CODE_KINDS = ("implementation", "compare", "agree", "property", "relation")
+
+KIND_FUNCTIONS: dict[str, Callable[[Check, Context], CheckResult]] = {
+    "implementation": check_implementation,
+    "compare": check_compare,
+    "agree": check_agree,
+    "property": check_property,
+    "relation": check_relation,
+    "deliverable": check_deliverable,
+    "section": check_section,
+}
+
+
+def run_check(check: Check, ctx: Context) -> CheckResult:
+    """Apply prerequisites, then the kind's function."""
+    for required in check.spec.get("requires", ()):
+        prior = ctx.results.get(required)
+        if prior is not None and not prior.status.earns_points:
+            return result(check, Status.SKIP, f"skipped: it needs '{required}', which did not pass")
+    if check.kind in CODE_KINDS and check.kind != "implementation" and (ctx.run is None or not ctx.run.load.ok):
+        why = "no implementation file" if ctx.implementation is None else "the implementation could not be loaded"
+        return result(check, Status.SKIP, f"skipped: {why} (see implementation-found)")
+    return KIND_FUNCTIONS[check.kind](check, ctx)

@@ -1,0 +1,211 @@
+"""What every check kind shares: the learner's context, one concrete call, and how a result is made."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import traceback
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader.deliverable import Document
+from grader.errors import RubricError
+from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
+from grader.runner import LearnerRun, Outcome
+
+@dataclass
+class Context:
+    """Everything a check may look at for one learner and one lab."""
+
+    rubric: Rubric
+    learner: str
+    root: Path
+    implementation: Path | None
+    phase_files: tuple[str, ...]  # every file in the phase folder, for "found instead" hints
+    other_implementations: tuple[str, ...]  # further files matching the patterns (not graded)
+    run: LearnerRun | None
+    deliverable: Path | None
+    markdown_files: tuple[str, ...]
+    document: Document | None
+    document_error: str
+    phase_note: str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    analysis: Any = None  # the deliverable's formulas, read once (grader.maths.match.Analysis)
+    implementation_note: str = ""  # the file was found by content, or a notebook's cells were left out
+    implementation_error: str = ""  # a notebook that could not be read
+    deliverable_note: str = ""  # the deliverable was found by content
+
+
+@dataclass(frozen=True)
+class Case:
+    """One concrete call: which input set, which case, the arguments; its label is made only when shown."""
+
+    inputs: InputSet
+    index: int
+    args: tuple[Any, ...]
+    arg_names: tuple[str, ...]
+
+    @property
+    def named_args(self) -> dict[str, Any]:
+        """The arguments by name, as plain data (for evidence)."""
+        return {n: plain(a) for n, a in zip(self.arg_names, self.args)}
+
+    @property
+    def label(self) -> str:
+        shown = ", ".join(f"{n}={short(a)}" for n, a in zip(self.arg_names, self.args))
+        name, i, count = self.inputs.name, self.index + 1, len(self.inputs.cases)
+        kind = f"hidden input '{name}' #{i}" if self.inputs.hidden else f"input '{name}'" + (f" #{i}" if count > 1 else "")
+        return f"{kind} ({shown})"
+
+
+def result(check: Check, status: Status, message: str, evidence: Evidence | None = None, fraction: float = 0.0) -> CheckResult:
+    """``fraction`` is the partial credit of a failing check (0 to 1); passing earns all the points."""
+    return CheckResult(
+        id=check.id,
+        title=check.title,
+        status=status,
+        score=check.points if status.earns_points else round(check.points * fraction, 6),
+        max_score=check.points,
+        acceptance=check.acceptance,
+        message=message,
+        evidence=evidence,
+        hidden=check.hidden,
+    )
+
+
+def short(value: Any, digits: int = 4, items: int = 6) -> str:
+    """A compact, readable rendering of an argument or value for a one-line message."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return short(float(value), digits)
+        flat = [short(float(v), digits) for v in value.ravel()[:items]]
+        more = ", …" if value.size > items else ""
+        if value.ndim == 1:
+            return "[" + ", ".join(flat) + more + "]"
+        return f"{value.shape[0]}×{value.shape[1] if value.ndim > 1 else ''} matrix [" + ", ".join(flat) + more + "]"
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def plain(value: Any) -> Any:
+    """Evidence values as plain lists and numbers (what templates and JSON take)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def cases(check: Check, ctx: Context, fn_spec: FunctionSpec) -> list[Case]:
+    ref = getattr(ctx.rubric.reference, fn_spec.reference)
+    names = tuple(inspect.signature(ref).parameters)
+    out = []
+    for set_name in check.spec["inputs"]:
+        inputs = ctx.rubric.inputs[set_name]
+        for i, args in enumerate(inputs.cases):
+            out.append(Case(inputs=inputs, index=i, args=args, arg_names=inputs.arg_names or names))
+    return out
+
+
+def prefetch(ctx: Context, fn: str, calls: Iterable[tuple[Any, ...]]) -> None:
+    """Let the worker run a check's calls back to back (one pipelined batch) before they are read."""
+    if ctx.run is not None:
+        ctx.run.prefetch(fn, list(calls))
+
+
+def reference_call(ctx: Context, name: str, *args: Any) -> Any:
+    """Call the trusted reference; if it fails, the rubric is broken — one line naming it, not the learner's fault."""
+    try:
+        return getattr(ctx.rubric.reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    except Exception as exc:  # noqa: BLE001 - any failure of the reference is a rubric error
+        shown = ", ".join(short(a) for a in args)
+        module_file = getattr(ctx.rubric.reference, "__file__", "")
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == module_file]
+        where = f"{module_file}:{frames[-1].lineno}" if frames else str(ctx.rubric.path)
+        raise RubricError(f"{where}: reference function '{name}' failed on ({shown}): "
+                          f"{type(exc).__name__}: {exc} — fix the reference module") from None
+
+
+_EXPECTED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def _args_key(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else repr(a) for a in args)
+
+
+def expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -> np.ndarray:
+    """The reference's value, computed once per input for the whole class (every learner gets the same inputs)."""
+    cache = _EXPECTED.setdefault(ctx.rubric.reference, {})
+    key = (fn_spec.reference, _args_key(args))
+    if key not in cache:
+        cache[key] = _expected_value(ctx, fn_spec, args)
+    return cache[key].copy()
+
+
+def _expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) -> np.ndarray:
+    value = reference_call(ctx, fn_spec.reference, *args)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if value is None or array is None:
+        raise RubricError(f"{ctx.rubric.path}: reference function '{fn_spec.reference}' returned {type(value).__name__}, "
+                          "not numbers — fix the reference module")
+    return array
+
+
+def missing_message(ctx: Context, name: str) -> str:
+    assert ctx.run is not None
+    found = ctx.run.load.functions
+    wanted = {f.name for f in ctx.rubric.functions}
+    candidates = [f for f in found if f not in wanted]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not close:  # the same words in another order, or nearly: matriz_grad for grad_matrix
+        words = {n: "_".join(sorted(n.lower().split("_"))) for n in [name, *candidates]}
+        by_words = difflib.get_close_matches(words[name], [words[c] for c in candidates], n=1, cutoff=0.75)
+        close = [c for c in candidates if by_words and words[c] == by_words[0]][:1]
+    file = ctx.implementation.name if ctx.implementation else "the implementation"
+    failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
+    if failed:
+        return (f"'{name}' is defined in {file}, but its definition failed to run ({failed}): with the top-level "
+                "script skipped, its default arguments or decorators used a name that script was to create.")
+    text = f"no function '{name}' in {file}"
+    if close:
+        return f"{text}; found '{close[0]}' — did you mean it? Rename it to '{name}'."
+    return f"{text}; functions found: {', '.join(found) or 'none'}."
+
+
+def inputs_phrase(total: int) -> str:
+    return "the 1 input" if total == 1 else f"all {total} inputs"
+
+
+def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Case | None = None) -> CheckResult:
+    where = f" on {case.label}" if case and not outcome.message.startswith("not called") else ""
+    if outcome.fault == "missing":
+        if ctx.run is not None and ctx.run.load.ok:
+            return result(check, Status.FAIL, missing_message(ctx, fn))
+        return result(check, Status.SKIP, "skipped: the implementation could not be loaded (see implementation-found)")
+    if outcome.fault == "bad-return":
+        return result(check, Status.FAIL, f"{outcome.message}{where}.")
+    hint = ""
+    load = ctx.run.load if ctx.run is not None else None
+    if outcome.fault == "raised" and ("NameError" in outcome.message or "ImportError" in outcome.message) and load and load.skipped:
+        hint = f" It probably follows from a top-level statement that failed: {load.skipped[0]}."
+    return result(check, Status.ERROR, f"{outcome.message}{where}.{hint}")
+
+
+
+
+def mutated_argument(outcome: Outcome, args: tuple[Any, ...]) -> int | None:
+    for position, (sent, after) in enumerate(zip(args, outcome.after)):
+        if isinstance(sent, np.ndarray) and after is not None and (after.shape != sent.shape or not np.array_equal(after, sent, equal_nan=True)):
+            return position
+    return None

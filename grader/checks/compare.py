@@ -1,0 +1,46 @@
+"""``compare``: a learner function against the reference on input sets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grader.checks.base import Context, cases, inputs_phrase, result
+from grader.checks.evidence import cause_for, describe_diff, first_failure, value_evidence
+from grader.checks.fd import step_problem
+from grader.model import Check, CheckResult, Status
+
+
+def check_compare(check: Check, ctx: Context) -> CheckResult:
+    if ctx.run is None:
+        return result(check, Status.SKIP, "skipped: no implementation")
+    fn_spec = ctx.rubric.function(check.spec["function"])
+    atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
+    fault, failures, total = first_failure(check, ctx, fn_spec, atol, rtol)
+    if fault is not None:
+        return fault
+    name = fn_spec.name
+    if failures:
+        case, expected, observed, diff, outcome = failures[0]
+        cause = cause_for(check, ctx, fn_spec, case, expected, observed, diff, outcome)
+        count = f"; wrong on {len(failures)} of {total} inputs" if total > 1 else ""
+        message = f"{name} is off on {case.label}: {describe_diff(diff, expected, observed)}, tolerance {atol:g}{count}."
+        if cause:
+            message += f" Likely cause: {cause}."
+        fraction = (1 - len(failures) / total) if check.spec.get("partial") else 0.0
+        return result(check, Status.FAIL, message, value_evidence(case, expected, observed, diff, cause), fraction)
+    sums_to = check.spec.get("sums_to")
+    if sums_to is not None:
+        for case in cases(check, ctx, fn_spec):
+            outcome = ctx.run.call(name, case.args)
+            assert outcome.value is not None
+            total_sum = float(np.sum(outcome.value.array))
+            if abs(total_sum - sums_to) > max(atol, 1e-12) * max(1, outcome.value.array.size):
+                return result(check, Status.FAIL, f"{name} sums to {total_sum!r} on {case.label}, not {sums_to:g}.")
+    first = cases(check, ctx, fn_spec)[0]
+    probe = ctx.run.call(name, first.args).value
+    problem = step_problem(ctx, fn_spec, first.args, probe.array) if probe is not None else None
+    if problem:
+        return result(check, Status.FAIL, f"{name} matches the true value, but {problem}; a centred finite difference "
+                      f"changes slightly with h (by about h²).")
+    extra = f" and sums to {sums_to:g}" if sums_to is not None else ""
+    return result(check, Status.PASS, f"{name} matches the reference{extra} on {inputs_phrase(total)} (tolerance {atol:g}).")

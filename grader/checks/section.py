@@ -1,0 +1,320 @@
+"""``section``: a part of the deliverable, found by what it holds.
+
+Headings are looked for first (by the words that matter, either language, any order); when none matches,
+or the content is not under it, the whole document is read before anything fails — a correct derivation
+under an unexpected heading passes, with a note that a clearer heading helps the reader. A check never
+fails only because of a heading's wording.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grader.checks.base import Context, result
+from grader.deliverable import CodeBlock, Image, Section
+from grader.maths.match import Analysis, Match, analyse
+from grader.model import Check, CheckResult, Status
+from grader.notation import heading_matches, sentences
+
+_TAG = re.compile(r"<[^<>]{0,300}>")
+_PICTURE = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff", ".svg", ".pdf")
+_REFLECTIVE = re.compile(  # first person, and the words of looking back on work, in English and Spanish
+    r"\b(?:i|i'm|i've|i'd|my|me|myself|felt|feel|learn\w*|realis\w*|realiz\w*|struggl\w*|stuck|surpris\w*|enjoy\w*|"
+    r"insight\w*|mechanical\w*|intuiti\w*|tricky|confus\w*|lesson\w*|takeaway\w*|"
+    r"yo|mí|mi|mis|aprend\w*|entend[ií]\w*|sent[ií]\w*|pens[ée]|not[ée]|cost[óo]|atasc\w*|atasqu[ée]|mec[aá]nic\w*|"
+    r"intuiti\w*|lecci[oó]n\w*|dif[ií]cil|valios\w*|sorprend\w*|confund\w*|me\s+di\s+cuenta)\b",
+    re.IGNORECASE,
+)
+
+
+def text_of(say: Any, lang: str = "en") -> str:
+    """A rubric text given as a string or as a mapping by language."""
+    if isinstance(say, dict):
+        return str(say.get(lang) or next(iter(say.values()), ""))
+    return str(say)
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """One requirement of the check: its outcome and what to say about it."""
+
+    status: Status
+    text: str
+    note: str = ""  # said after the outcome (found elsewhere, a clearer heading helps)
+
+
+def analysis_of(ctx: Context) -> Analysis | None:
+    """The document's formulas read once per learner and lab, whichever checks ask."""
+    if ctx.document is None or ctx.rubric.notation is None:
+        return None
+    if ctx.analysis is None:
+        ctx.analysis = analyse(ctx.document.pieces, ctx.rubric.notation, ctx.document.prose)
+    return ctx.analysis
+
+
+def _is_picture(ctx: Context, src: str) -> bool:
+    """A photo of the paper derivation: a picture file with something in it, not any file at all."""
+    if ctx.deliverable is None:
+        return False
+    path = (ctx.deliverable.parent / src.split("?")[0].split("#")[0]).resolve()
+    try:
+        return path.suffix.lower() in _PICTURE and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
+    """A line that reads like the wanted heading but is not one (bold text, a label with a colon)."""
+    assert ctx.document is not None
+    for piece in ctx.document.pieces:
+        if piece.kind != "text":
+            continue
+        for k, line in enumerate(piece.text.splitlines()[:200]):
+            plain = _TAG.sub("", line).strip()
+            bare = plain.strip("*_:# ").strip()
+            looks = plain.startswith(("**", "__")) or plain.endswith(":")  # a bold line, or a label
+            if looks and bare and len(bare) <= 60 and len(bare.split()) <= 8 and "=" not in bare and "$" not in bare \
+                    and heading_matches(bare, words):
+                return f" {ctx.document.where(piece.line + k).capitalize()} ('{line.strip()[:80]}') looks like one: make it a heading, '## {bare}'."
+    return ""
+
+
+def _where(ctx: Context, match: Match) -> str:
+    """"line 12 (under 'Part A')": where the learner will find it."""
+    assert ctx.document is not None
+    place = ctx.document.where(match.line)
+    section = ctx.document.section_at(match.line)
+    return f"{place}, under '{section.heading}'" if section is not None and section.heading else place
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _suggest(spec: dict[str, Any]) -> str:
+    first = str(spec["headings"][0])
+    return first[:1].upper() + first[1:]
+
+
+def _elsewhere(ctx: Context, spec: dict[str, Any], sections: Sequence[Section]) -> str:
+    if sections:
+        return f"outside the section headed like '{_suggest(spec)}'"
+    hint = _heading_hint(ctx, spec["headings"]).strip()
+    return hint or f"a heading such as '## {_suggest(spec)}' would help your reader find it"
+
+
+def _images(sections: Sequence[Section], ctx: Context) -> tuple[list[str], list[str], list[str]]:
+    """The pictures (present), broken links and non-pictures linked from these sections."""
+    images: list[Image] = list({img.src: img for s in sections for img in s.images}.values())
+    broken = [img.src for img in images if not img.exists]
+    present = [img.src for img in images if img.exists and _is_picture(ctx, img.src)]
+    others = [img.src for img in images if img.exists and img.src not in present]
+    return present, broken, others
+
+
+def _inside(matches: list[Match], sections: Sequence[Section]) -> list[Match]:
+    return [m for m in matches if any(s.holds(m.line) for s in sections)]
+
+
+def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: Analysis) -> _Finding:
+    spec = check.spec
+    name = spec["result"]
+    notation = ctx.rubric.notation
+    matches = analysis.results.get(name, [])
+    inside = _inside(matches, sections)
+    if inside:
+        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[0].text)}, {_where(ctx, inside[0])})")
+    if matches:
+        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[0].text)}, {_where(ctx, matches[0])})",
+                        _elsewhere(ctx, spec, sections))
+    picture = _picture_review(check, ctx, sections)
+    if picture is not None:
+        return picture
+    steps = notation.results[name].steps
+    shown = [k for k in range(len(steps)) if analysis.steps.get((name, k))]
+    incomplete = "" if analysis.complete else (f" (only the first {analysis.read} of its {analysis.total} formulas could be "
+                                               "read in time; shorten the deliverable)")
+    for match, kind in analysis.near.get(name, []):
+        if kind == "sign":
+            return _Finding(Status.FAIL, f"it does not reach the result: {_shown(match.text)} ({_where(ctx, match)}) is its "
+                                         f"negative — check the sign{incomplete}")
+        if kind == "diagonal":
+            return _Finding(Status.FAIL, f"it does not reach the result: {_shown(match.text)} ({_where(ctx, match)}) is only "
+                                         f"its diagonal (i = j); the entries with i ≠ j are missing — write the whole result "
+                                         f"as one formula{incomplete}")
+    broken, others = _images(sections or ctx.document.top_sections(), ctx)[1:]  # type: ignore[union-attr]
+    if broken:
+        return _Finding(Status.FAIL, f"it links to the image {', '.join(broken)}, which is not in the folder, and the result "
+                                     "is not written as text")
+    if others:
+        return _Finding(Status.FAIL, f"it links to {', '.join(others)}, which is not a picture (or is empty), and the result "
+                                     "is not written as text")
+    said = "; ".join(text_of(steps[k].say) for k in shown)
+    if len(steps) > 1 and len(shown) == len(steps):
+        return _Finding(Status.FAIL, f"it does not reach the result: it shows {said}, but not one formula that combines "
+                                     f"them — write {_describe(ctx, name)}{incomplete}")
+    if shown:
+        return _Finding(Status.FAIL, f"it does not reach the result: it shows {said}, but stops before {_describe(ctx, name)}"
+                                     f"{incomplete}")
+    return _Finding(Status.FAIL, f"it does not reach the result: no formula states {_describe(ctx, name)} "
+                                 f"(any notation: LaTeX, Unicode or ASCII){incomplete}")
+
+
+def _describe(ctx: Context, name: str) -> str:
+    described = ctx.rubric.notation.results[name]
+    return text_of(described.say) if described.say else name
+
+
+def _picture_review(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding | None:
+    if check.spec.get("images", "review") != "review":
+        return None
+    assert ctx.document is not None
+    present, broken, _ = _images(sections, ctx)
+    if not present and not sections:
+        present, broken, _ = _images(ctx.document.top_sections(), ctx)
+    if not present:
+        return None
+    extra = f" (the link to {', '.join(broken)} is broken)" if broken else ""
+    return _Finding(Status.REVIEW, f"the derivation is given as an image ({', '.join(present)}){extra}: an instructor will "
+                                   "read it; points are given provisionally")
+
+
+def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: Analysis) -> _Finding:
+    spec = check.spec
+    name = spec["steps_of"]
+    steps = ctx.rubric.notation.results[name].steps
+    found = {k: analysis.steps.get((name, k), []) for k in range(len(steps))}
+    missing = [k for k, m in found.items() if not m]
+    if not missing:
+        inside = all(_inside(m, sections) for m in found.values())
+        said = "; ".join(text_of(s.say) for s in steps)
+        return _Finding(Status.PASS, f"shows the steps: {said}", "" if inside else _elsewhere(ctx, spec, sections))
+    picture = _picture_review(check, ctx, sections)
+    if picture is not None:
+        return picture
+    broken = _images(sections or ctx.document.top_sections(), ctx)[1]  # type: ignore[union-attr]
+    if broken and not any(found.values()):
+        return _Finding(Status.FAIL, f"it links to the image {', '.join(broken)}, which is not in the folder, and the steps "
+                                     "are not written as text")
+    wanted = "; ".join(text_of(steps[k].say) for k in missing)
+    incomplete = "" if analysis.complete else f" (only the first {analysis.read} formulas could be read in time)"
+    if analysis.results.get(name):
+        if len(missing) == len(steps):
+            return _Finding(Status.FAIL, f"the result is there but not how you got there: show {wanted}{incomplete}")
+        return _Finding(Status.FAIL, f"the result is there; show also {wanted}{incomplete}")
+    if len(missing) < len(steps):
+        return _Finding(Status.FAIL, f"a step is missing: {wanted}{incomplete}")
+    return _Finding(Status.FAIL, f"no step of the derivation is written out: show {wanted}{incomplete}")
+
+
+def _reflective_runs(ctx: Context, skip: Sequence[Section]) -> tuple[int, Section | None]:
+    """The longest run of consecutive paragraphs written as a reflection (in the first person, or about how the
+    work felt), outside the sections in ``skip``: how many sentences it has, and where it starts."""
+    assert ctx.document is not None
+    best, best_at = 0, None
+    run: list[str] = []
+    run_at: Section | None = None
+    title = ctx.document.title()
+    for section in ctx.document.sections:
+        if section is title or any(s.holds(section.line) for s in skip):
+            paragraphs: list[str] = []
+        else:
+            paragraphs = [p for p in section.own_prose.split("\n\n") if p.strip()]
+        if section.heading and run:  # a heading that does not name a reflection ends one
+            run, run_at = [], None
+        for paragraph in paragraphs or [""]:
+            if paragraph and _REFLECTIVE.search(paragraph):
+                run_at = run_at or section
+                run.append(paragraph)
+                count = len(sentences("\n\n".join(run)))
+                if count > best:
+                    best, best_at = count, run_at
+            else:
+                run, run_at = [], None
+    return best, best_at
+
+
+def _sentences(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding:
+    wanted = int(check.spec["min_sentences"])
+    assert ctx.document is not None
+    n = len(sentences("\n\n".join(s.prose for s in sections))) if sections else 0
+    if sections and n >= wanted:
+        return _Finding(Status.PASS, f"{n} sentences")
+    count, where = _reflective_runs(ctx, sections)  # not under its heading: the part written as a reflection
+    if where is not None and count >= wanted:
+        place = f"under '{where.heading}'" if where.heading else "in the text before the first heading"
+        return _Finding(Status.PASS, f"{count} sentences of reflection {place} ({ctx.document.where(where.line)})",
+                        _elsewhere(ctx, check.spec, sections))
+    if sections:
+        return _Finding(Status.FAIL, f"it has {n} sentence{'s' if n != 1 else ''}; at least {wanted} are asked "
+                                     "(placeholders such as TODO, fragments under 3 words and repeated sentences do not count)")
+    return _Finding(Status.FAIL, _no_section(check, ctx))
+
+
+def _no_section(check: Check, ctx: Context) -> str:
+    assert ctx.document is not None
+    spec = check.spec
+    seen = [h for h in ctx.document.headings() if h]
+    return (f"no section headed like '{_suggest(spec)}' and no such text elsewhere; headings found: "
+            f"{', '.join(repr(h) for h in seen[:10]) or 'none'}.{_heading_hint(ctx, spec['headings'])}".rstrip("."))
+
+
+def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding:
+    assert ctx.document is not None
+    spec = check.spec
+    pattern = spec.get("code_pattern")
+
+    def shows(block: CodeBlock) -> bool:
+        return block.kind == "output" and (not pattern or re.search(pattern, block.text[:20_000]) is not None)
+
+    here = [b for s in sections for b in s.code_blocks]
+    if any(shows(b) for b in here):
+        return _Finding(Status.PASS, "a code block with the printed output")
+    everywhere = [b for s in ctx.document.top_sections() for b in s.code_blocks]
+    elsewhere = [b for b in everywhere if shows(b)]
+    if elsewhere:
+        found = elsewhere[0]
+        return _Finding(Status.PASS, f"a code block with the printed output ({ctx.document.where(found.line)})",
+                        _elsewhere(ctx, spec, sections))
+    if any(b.kind == "output" for b in here or everywhere) and pattern:
+        want = spec.get("description") or f"text matching {pattern}"
+        return _Finding(Status.FAIL, f"its code block does not show {want}")
+    if here or everywhere:
+        if all(b.kind == "source" for b in here or everywhere):
+            return _Finding(Status.FAIL, "its code blocks hold source code, not the printed output: run the script and "
+                                         "paste what it printed")
+        return _Finding(Status.FAIL, "no code block holds printed output (numbers, messages or a traceback): run the "
+                                     "script and paste what it printed")
+    return _Finding(Status.FAIL, "it has no code block with the printed output (paste it between ``` lines)")
+
+
+def check_section(check: Check, ctx: Context) -> CheckResult:
+    if ctx.document is None:
+        return result(check, Status.SKIP, "skipped: the deliverable is missing or unreadable (see deliverable-found)")
+    spec = check.spec
+    sections = ctx.document.find(spec["headings"])
+    findings: list[_Finding] = []
+    analysis = analysis_of(ctx) if ("result" in spec or "steps_of" in spec) else None
+    if "result" in spec and analysis is not None:
+        findings.append(_result(check, ctx, sections, analysis))
+    if "steps_of" in spec and analysis is not None:
+        findings.append(_steps(check, ctx, sections, analysis))
+    if "min_sentences" in spec:
+        findings.append(_sentences(check, ctx, sections))
+    if spec.get("output"):
+        findings.append(_output(check, ctx, sections))
+    if not findings:
+        findings.append(_Finding(Status.PASS, "present") if sections else _Finding(Status.FAIL, _no_section(check, ctx)))
+    named = ", ".join(f"'{s.heading}' ({ctx.document.where(s.line)})" for s in sections)
+    lead = f"section {named}: " if sections else ""
+    for status in (Status.FAIL, Status.REVIEW):
+        chosen = [f for f in findings if f.status == status]
+        if chosen:
+            notes = "".join(f" Note: {text}." for text in ctx.document.notes) if status == Status.FAIL else ""
+            return result(check, status, lead + "; ".join(f.text for f in chosen) + "." + notes)
+    said = "; ".join(f.text + (f" — {f.note}" if f.note else "") for f in findings)
+    hint = _heading_hint(ctx, spec["headings"]) if not any("make it a heading" in f.note for f in findings) else ""
+    return result(check, Status.PASS, lead + said + "." + hint)

@@ -1,0 +1,777 @@
+"""The lab's mathematics, and where a deliverable states it.
+
+A rubric names its quantities once (``z`` sampled, ``y`` a class, ``p = f(z)``) with the symbols
+learners conventionally use for each, and states each result and step once as an expression over them.
+A learner's formula holds when some binding of its symbols to those quantities makes it equal, entry by
+entry, to the true result on random samples of different sizes. Bindings are not free: a symbol keeps one
+meaning across the document, given by the learner's own definitions (``S_i = e^{z_i}/Σ_k e^{z_k}``,
+"t is the one-hot target"), else by the symbol an *anchor* result is written in (a lab's first result
+names the quantity it is written in), else by convention — so ``y − p`` never passes by reading p as
+the label.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.maths import extract
+from grader.maths.evaluate import (
+    DEFINED,
+    FREE,
+    LABEL,
+    SAMPLE,
+    Binding,
+    EvalError,
+    Function,
+    Sample,
+    Scope,
+    Value,
+    as_arrays,
+    evaluate,
+)
+from grader.maths.syntax import (
+    EMPTY,
+    Call,
+    Deriv,
+    Indicator,
+    Node,
+    Op,
+    ParseError,
+    Sum,
+    Sym,
+    Vocabulary,
+    has_derivative,
+    parse,
+    parses,
+    walk,
+)
+
+MAX_BINDINGS = 256  # per candidate expression
+SECONDS = 3.0  # a document's formulas are read within this; a real one takes a few tens of ms
+SIZES = (3, 4, 6)  # sample dimensions: a coincidence of one size does not survive the others
+
+
+class NotationError(ValueError):
+    """A rubric's notation block is wrong; ``where`` is the key path for the rubric loader's file:line."""
+
+    def __init__(self, message: str, where: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    sample: str  # "vector" or "class" (a class index; as a vector, its one-hot), "" when derived
+    value: Node | None
+    symbols: frozenset[str]  # symbol keys learners conventionally use for it
+    words: tuple[str, ...]  # how prose names it ("one-hot", "target"), folded
+
+
+@dataclass(frozen=True)
+class Form:
+    """One way a result or step may be written: its true values on every sample, and what it must (not) use."""
+
+    text: str
+    rank: int
+    targets: tuple[np.ndarray, ...] = field(compare=False)
+    needs: frozenset[str] = frozenset()
+    refuses: frozenset[str] = frozenset()
+    inside: bool = False  # may be a part of a larger expression (−1/p_y inside the chain rule)
+
+
+@dataclass(frozen=True)
+class Step:
+    say: Any  # text for the learner (a string or a per-language mapping)
+    forms: tuple[Form, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    forms: tuple[Form, ...]
+    anchor: bool = False
+    steps: tuple[Step, ...] = ()
+    say: Any = ""  # what the result is, in words, for a message that must not hand the answer over
+
+
+@dataclass(frozen=True)
+class Notation:
+    quantities: tuple[Quantity, ...]
+    results: Mapping[str, Result] = field(compare=False)
+    samples: tuple[Sample, ...] = field(compare=False)
+    vocabulary: Vocabulary = EMPTY
+    functions: tuple[Function, ...] = ()
+
+    def quantity(self, name: str) -> Quantity:
+        return next(q for q in self.quantities if q.name == name)
+
+    def scope(self, sample: Sample, binding: Binding, definitions: Mapping[str, tuple[Node, Binding]] | None = None) -> Scope:
+        return Scope(sample, binding, definitions or {}, 0, {f.name: f for f in self.functions})
+
+
+# --- building the notation from a rubric -----------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """Caseless and accentless, for matching words of prose."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def symbol_key(text: str, vocabulary: Vocabulary = EMPTY) -> str:
+    """The key of a symbol written in a rubric (``\\hat{y}``, ``y_{pred}``, ``S``)."""
+    try:
+        node = parse(text, vocabulary=vocabulary)
+    except (ParseError, RecursionError):
+        node = None
+    if not isinstance(node, Sym) or node.sub:
+        raise ValueError(text)
+    return node.key
+
+
+def build(data: Mapping[str, Any], reference: Any = None) -> Notation:
+    """A rubric's ``notation:`` block, validated; raises NotationError naming the key."""
+    try:
+        return _build(data, reference)
+    except NotationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed block is the rubric's error, said in one line
+        raise NotationError(f"cannot read it ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}) — follow the "
+                            "notation format in the README", ()) from None
+
+
+def _functions(data: Any, reference: Any) -> tuple[Vocabulary, tuple[Function, ...]]:
+    """The lab's own functions, computed by its reference module, and the ways learners spell them."""
+    if data is None:
+        return EMPTY, ()
+    if not isinstance(data, dict):
+        raise NotationError("'functions' must be a mapping of names to {reference, takes, spellings} — indent them under it",
+                            ("functions",))
+    spellings: list[tuple[str, str]] = []
+    functions: list[Function] = []
+    classes: set[str] = set()
+    for name, spec in data.items():
+        where = ("functions", name)
+        if not isinstance(spec, dict) or not str(name).isidentifier():
+            raise NotationError(f"function '{name}' must be a mapping with 'reference' (and takes, spellings) — e.g. "
+                                "'f: {reference: f}'", where)
+        unknown = set(spec) - {"reference", "takes", "spellings"}
+        if unknown:
+            raise NotationError(f"function '{name}': unknown key '{sorted(unknown)[0]}' — use reference, takes, spellings", where)
+        target = getattr(reference, str(spec.get("reference", name)), None)
+        if not callable(target):
+            raise NotationError(f"function '{name}': '{spec.get('reference', name)}' is not a function of the reference module "
+                                "— define it there", (*where, "reference"))
+        takes = spec.get("takes", "vector")
+        if takes not in ("vector", "class"):
+            raise NotationError(f"function '{name}': takes must be 'vector' or 'class', not {takes!r} — fix 'takes'", (*where, "takes"))
+        if takes == "class":
+            classes.add(str(name))
+        for spelling in [name, *(spec.get("spellings") or [])]:
+            if not isinstance(spelling, str) or not spelling.strip():
+                raise NotationError(f"function '{name}': spellings are non-empty strings — quote them", (*where, "spellings"))
+            spellings.append((spelling.strip(), str(name)))
+        functions.append(Function(str(name), target, takes, str(getattr(reference, "__file__", ""))))
+    return Vocabulary(tuple(dict.fromkeys(spellings)), frozenset(classes)), tuple(functions)
+
+
+def _build(data: Mapping[str, Any], reference: Any) -> Notation:
+    if not isinstance(data, Mapping):
+        raise NotationError("notation must be a mapping with 'quantities' and 'results' — indent them under it", ())
+    unknown_top = set(data) - {"quantities", "results", "functions"}
+    if unknown_top:
+        raise NotationError(f"unknown key '{sorted(unknown_top)[0]}' — use quantities, functions, results", ())
+    vocabulary, functions = _functions(data.get("functions"), reference)
+    quantities_data = data.get("quantities")
+    if not isinstance(quantities_data, dict) or not quantities_data:
+        raise NotationError("'quantities' is missing — give a mapping of the lab's quantities (sample or value, symbols, "
+                            "words)", ("quantities",))
+    quantities: list[Quantity] = []
+    for name, spec in quantities_data.items():
+        where = ("quantities", name)
+        if not isinstance(spec, dict):
+            raise NotationError(f"quantity '{name}' must be a mapping — give it sample or value, symbols, words", where)
+        unknown = set(spec) - {"sample", "value", "symbols", "words"}
+        if unknown:
+            raise NotationError(f"quantity '{name}': unknown key '{sorted(unknown)[0]}' — use sample, value, symbols, words", where)
+        sample = spec.get("sample", "")
+        if sample not in ("", "vector", "class"):
+            raise NotationError(f"quantity '{name}': sample must be 'vector' or 'class', not {sample!r} — fix 'sample'",
+                                (*where, "sample"))
+        value = None
+        if "value" in spec:
+            try:
+                value = parse(str(spec["value"]), vocabulary=vocabulary)
+            except ParseError as exc:
+                raise NotationError(f"quantity '{name}': its value {spec['value']!r} is not an expression ({exc}) — "
+                                    "write it like 'f(z)'", (*where, "value")) from None
+        if bool(sample) == (value is not None):
+            raise NotationError(f"quantity '{name}' needs exactly one of 'sample' or 'value' — keep one", where)
+        symbols = {str(name)}
+        for k, text in enumerate(spec.get("symbols", []) or []):
+            try:
+                symbols.add(symbol_key(str(text), vocabulary))
+            except ValueError:
+                raise NotationError(f"quantity '{name}': {text!r} is not a symbol — write one letter, maybe decorated "
+                                    "(\\\\hat{y}) or named (y_{pred})", (*where, "symbols", k)) from None
+        words = tuple(fold(str(w)) for w in spec.get("words", []) or [])
+        quantities.append(Quantity(str(name), sample, value, frozenset(symbols), words))
+    samples = _samples(quantities, vocabulary, functions)
+    notation = Notation(tuple(quantities), {}, samples, vocabulary, functions)
+    results: dict[str, Result] = {}
+    results_data = data.get("results") or {}
+    if not isinstance(results_data, dict):
+        raise NotationError("'results' must be a mapping of names to expressions — indent them under it", ("results",))
+    for name, spec in results_data.items():
+        results[str(name)] = _result(notation, str(name), spec)
+    return Notation(notation.quantities, results, samples, vocabulary, functions)
+
+
+def _samples(quantities: Sequence[Quantity], vocabulary: Vocabulary, functions: tuple[Function, ...]) -> tuple[Sample, ...]:
+    rng = np.random.default_rng(20261201)
+    rubric = _rubric_binding(quantities)
+    named = {f.name: f for f in functions}
+    samples = []
+    for n in SIZES:
+        vectors: dict[str, np.ndarray] = {}
+        classes: dict[str, int] = {}
+        for q in quantities:
+            if q.sample == "vector":
+                vectors[q.name] = rng.normal(0.0, 1.5, size=n)
+            elif q.sample == "class":
+                classes[q.name] = int(rng.integers(0, n))
+        sample = Sample(n, vectors, classes)
+        for q in quantities:
+            if q.value is not None:
+                try:
+                    value = evaluate(q.value, Scope(sample, rubric, {}, 0, named))
+                except EvalError as exc:
+                    raise NotationError(f"quantity '{q.name}': its value cannot be computed ({exc}) — write it from the "
+                                        "sampled quantities and the rubric's functions", ("quantities", q.name, "value")) from None
+                arrays = as_arrays(value, 1, n)
+                if not arrays:
+                    raise NotationError(f"quantity '{q.name}': its value must be a vector — fix 'value'",
+                                        ("quantities", q.name, "value"))
+                vectors[q.name] = arrays[0]
+                sample = Sample(n, vectors, classes)
+        samples.append(sample)
+    return tuple(samples)
+
+
+def _rubric_binding(quantities: Sequence[Quantity]) -> Binding:
+    """How a rubric writes its own expressions: each quantity by its name; every other letter is an index."""
+    symbols = tuple((q.name, q.name) for q in quantities)
+    indices = tuple((c, FREE) for c in "abcdefghijklmnopqrstuvwxyz" if c not in {q.name for q in quantities})
+    return Binding(symbols, indices)
+
+
+_KINDS = ("exp", "sum", "log", "derivative")
+
+
+def _form(notation: Notation, spec: Any, where: tuple[Any, ...]) -> Form:
+    if isinstance(spec, str):
+        spec = {"expression": spec}
+    if not isinstance(spec, dict) or "expression" not in spec:
+        raise NotationError("a form is an expression, or a mapping with 'expression' (and with, without, inside) — write "
+                            "one of those", where)
+    unknown = set(spec) - {"expression", "with", "without", "inside"}
+    if unknown:
+        raise NotationError(f"unknown key '{sorted(unknown)[0]}' — use expression, with, without, inside", where)
+    text = str(spec["expression"])
+    readings = parses(text, notation.vocabulary)
+    if not readings:
+        raise NotationError(f"{text!r} is not an expression — write it like 'p_i (delta_ij - p_j)'", (*where, "expression"))
+    binding = _rubric_binding(notation.quantities)
+    problem = ""
+    for tree in readings:  # the LaTeX reading first, then ASCII's (delta_ij as one subscript)
+        targets = []
+        rank = -1
+        try:
+            for sample in notation.samples:
+                value = evaluate(tree, notation.scope(sample, binding))
+                rank = len(value.axes) if value.axes is not None else (0 if value.data.shape == (1, 1) else 1 if 1 in value.data.shape else 2)
+                targets.append(as_arrays(value, rank, sample.n)[0])
+            break
+        except EvalError as exc:
+            problem = str(exc)
+    else:
+        raise NotationError(f"{text!r} cannot be computed from the quantities ({problem}) — use the quantities' names and "
+                            "free index letters", (*where, "expression"))
+    kinds = []
+    for key in ("with", "without"):
+        listed = spec.get(key, [])
+        listed = [listed] if isinstance(listed, str) else list(listed)
+        for item in listed:
+            if item not in _KINDS:
+                raise NotationError(f"'{key}: {item}' is not known — use one of {', '.join(_KINDS)}", (*where, key))
+        kinds.append(frozenset(listed))
+    return Form(text, rank, tuple(targets), kinds[0], kinds[1] | {"derivative"}, bool(spec.get("inside", False)))
+
+
+def _result(notation: Notation, name: str, spec: Any) -> Result:
+    where = ("results", name)
+    if isinstance(spec, str):
+        spec = {"expression": spec}
+    if not isinstance(spec, dict):
+        raise NotationError(f"result '{name}' must be an expression or a mapping — write 'expression: …'", where)
+    unknown = set(spec) - {"expression", "any", "anchor", "steps", "with", "without", "say"}
+    if unknown:
+        raise NotationError(f"result '{name}': unknown key '{sorted(unknown)[0]}' — use expression (or any), say, anchor, steps, "
+                            "with, without", where)
+    if "any" in spec:
+        forms = tuple(_form(notation, f, (*where, "any", k)) for k, f in enumerate(spec["any"]))
+    else:
+        forms = (_form(notation, {k: spec[k] for k in ("expression", "with", "without") if k in spec}, where),)
+    steps = []
+    for k, step in enumerate(spec.get("steps", []) or []):
+        at = (*where, "steps", k)
+        if not isinstance(step, dict) or "any" not in step or "say" not in step:
+            raise NotationError(f"result '{name}': each step has 'say' (what to show) and 'any' (its forms) — add them", at)
+        steps.append(Step(step["say"], tuple(_form(notation, f, (*at, "any", j)) for j, f in enumerate(step["any"]))))
+    return Result(name, forms, bool(spec.get("anchor", False)), tuple(steps), spec.get("say", ""))
+
+
+# --- reading a document ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    line: int
+    text: str
+
+
+@dataclass
+class Analysis:
+    """Where a document states each result and step, and the near misses worth telling the learner."""
+
+    results: dict[str, list[Match]] = field(default_factory=dict)
+    steps: dict[tuple[str, int], list[Match]] = field(default_factory=dict)
+    near: dict[str, list[tuple[Match, str]]] = field(default_factory=dict)
+    read: int = 0
+    total: int = 0
+    complete: bool = True
+
+
+def _node_kinds(tree: Node) -> frozenset[str]:
+    kinds = set()
+    for node in walk(tree):
+        if isinstance(node, Call) and node.fn == "exp" or isinstance(node, Op) and node.op == "pow" and \
+                isinstance(node.args[0], Sym) and node.args[0].name == "e" and not node.args[0].sub:
+            kinds.add("exp")
+        elif isinstance(node, Sum):
+            kinds.add("sum")
+        elif isinstance(node, Call) and node.fn in ("log", "ln"):
+            kinds.add("log")
+        elif isinstance(node, Deriv):
+            kinds.add("derivative")
+    return frozenset(kinds)
+
+
+@dataclass(frozen=True)
+class _Roles:
+    bases: tuple[str, ...]  # symbol keys that stand for a quantity
+    letters: tuple[str, ...]  # index letters
+    batch: frozenset[str]  # letters that may index examples of a batch
+
+
+def _roles(tree: Node, classes: frozenset[str] = frozenset()) -> _Roles:
+    bases: dict[str, None] = {}
+    letters: dict[str, None] = {}
+    batch: set[str] = set()
+    summed: set[str] = set()
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, index = stack.pop()
+        if isinstance(node, Sym):
+            if (node.name == "δ" or node.name == "I" and len(node.sub) == 2) and not node.deco:
+                stack.extend((s, True) for s in node.sub)  # Kronecker's delta, or the identity's entries I_kj
+                continue
+            if index and not node.sub and not node.deco and not node.tags and len(node.name) == 1:
+                letters[node.name] = None
+                continue
+            if node.name == "e" and not node.deco and not node.tags:
+                stack.extend((s, True) for s in node.sub)
+                continue
+            bases[node.key] = None
+            for s in node.sub:
+                if isinstance(s, Sym) and not s.sub and (len(node.sub) > 1 or index):
+                    batch.add(s.name)
+                stack.append((s, True))
+        elif isinstance(node, Call):
+            stack.extend((a, node.fn in classes) for a in node.args)
+            stack.extend((s, True) for s in node.sub)
+        elif isinstance(node, Op):
+            stack.extend((a, False) for a in node.args)
+        elif isinstance(node, Indicator):
+            stack.extend(((node.left, True), (node.right, True)))
+        elif isinstance(node, Sum):
+            summed.add(node.index)
+            stack.append((node.body, False))
+            if node.exclude is not None:
+                stack.append((node.exclude, True))
+    for key in list(letters):
+        if key in bases or key in summed:
+            del letters[key]
+    return _Roles(tuple(bases), tuple(letters), frozenset(batch))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What constrains a document's bindings: fixed meanings, its definitions, the vector convention."""
+
+    fixed: tuple[tuple[str, str], ...]
+    definitions: tuple[tuple[str, Node, Binding], ...]
+    orientations: tuple[str, ...]
+    free: bool  # an anchor result may bind any symbol to any quantity (within the fixed meanings)
+    strict: bool = False  # only conventional meanings (for reading definitions): an unknown letter means nothing
+
+
+def _bare(key: str) -> str:
+    return key[key.index("(") + 1 : key.index(")")] if "(" in key else key.split("_")[0]
+
+
+def _symbol_options(notation: Notation, key: str, context: _Context, fixed: Mapping[str, str]) -> list[str]:
+    if key in fixed:
+        return [fixed[key]]
+    if any(name == key for name, _, _ in context.definitions):
+        return [DEFINED]
+    everything = [q.name for q in notation.quantities]
+    if context.free:
+        return everything
+    conventional = [q.name for q in notation.quantities if key in q.symbols]
+    if not conventional:
+        conventional = [q.name for q in notation.quantities if _bare(key) in q.symbols]
+    return conventional or ([] if context.strict else everything)
+
+
+def _letter_options(notation: Notation, letter: str, roles: _Roles, context: _Context, fixed: Mapping[str, str]) -> list[str]:
+    own_class = any(q.sample == "class" and q.name == letter for q in notation.quantities)
+    options = [] if own_class and not context.free else [FREE]
+    if letter in roles.batch:
+        options.append(SAMPLE)
+    for q in notation.quantities:  # a letter no free index needs is a fixed value: the class (-z_k + log Σ_m e^{z_m})
+        if q.sample == "class" and (fixed.get(letter) == q.name or letter not in fixed):
+            options.append(LABEL + q.name)
+    return options
+
+
+def _bindings(notation: Notation, roles: _Roles, context: _Context) -> list[Binding]:
+    fixed = dict(context.fixed)
+    choices: list[list[tuple[str, str, str]]] = []
+    for key in roles.bases:
+        choices.append([("symbol", key, role) for role in _symbol_options(notation, key, context, fixed)])
+    for letter in roles.letters:
+        choices.append([("index", letter, role) for role in _letter_options(notation, letter, roles, context, fixed)])
+    out = []
+    for orientation in context.orientations:
+        for combo in itertools.product(*choices):
+            symbols = tuple((k, r) for kind, k, r in combo if kind == "symbol")
+            indices = tuple((k, r) for kind, k, r in combo if kind == "index")
+            out.append(Binding(symbols, indices, orientation))
+            if len(out) >= MAX_BINDINGS:
+                return out
+    return out
+
+
+Evaluated = tuple[tuple[Binding, tuple[Value, ...]], ...]
+
+
+@functools.lru_cache(maxsize=16384)
+def _evaluated(notation: Notation, tree: Node, context: _Context) -> Evaluated:
+    """Every binding under which ``tree`` has a value on all samples, with those values (cached for the class)."""
+    roles = _roles(tree, notation.vocabulary.classes)
+    if not roles.bases:
+        return ()
+    definitions = {name: (node, binding) for name, node, binding in context.definitions}
+    out = []
+    for binding in _bindings(notation, roles, context):
+        try:
+            values = tuple(evaluate(tree, notation.scope(sample, binding, definitions)) for sample in notation.samples)
+        except (EvalError, IndexError, ValueError, FloatingPointError, OverflowError):
+            continue
+        out.append((binding, values))
+    return tuple(out)
+
+
+def _equal(values: tuple[Value, ...], form: Form, samples: Sequence[Sample], sign: float = 1.0) -> bool:
+    layouts = [as_arrays(v, form.rank, s.n) for v, s in zip(values, samples)]
+    if not all(layouts):
+        return False
+    for k in range(len(layouts[0])):
+        if all(k < len(layout) and _close(sign * layout[k], target) for layout, target in zip(layouts, form.targets)):
+            return True
+    return False
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(np.allclose(a, b, rtol=1e-7, atol=1e-9))
+
+
+def _matches(form: Form, kinds: frozenset[str], evaluated: Evaluated, samples: Sequence[Sample]) -> Binding | None:
+    if not form.needs <= kinds or form.refuses & kinds:
+        return None
+    for binding, values in evaluated:
+        if _equal(values, form, samples):
+            return binding
+    return None
+
+
+_ROW_WORDS = ("row vector", "vector fila", "vector renglon", "vectores fila", "row vectors", "1 \\times n", "1×n", "1 x n")
+
+
+def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = "", seconds: float = SECONDS) -> Analysis:
+    """Every result and step of the notation, looked for in every candidate of the document."""
+    deadline = time.monotonic() + seconds
+    candidates = extract.candidates(list(pieces), notation.vocabulary.words())
+    trees = [(c, _parsed(c.text, notation.vocabulary)) for c in candidates]
+    folded = fold(prose)
+    orientations = ("col", "row") if any(word in folded for word in _ROW_WORDS) else ("col",)
+    fixed: dict[str, str] = {}
+    definitions = _definitions(notation, trees, fixed, orientations)
+    for key, role in _prose_meanings(notation, [p for p in pieces if p.kind == "text"]).items():
+        fixed.setdefault(key, role)
+    analysis = Analysis(total=len(candidates))
+    base = _Context(tuple(sorted(fixed.items())), definitions, orientations, False)
+
+    for result in notation.results.values():  # the symbol an anchor result is written in names its quantity
+        if not result.anchor:
+            continue
+        free = _Context(base.fixed, definitions, orientations, True)
+        for candidate, found in trees:
+            if time.monotonic() > deadline:
+                break
+            binding = _first(result.forms, found, notation, free)
+            if binding is not None:
+                for key, role in binding.symbols:
+                    fixed.setdefault(key, role)
+                break
+    context = _Context(tuple(sorted(fixed.items())), definitions, orientations, False)
+
+    inside_forms = [(name, f) for name, r in notation.results.items() for s in r.steps for f in s.forms if f.inside]
+    for candidate, found in trees:
+        if time.monotonic() > deadline:
+            analysis.complete = False
+            break
+        analysis.read += 1
+        where = Match(candidate.line, candidate.text)
+        for tree in found:
+            if isinstance(tree, Sym):
+                continue  # a symbol alone states nothing (L, J, or a letter the document defined)
+            kinds = _node_kinds(tree)
+            evaluated = _evaluated(notation, tree, context) if "derivative" not in kinds else ()
+            for name, result in notation.results.items():
+                if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in result.forms):
+                    _add(analysis.results.setdefault(name, []), where)
+                elif evaluated and "derivative" not in kinds:
+                    miss = _near_miss(result, evaluated, notation.samples)
+                    if miss:
+                        analysis.near.setdefault(name, []).append((where, miss))
+                for k, step in enumerate(result.steps):
+                    if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in step.forms if not f.inside):
+                        _add(analysis.steps.setdefault((name, k), []), where)
+            if inside_forms:
+                _inside(analysis, notation, tree, context, where)
+    return analysis
+
+
+def _add(found: list[Match], where: Match) -> None:
+    if where not in found:
+        found.append(where)
+
+
+def _first(forms: Iterable[Form], trees: tuple[Node, ...], notation: Notation, context: _Context) -> Binding | None:
+    for tree in trees:
+        kinds = _node_kinds(tree)
+        if "derivative" in kinds or isinstance(tree, Sym):
+            continue
+        evaluated = _evaluated(notation, tree, context)
+        for form in forms:
+            binding = _matches(form, kinds, evaluated, notation.samples)
+            if binding is not None:
+                return binding
+    return None
+
+
+def _near_miss(result: Result, evaluated: Evaluated, samples: Sequence[Sample]) -> str:
+    """A result written with its sign flipped, or a matrix given only by its diagonal: said, not just failed."""
+    for form in result.forms:
+        for _, values in evaluated:
+            if _equal(values, form, samples, sign=-1.0):
+                return "sign"
+            if form.rank == 2 and all(v.axes is not None and len(v.axes) == 1 or v.axes is None and 1 in v.data.shape
+                                      for v in values):
+                diagonal = Form(form.text, 1, tuple(np.diag(t).copy() for t in form.targets))
+                if _equal(values, diagonal, samples):
+                    return "diagonal"
+    return ""
+
+
+def _inside(analysis: Analysis, notation: Notation, tree: Node, context: _Context, where: Match) -> None:
+    """Forms that may be part of a larger expression, looked for in its sub-expressions."""
+    subtrees = [n for n in walk(tree)[:40] if isinstance(n, (Op, Call)) and not has_derivative(n)]
+    for name, result in notation.results.items():
+        for k, step in enumerate(result.steps):
+            forms = [f for f in step.forms if f.inside]
+            if not forms or where in analysis.steps.get((name, k), []):
+                continue
+            for sub in subtrees:  # up to its sign: in −(1/p_y)·p_y(…) the minus belongs to the whole product
+                kinds = _node_kinds(sub)
+                evaluated = _evaluated(notation, sub, context)
+                if any(not f.needs - kinds and not f.refuses & kinds and any(
+                        _equal(v, f, notation.samples, sign) for _, v in evaluated for sign in (1.0, -1.0)) for f in forms):
+                    _add(analysis.steps.setdefault((name, k), []), where)
+                    break
+
+
+@functools.lru_cache(maxsize=32768)
+def _parsed(text: str, vocabulary: Vocabulary) -> tuple[Node, ...]:
+    return parses(text, vocabulary)
+
+
+def _definitions(notation: Notation, trees: Sequence[tuple[extract.Candidate, tuple[Node, ...]]], fixed: dict[str, str],
+                 orientations: tuple[str, ...]) -> tuple[tuple[str, Node, Binding], ...]:
+    """The document's own definitions: ``o = f(z)`` names a quantity; ``S = Σ_k e^{z_k}`` a value."""
+    by_equation: dict[int, dict[int, tuple[Node, ...]]] = {}
+    for candidate, found in trees:
+        if candidate.equation >= 0 and found:
+            by_equation.setdefault(candidate.equation, {})[candidate.position] = found
+    defined: list[tuple[str, Node, Binding]] = []
+    for chain in by_equation.values():
+        if 0 not in chain or 1 not in chain:
+            continue
+        left = chain[0][0]
+        if not isinstance(left, Sym) or left.name in ("δ", "e") or left.key in fixed or any(d[0] == left.key for d in defined):
+            continue
+        context = _Context(tuple(sorted(fixed.items())), tuple(defined), orientations, False, strict=True)
+        for right in chain[1]:
+            if isinstance(right, Sym) or has_derivative(right) or left.key in _roles(right, notation.vocabulary.classes).bases:
+                continue  # "k = j" renames; it defines nothing
+            meaning = _meaning(notation, right, context)
+            if meaning is None:
+                continue
+            kind, what = meaning
+            if kind == "quantity":
+                fixed[left.key] = str(what)
+            elif not left.sub:
+                defined.append((left.key, right, what))  # type: ignore[arg-type]
+            break
+    return tuple(defined)
+
+
+def _meaning(notation: Notation, tree: Node, context: _Context) -> tuple[str, object] | None:
+    """What the right-hand side of a definition is: one of the quantities, or a scalar of its own."""
+    evaluated = _evaluated(notation, tree, context)
+    if not evaluated:
+        return None
+    for q in notation.quantities:
+        vectors = tuple(_quantity_vector(q, s) for s in notation.samples)
+        form = Form(q.name, 1, vectors)
+        for _, values in evaluated:
+            if _equal(values, form, notation.samples):
+                return ("quantity", q.name)
+    scalars = [(b, v) for b, v in evaluated if all(x.axes == () or x.axes is None and x.data.shape == (1, 1) for x in v)]
+    if len(scalars) == 1:
+        return ("value", scalars[0][0])
+    return None
+
+
+def _quantity_vector(q: Quantity, sample: Sample) -> np.ndarray:
+    if q.name in sample.vectors:
+        return sample.vectors[q.name]
+    out = np.zeros(sample.n)
+    out[sample.classes[q.name]] = 1.0
+    return out
+
+
+# --- meanings given in words -----------------------------------------------------------------------
+
+_VERBS = ("is ", "are ", "denotes ", "represents ", "stands for ", "be ", "being ", "= ", "equals ", "es ", "son ",
+          "denota ", "representa ", "sea ", "siendo ", "corresponde ", "indica ")
+_ARTICLES = ("the ", "a ", "an ", "el ", "la ", "los ", "las ", "un ", "una ")
+_INTRODUCERS = ("where", "with", "let", "and", "donde", "con", "sea", "siendo", "y", "e", "here", "aqui")
+
+
+_CONDITIONS = ("if", "when", "whenever", "unless", "si", "cuando")
+_HEAD_NOUNS = ("vector", "vectors", "vectores", "matrix", "matriz", "array")
+
+
+def _prose_meanings(notation: Notation, pieces: Sequence[extract.Piece]) -> dict[str, str]:
+    """"where $t$ is the one-hot target", "the one-hot target $t$": a symbol named by the words next to it.
+    A symbol named as two different quantities in the document is left to the other rules."""
+    named_as: dict[str, set[str]] = {}
+    for piece in pieces:
+        text = piece.text[: extract.MAX_TEXT]
+        mentions = _mentions(text, notation.vocabulary)
+        for k, (start, end, key) in enumerate(mentions):
+            stop = mentions[k + 1][0] if k + 1 < len(mentions) else len(text)
+            after = fold(text[end : min(stop, end + 60)]).lstrip(" ,")
+            begin = mentions[k - 1][1] if k else 0
+            before = fold(text[max(begin, start - 40) : start])
+            words_before = before.split()
+            last = words_before[-1] if words_before else ""
+            if last in _CONDITIONS:  # "1 if j is the true class" says when, not what j is
+                continue
+            linked = after.startswith(_VERBS) or last in _INTRODUCERS and after.startswith(_ARTICLES)
+            named = _named(notation, _until_stop(after)) if linked else set()
+            if not named and before and not before[-1:].strip() and before.rstrip()[-1:].isalpha():
+                tail = words_before[-3:]
+                while tail and tail[-1] in _HEAD_NOUNS:  # "the one-hot target vector t"
+                    tail = tail[:-1]
+                if tail and _named(notation, tail[-1]) and not any(c in " ".join(tail) for c in ",;:.="):
+                    named = _named(notation, " ".join(tail))
+            if len(named) == 1:
+                named_as.setdefault(key, set()).update(named)
+    return {key: next(iter(names)) for key, names in named_as.items() if len(names) == 1}
+
+
+def _until_stop(text: str) -> str:
+    for stop in (".", ";", "\n", " and ", " y ", ", "):
+        if stop in text:
+            text = text[: text.index(stop)]
+    return text
+
+
+def _named(notation: Notation, text: str) -> set[str]:
+    return {q.name for q in notation.quantities if any(word in text for word in q.words)}
+
+
+def _mentions(text: str, vocabulary: Vocabulary) -> list[tuple[int, int, str]]:
+    """Symbols in a line of prose: short ``$…$`` spans holding one symbol, and lone letters between spaces."""
+    out: list[tuple[int, int, str]] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i] == "$":
+            end = text.find("$", i + 1)
+            if end == -1:
+                break
+            if end - i <= 32:
+                key = _lone_symbol(text[i + 1 : end], vocabulary)
+                if key:
+                    out.append((i, end + 1, key))
+            i = end + 1
+            continue
+        if text[i].isalpha() and (i == 0 or text[i - 1] in " (") and (i + 1 == n or text[i + 1] in " ,)") \
+                and text[i] not in "aAIoOyYe":
+            out.append((i, i + 1, text[i]))
+        i += 1
+    return out
+
+
+def _lone_symbol(text: str, vocabulary: Vocabulary) -> str:
+    try:
+        node = parse(text, vocabulary=vocabulary)
+    except (ParseError, RecursionError):
+        return ""
+    if isinstance(node, Sym) and node.name not in ("δ", "e"):
+        return node.key
+    return ""

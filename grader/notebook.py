@@ -1,0 +1,152 @@
+"""A Jupyter notebook as a submission: its code cells are the module, its Markdown cells the deliverable.
+
+Read with nbformat (validated as nbformat 4), in the grader's process but never run here: the module the
+code cells make is loaded in the learner's sandboxed worker like any ``.py``. Cells that only display or
+time things, IPython magics (``%timeit``) and shell lines (``!pip install``) are left out and named.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.errors import SubmissionError
+from grader.learnerfiles import read_bytes
+
+MAX_BYTES = 16 * 1024 * 1024  # stored outputs (plots) make notebooks large; only sources and text outputs are used
+MAX_OUTPUT = 4000  # characters of one cell's printed output kept in the deliverable
+_ANSI = re.compile(r"\x1b\[[0-9;]{0,20}[A-Za-z]")
+_KEEP_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
+
+
+@dataclass(frozen=True)
+class Notebook:
+    source: str  # the module: the kept code cells, in order
+    left_out: tuple[str, ...]  # "cell 3 (%timeit)", for the learner
+    markdown: str  # the Markdown cells, with each code cell and its printed output as fenced blocks
+    cells: tuple[tuple[int, int], ...]  # (first line in ``markdown``, cell number)
+    functions: tuple[str, ...]  # names the code cells define with ``def``
+
+
+def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
+    """The notebook's cells; a file that is not a valid nbformat 4 notebook is one SubmissionError line."""
+    name = shown or path.name
+    data = read_bytes(path, root, MAX_BYTES, name)
+    if len(data) > MAX_BYTES:
+        raise SubmissionError(f"{name}: the notebook is over {MAX_BYTES >> 20} MB; clear its outputs "
+                              "(Kernel → Restart & Clear Output) and save it again")
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise SubmissionError(f"{name}: not a valid notebook — it is not JSON{where}; open it in Jupyter and save it "
+                              "again, or hand in a .py file") from None
+    version = raw.get("nbformat") if isinstance(raw, dict) else None
+    if version != 4:
+        raise SubmissionError(f"{name}: not an nbformat 4 notebook (nbformat {version!r}); open it in a current Jupyter "
+                              "and save it again, or hand in a .py file")
+    import nbformat  # heavy: loaded only when a notebook is graded
+
+    try:
+        notebook = nbformat.from_dict(raw)
+        nbformat.validate(notebook)
+    except Exception as exc:  # noqa: BLE001 - nbformat's validation errors are many kinds
+        reason = " ".join(str(exc).split())[:160]
+        raise SubmissionError(f"{name}: not a valid nbformat 4 notebook ({reason}); open it in Jupyter and save it "
+                              "again") from None
+    return _convert(notebook)
+
+
+def _source(cell: object) -> str:
+    text = getattr(cell, "source", "")
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def _convert(notebook: object) -> Notebook:
+    kept: list[str] = []
+    left_out: list[str] = []
+    lines: list[str] = []
+    cells: list[tuple[int, int]] = []
+    functions: list[str] = []
+    for number, cell in enumerate(getattr(notebook, "cells", []), start=1):
+        kind = getattr(cell, "cell_type", "")
+        text = _source(cell)
+        cells.append((len(lines) + 1, number))
+        if kind == "markdown":
+            lines.extend(text.splitlines())
+            lines.append("")
+            continue
+        if kind != "code":
+            continue
+        lines.extend(["```python", *text.splitlines(), "```", ""])
+        printed = _printed(cell)
+        if printed:
+            lines.extend(["```text", *printed.splitlines(), "```", ""])
+        code, why = _code(text)
+        if why:
+            left_out.append(f"cell {number} ({why})")
+        if code.strip():
+            kept.append(f"# --- cell {number} ---\n{code}")
+            functions.extend(_defined(code))
+    return Notebook("\n\n".join(kept) + "\n", tuple(left_out), "\n".join(lines), tuple(cells), tuple(dict.fromkeys(functions)))
+
+
+def _code(text: str) -> tuple[str, str]:
+    """The Python of one code cell, and why (part of) it was left out."""
+    first = text.lstrip().split("\n", 1)[0].strip()
+    why: list[str] = []
+    if first.startswith("%%"):
+        magic = first.split()[0]
+        if magic not in _KEEP_CELL_MAGICS:
+            return "", f"{magic} cell"
+        text = text.lstrip().split("\n", 1)[1] if "\n" in text.lstrip() else ""
+        why.append(magic)
+    out: list[str] = []
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) or "get_ipython(" in stripped:
+            word = stripped.split()[0] if stripped.split() else stripped
+            why.append(word[:30])
+            continue
+        out.append(line)
+    code = "\n".join(out)
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        line = getattr(exc, "lineno", None)
+        return "", f"a syntax error{f' at its line {line}' if line else ''}"
+    if tree.body and all(isinstance(stmt, ast.Expr) for stmt in tree.body):
+        return "", "it only displays or prints" if not why else f"{', '.join(why)}; it only displays or times"
+    return code, ", ".join(dict.fromkeys(why))
+
+
+def _defined(code: str) -> list[str]:
+    names = []
+    for line in code.splitlines():
+        if line.startswith("def "):
+            names.append(line[4:].split("(", 1)[0].strip())
+    return names
+
+
+def _printed(cell: object) -> str:
+    """What a code cell printed (streams, text results, tracebacks), as stored in the notebook."""
+    pieces: list[str] = []
+    for output in getattr(cell, "outputs", []) or []:
+        kind = output.get("output_type")
+        if kind == "stream":
+            pieces.append(_source_of(output.get("text", "")))
+        elif kind in ("execute_result", "display_data"):
+            data = output.get("data", {}) or {}
+            if "text/plain" in data:
+                pieces.append(_source_of(data["text/plain"]))
+        elif kind == "error":
+            pieces.append("\n".join(_ANSI.sub("", line) for line in output.get("traceback", []) or []))
+    text = "\n".join(p.rstrip("\n") for p in pieces if p)
+    return text[:MAX_OUTPUT].replace("```", "'''")
+
+
+def _source_of(value: object) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
