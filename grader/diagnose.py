@@ -6,6 +6,7 @@ two entries off); a rubric adds lab-specific ones as predicates in its reference
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,16 +102,6 @@ def _symmetric(expected: np.ndarray, observed: Observed, diff: Diff) -> str | No
     return None
 
 
-def _scaled(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
-    e, o = expected.ravel(), observed.array.ravel()
-    if diff.reason != "value" or e.size < 2 or float(e @ e) == 0.0:
-        return None
-    c = float(o @ e) / float(e @ e)
-    if abs(c - 1) > 1e-6 and abs(c + 1) > 1e-6 and abs(c) > 1e-12 and _same(o, c * e):
-        return f"every entry is off by the same factor ≈ {c:.4g}"
-    return None
-
-
 def _error_vector(expected: np.ndarray, observed: Observed, diff: Diff, min_size: int) -> np.ndarray | None:
     """observed − expected, flat, when it is a finite value mismatch worth reading a pattern in."""
     if diff.reason != "value":
@@ -146,6 +137,102 @@ def _nonfinite(expected: np.ndarray, observed: Observed, diff: Diff) -> str | No
     return None
 
 
+def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...] = ()) -> str | None:
+    e, o = expected.ravel(), observed.array.ravel()
+    if diff.reason != "value" or e.size < 2 or float(e @ e) == 0.0:
+        return None
+    c = float(o @ e) / float(e @ e)
+    if abs(c - 1) > 1e-6 and abs(c + 1) > 1e-6 and abs(c) > 1e-12 and _same(o, c * e):
+        first = next((a for a in args if isinstance(a, np.ndarray)), None)
+        sizes = {e.size} | ({first.size, first.shape[0]} if first is not None and first.ndim else set())
+        n = next((s for s in sorted(sizes) if s > 1 and abs(c * s - 1) < 1e-6), None)
+        if n is not None:
+            return (f"every entry is divided by n = {n} (a factor of 1/n): an average over the entries where the value "
+                    "of one example belongs; drop the division")
+        return f"every entry is off by the same factor ≈ {c:.4g}"
+    return None
+
+
+def _nan(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+    if diff.reason == "nonfinite" and diff.observed_at is not None and np.isnan(diff.observed_at):
+        return ("the result is NaN where the true value is finite: an overflow before it (exp of a large number is inf, "
+                "and inf/inf or inf − inf is NaN); subtract the maximum before exp")
+    return None
+
+
+def _infinite(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+    if diff.reason == "nonfinite" and diff.observed_at is not None and np.isinf(diff.observed_at):
+        return ("the result is infinite where the true value is finite: log(0) of a probability that underflowed, or exp "
+                "of a large number; work in logs (log-sum-exp) instead")
+    return None
+
+
+def _diagonal(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+    """A matrix returned as the vector of its diagonal."""
+    got = observed.array
+    if diff.reason == "shape" and expected.ndim == 2 and expected.shape[0] == expected.shape[1] and got.ndim == 1 \
+            and got.shape[0] == expected.shape[0] and _same(got, np.diag(expected).copy()):
+        return (f"only the diagonal of the matrix is there, as a vector of shape {got.shape}: the off-diagonal entries "
+                f"are missing; return the whole {expected.shape[0]}×{expected.shape[1]} matrix")
+    return None
+
+
+def _round(value: float) -> bool:
+    """1e-07, 2e-08, 5e-10: the numbers people type as an epsilon."""
+    if not 0 < value < 0.1:
+        return False
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10.0**exponent
+    return any(abs(mantissa - m) < 0.01 * m for m in (1.0, 2.0, 5.0, 10.0))
+
+
+def _probabilities(failures: Sequence[tuple[np.ndarray, Observed]]) -> list[tuple[float, float]] | None:
+    """exp(−value) of the true and the learner's values, when every failure is one finite number: a −log p."""
+    pairs = []
+    for expected, observed in failures:
+        if expected.size != 1 or observed.array.size != 1:
+            return None
+        truth, got = float(expected.ravel()[0]), float(observed.array.ravel()[0])
+        if not (math.isfinite(truth) and math.isfinite(got)) or got < -1e-6 or truth < -1e-6:
+            return None
+        pairs.append((math.exp(-truth), math.exp(-got)))
+    return pairs
+
+
+def _log_epsilon(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
+    """−log(p + ε): exp(−value) − p is the same small ε on every input."""
+    pairs = _probabilities(failures)
+    if not pairs:
+        return None
+    eps = [got - truth for truth, got in pairs]
+    first = eps[0]
+    if first <= 0 or not all(abs(e - first) <= 1e-3 * first for e in eps) or not (_round(first) or len(eps) >= 3):
+        return None
+    return (f"an epsilon inside the log, −log(p + ε) with ε ≈ {first:.0e}: it biases every loss by about ε/p_y and caps "
+            "it near −log ε; compute the loss from the logits (log-sum-exp) instead of the log of a probability")
+
+
+def _log_clip(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
+    """−log(clip(p, ε, 1 − ε)): a certain class costs −log(1 − ε) ≈ ε instead of 0, a far-behind one −log ε."""
+    pairs = _probabilities(failures)
+    if not pairs:
+        return None
+    eps = []
+    for truth, got in pairs:
+        if got > truth:
+            eps.append(got)  # a p below ε was raised to ε
+        elif got < truth:
+            eps.append(1.0 - got)  # a p above 1 − ε was lowered to it
+        else:
+            return None
+    first = eps[0]
+    if not _round(first) or not all(abs(e - first) <= 1e-3 * first for e in eps):
+        return None
+    return (f"the probability is clipped to [ε, 1 − ε] with ε ≈ {first:.0e} before the log: a certain class costs ε "
+            f"instead of 0 and a far-behind one is capped at −log ε ≈ {-math.log(first):.3g}; compute the loss from the "
+            "logits (log-sum-exp) instead of clipping")
+
+
 def _shape(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
     if diff.reason != "shape":
         return None
@@ -165,10 +252,15 @@ def _index(ix: Sequence[Any]) -> str:
 
 
 Detector = Callable[[np.ndarray, Observed, Diff], "str | None"]
+Many = Callable[[Sequence[tuple[np.ndarray, Observed]]], "str | None"]
+# The specific before the generic: the first that fires is the cause said.
 BUILTIN: dict[str, Detector] = {
+    "diagonal": _diagonal,
+    "float32": _float32,
+    "nan": _nan,
+    "infinite": _infinite,
     "nonfinite": _nonfinite,
     "shape": _shape,
-    "float32": _float32,
     "sign-flipped": _sign,
     "transposed": _transposed,
     "not-symmetric": _symmetric,
@@ -176,6 +268,8 @@ BUILTIN: dict[str, Detector] = {
     "offset": _offset,
     "index-shift": _index_shift,
 }
+MANY: dict[str, Many] = {"log-epsilon": _log_epsilon, "log-clip": _log_clip}  # read across every failing input
+NAMES = (*BUILTIN, *MANY, "mutated")
 
 
 @np.errstate(all="ignore")
@@ -186,16 +280,14 @@ def likely_cause(
     observed: Observed,
     diff: Diff,
     args: tuple[Any, ...],
+    failures: Sequence[tuple[np.ndarray, Observed]] = (),
 ) -> str | None:
-    """The rubric's own causes first (in order), then the built-in detectors; inf and NaN are expected here."""
+    """The most specific cause, said once. In order: the rubric's own predicates (lab knowledge of this very
+    mistake), the detectors that read every failing input at once, the rubric's built-in causes in its words, then
+    the built-in detectors, specific before generic. inf and NaN are expected here."""
+    everything = list(failures) or [(expected, observed)]
     for cause in causes:
-        if cause.when == "mutated":
-            continue
-        detector = BUILTIN.get(cause.when)
-        if detector is not None:
-            found = detector(expected, observed, diff)
-            if found:
-                return cause.say or found
+        if cause.when in BUILTIN or cause.when in MANY or cause.when == "mutated":
             continue
         predicate = getattr(reference, cause.when)
         try:
@@ -204,13 +296,26 @@ def likely_cause(
             matched = False
         if matched:
             return cause.say or (predicate.__doc__ or cause.when).strip().splitlines()[0]
-    listed = {c.when for c in causes}
+    said = {c.when: c.say for c in causes}
+    for name, many in MANY.items():
+        found = many(everything)
+        if found:
+            return said.get(name) or found
+    for cause in causes:
+        detector = BUILTIN.get(cause.when)
+        if detector is not None and cause.say and _run(detector, cause.when, expected, observed, diff, args):
+            return cause.say
     for name, detector in BUILTIN.items():
-        if name not in listed:
-            found = detector(expected, observed, diff)
-            if found:
-                return found
+        found = _run(detector, name, expected, observed, diff, args)
+        if found:
+            return said.get(name) or found
     return None
+
+
+def _run(detector: Detector, name: str, expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...]) -> str | None:
+    if name == "scaled":
+        return _scaled(expected, observed, diff, args)
+    return detector(expected, observed, diff)
 
 
 def say_for(causes: Sequence[Cause], when: str) -> str | None:

@@ -41,6 +41,10 @@ class FunctionSpec:
     step_arg: int | None = None  # positional index of the step h, for finite-difference functions
     default_step: float | None = None
     causes: tuple[Cause, ...] = ()  # recognisable mistakes, tried by every check that calls it
+    differences: str | None = None  # a finite difference: the lab function it differences
+    wrt: int = 0  # … with respect to this argument of that function
+    uses: tuple[tuple[str, str], ...] = ()  # lab functions it builds on, each with the reference function that rebuilds
+    # this one from that one's value ("" when none does): when one is wrong, that is said first
 
 
 @dataclass(frozen=True)

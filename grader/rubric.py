@@ -25,18 +25,12 @@ import yaml
 from grader.errors import RubricError
 from grader.model import Cause, Check, FunctionSpec, InputSet, Rubric
 
-BUILTIN_CAUSES = (
-    "nonfinite",
-    "shape",
-    "sign-flipped",
-    "transposed",
-    "float32",
-    "not-symmetric",
-    "scaled",
-    "offset",
-    "index-shift",
-    "mutated",
-)
+
+
+def builtin_causes() -> tuple[str, ...]:
+    from grader.diagnose import NAMES  # with numpy: loaded when the first rubric is
+
+    return NAMES
 PROPERTIES = ("symmetric", "unmutated", "finite")
 IMAGE_POLICIES = ("review", "ignore")
 
@@ -123,6 +117,9 @@ _FUNCTION = {
     "causes": _Field((list,)),
     "step_arg": _Field((int,)),
     "default_step": _Field(_NUM),
+    "differences": _Field((str,)),
+    "wrt": _Field((int,)),
+    "uses": _Field((list, dict)),
 }
 _INPUT = {
     "hidden": _Field((bool,)),
@@ -426,9 +423,10 @@ def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any]
     for j, cause in enumerate(items):
         _check_fields(doc, at + ("causes", j), cause, _CAUSE, f"{label} cause")
         when = cause["when"]
-        if when not in BUILTIN_CAUSES:
+        builtin = builtin_causes()
+        if when not in builtin:
             if not hasattr(module, when):
-                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(BUILTIN_CAUSES))}")
+                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(builtin))}")
             _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
         causes.append(Cause(when=when, say=cause.get("say")))
     return tuple(causes)
@@ -546,9 +544,22 @@ def load_rubric(path: Path) -> Rubric:
             step_arg=fdata.get("step_arg"),
             default_step=fdata.get("default_step"),
             causes=_causes(doc, module, ("functions", name), fdata.get("causes", []), f"function '{name}'"),
+            differences=fdata.get("differences"),
+            wrt=int(fdata.get("wrt", 0)),
+            uses=_uses(doc, module, name, fdata.get("uses", [])),
         ))
     if not functions:
         raise doc.fail(("functions",), "no learner function — list at least one under 'functions:'")
+    names = [f.name for f in functions]
+    for spec in functions:
+        for key, targets in (("differences", [spec.differences] if spec.differences else []), ("uses", [u for u, _ in spec.uses])):
+            for target in targets:
+                if target not in names or target == spec.name:
+                    raise doc.fail(("functions", spec.name, key), f"function '{spec.name}': {key} {_shown(target)} is not "
+                                   f"another lab function{did_you_mean(str(target), names)}")
+        if spec.differences and spec.step_arg is None:
+            raise doc.fail(("functions", spec.name, "differences"), f"function '{spec.name}': a finite difference needs "
+                           "'step_arg' (the position of h) — add it")
 
     inputs = {name: _input_set(doc, module, name, idata) for name, idata in data["inputs"].items()}
     notation = _notation(doc, data.get("notation"), module)
@@ -588,6 +599,18 @@ def load_rubric(path: Path) -> Rubric:
         reference=module,
         notation=notation,
     )
+
+
+def _uses(doc: _Doc, module: ModuleType, name: str, data: list[Any] | dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``uses: [f]``, or ``uses: {f: g_from_f}`` with a reference function rebuilding this one from that one's value,
+    so the grader can tell "computed correctly from your wrong f" for sure."""
+    pairs = data.items() if isinstance(data, dict) else ((item, "") for item in data)
+    out = []
+    for dep, builder in pairs:
+        if builder:
+            _reference_callable(doc, module, str(builder), ("functions", name, "uses", dep), "builder")
+        out.append((str(dep), str(builder or "")))
+    return tuple(out)
 
 
 def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any:

@@ -144,4 +144,4 @@ def test_json_to_standard_output_moves_the_summary_to_stderr(tmp_path: Path) -> 
 
 def test_one_learner_sees_whole_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([str(FIXTURES / "missing-function"), "--out", str(tmp_path), "--rubrics", str(ROOT / "rubrics")])
-    assert "Rename it to 'softmax_jacobian'." in capsys.readouterr().out
+    assert "rename it to 'softmax_jacobian'." in capsys.readouterr().out

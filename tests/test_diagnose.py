@@ -21,7 +21,10 @@ def _cause(expected: np.ndarray, observed: np.ndarray, dtype: str = "float64", c
 
 
 CASES = [
-    ("overflow", P, np.array([np.nan, 0.2, 0.3, 0.4]), "float64", "inf or NaN"),
+    ("overflow to NaN", P, np.array([np.nan, 0.2, 0.3, 0.4]), "float64", "is NaN where the true value is finite"),
+    ("log of zero", P, np.array([-np.inf, 0.2, 0.3, 0.4]), "float64", "is infinite where the true value is finite"),
+    ("diagonal only", J, np.diag(J).copy(), "float64", "only the diagonal of the matrix is there"),
+    ("divided by n", P, P / 4, "float64", "divided by n = 4 (a factor of 1/n)"),
     ("scalar for matrix", J, np.array(0.3), "float64", "a single number where an array of shape (4, 4) belongs"),
     ("column vector", P, P.reshape(4, 1), "float64", "only the shape differs"),
     ("other shape", P, np.ones(3), "float64", "shape (3,), but shape (4,)"),
@@ -57,3 +60,25 @@ def test_compare_reports_the_worst_entry() -> None:
     assert diff.reason == "value" and diff.where == (1, 2) and diff.max_abs == pytest.approx(0.5)
     assert diff.expected_at == 5.0 and diff.observed_at == 5.5
     assert compare(A, A + 1e-12, 1e-9, 0.0).ok
+
+
+def _many(truth: list[float], got: list[float]) -> str | None:
+    failures = [(np.array(t), Observed(np.array(g), "float64")) for t, g in zip(truth, got)]
+    expected, observed = failures[0]
+    return likely_cause((), None, expected, observed, compare(expected, observed.array, 1e-12, 0.0), (), failures)
+
+
+@pytest.mark.parametrize(("name", "truth", "got", "words"), [
+    # -log(p + 1e-7) on three inputs: exp(-L) - p is the same ε every time
+    ("epsilon in the log", [0.5, 2.0, 7.0], [-np.log(np.exp(-0.5) + 1e-7), -np.log(np.exp(-2.0) + 1e-7),
+                                             -np.log(np.exp(-7.0) + 1e-7)], "−log(p + ε) with ε ≈ 1e-07"),
+    # clip(p, 1e-7, 1 - 1e-7): a certain class costs ε, a far-behind one is capped at -log ε
+    ("clipped probability", [0.0, 1000.0], [-np.log(1 - 1e-7), -np.log(1e-7)], "clipped to [ε, 1 − ε] with ε ≈ 1e-07"),
+])
+def test_detectors_that_read_every_failing_input(name: str, truth: list[float], got: list[float], words: str) -> None:
+    cause = _many(truth, got)
+    assert cause is not None and words in cause, cause
+
+
+def test_a_loss_off_by_unrelated_amounts_is_no_epsilon() -> None:
+    assert _many([0.5, 2.0, 7.0], [0.4, 2.3, 6.1]) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grader import diagnose
 from grader.checks.base import Context, cases, expected_value, fault_result, inputs_phrase, prefetch, result, short
 from grader.checks.evidence import cause_for, value_evidence
-from grader.checks.fd import step_problem
+from grader.checks import fd
 from grader.model import Check, CheckResult, Status
 from grader.runner import Observed
 
@@ -42,7 +42,7 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
                 blame.append(f"{spec.name} is right")
                 continue
             blame.append(f"{spec.name} is off by {short(own.max_abs, 3)}" if own.max_abs is not None else f"{spec.name} is wrong")
-            cause = cause or cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome)
+            cause = cause or cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome, atol)
             worst = worst or (outcome.value, own)
         what = f"shapes {a.value.array.shape} and {b.value.array.shape}" if diff.reason == "shape" else \
             f"max abs difference {short(diff.max_abs, 3)}" + (f" at entry {list(diff.where)}" if diff.where else "")
@@ -55,8 +55,8 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
     case = all_cases[0]
     for spec in (first, second):
         observed = ctx.run.call(spec.name, case.args).value
-        problem = step_problem(ctx, spec, case.args, observed.array) if observed is not None else None
-        if problem:
-            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but that proves nothing: "
-                          f"{spec.name} — {problem}.")
+        verdict = fd.judge(ctx, spec, case.args, observed.array, atol) if observed is not None else None
+        if verdict is not None and verdict.fake:
+            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but that proves nothing: {spec.name} "
+                          f"is not a finite difference — {verdict.fake}.")
     return result(check, Status.PASS, f"{first.name} and {second.name} agree on {inputs_phrase(total)} (tolerance {atol:g}).")

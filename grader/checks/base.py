@@ -39,6 +39,7 @@ class Context:
     implementation_note: str = ""  # the file was found by content, or a notebook's cells were left out
     implementation_error: str = ""  # a notebook that could not be read
     deliverable_note: str = ""  # the deliverable was found by content
+    verdicts: dict[Any, Any] = field(default_factory=dict)  # what each finite difference computes (grader.checks.fd)
 
 
 @dataclass(frozen=True)
@@ -167,11 +168,12 @@ def missing_message(ctx: Context, name: str) -> str:
     found = ctx.run.load.functions
     wanted = {f.name for f in ctx.rubric.functions}
     candidates = [f for f in found if f not in wanted]
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not close:  # the same words in another order, or nearly: matriz_grad for grad_matrix
         words = {n: "_".join(sorted(n.lower().split("_"))) for n in [name, *candidates]}
-        by_words = difflib.get_close_matches(words[name], [words[c] for c in candidates], n=1, cutoff=0.75)
-        close = [c for c in candidates if by_words and words[c] == by_words[0]][:1]
+        by_words = difflib.get_close_matches(words[name], [words[c] for c in candidates], n=3, cutoff=0.75)
+        close = [c for c in candidates if words[c] in by_words]
+    close = [c for c in close if _plays_the_role(ctx, name, c)][:1]
     file = ctx.implementation.name if ctx.implementation else "the implementation"
     failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
     if failed:
@@ -179,8 +181,38 @@ def missing_message(ctx: Context, name: str) -> str:
                 "script skipped, its default arguments or decorators used a name that script was to create.")
     text = f"no function '{name}' in {file}"
     if close:
-        return f"{text}; found '{close[0]}' — did you mean it? Rename it to '{name}'."
+        return f"{text}; found '{close[0]}', which computes what '{name}' should — rename it to '{name}'."
     return f"{text}; functions found: {', '.join(found) or 'none'}."
+
+
+def _plays_the_role(ctx: Context, name: str, candidate: str) -> bool:
+    """A function is suggested for a missing one only when it behaves like it: called as the missing one would be,
+    its values are close to the true ones, and a finite difference's change with its step h (an analytic function
+    under another name is never offered as the finite difference, nor the reverse)."""
+    assert ctx.run is not None
+    spec = ctx.rubric.function(name)
+    check = next((c for c in ctx.rubric.checks if c.kind == "compare" and c.spec.get("function") == name), None)
+    if check is None:
+        return False
+    case = cases(check, ctx, spec)[0]
+    outcome = ctx.run.call(candidate, case.args)
+    if not outcome.ok or outcome.value is None:
+        return False
+    truth = expected_value(ctx, spec, case.args)
+    got = outcome.value.array
+    if got.shape != truth.shape or not np.allclose(got, truth, rtol=1e-3, atol=1e-6):
+        return False
+    if spec.step_arg is None:
+        return True
+    steps = []
+    for h in (1e-1, 1e-2):
+        call = list(case.args)
+        call.insert(spec.step_arg, h)
+        stepped = ctx.run.call(candidate, tuple(call))
+        if not stepped.ok or stepped.value is None:
+            return False
+        steps.append(stepped.value.array)
+    return not np.array_equal(steps[0], steps[1])
 
 
 def inputs_phrase(total: int) -> str:
@@ -199,7 +231,23 @@ def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Ca
     load = ctx.run.load if ctx.run is not None else None
     if outcome.fault == "raised" and ("NameError" in outcome.message or "ImportError" in outcome.message) and load and load.skipped:
         hint = f" It probably follows from a top-level statement that failed: {load.skipped[0]}."
+    elif outcome.fault == "raised" and case is not None and any(e in outcome.message for e in _SHAPE_ERRORS) \
+            and _batch_only(ctx, fn, case):
+        first = case.args[0]
+        hint = (f" It works on a batch of one example, shape (1, {first.shape[0]}), but the lab calls it with one example "
+                f"of shape ({first.shape[0]},): make it accept a 1-D array too (axis=-1 with keepdims=True, or np.atleast_2d).")
     return result(check, Status.ERROR, f"{outcome.message}{where}.{hint}")
+
+
+_SHAPE_ERRORS = ("AxisError", "IndexError", "axis 1 is out of bounds", "too many indices", "tuple index out of range")
+
+
+def _batch_only(ctx: Context, fn: str, case: Case) -> bool:
+    """A function written for a batch: it fails on one example (a 1-D array) and works on a batch of one."""
+    if ctx.run is None or not case.args or not isinstance(case.args[0], np.ndarray) or case.args[0].ndim != 1:
+        return False
+    outcome = ctx.run.call(fn, (case.args[0][None, :], *case.args[1:]))
+    return outcome.ok
 
 
 
@@ -209,3 +257,16 @@ def mutated_argument(outcome: Outcome, args: tuple[Any, ...]) -> int | None:
         if isinstance(sent, np.ndarray) and after is not None and (after.shape != sent.shape or not np.array_equal(after, sent, equal_nan=True)):
             return position
     return None
+
+
+def check_on(ctx: Context, spec: FunctionSpec, call: tuple[Any, ...]) -> str:
+    """The check comparing this function on these very arguments (else the first one comparing it at all)."""
+    key = repr([a.tobytes() if isinstance(a, np.ndarray) else a for a in call])
+    first = ""
+    for check in ctx.rubric.checks:
+        if check.kind != "compare" or check.spec.get("function") != spec.name:
+            continue
+        first = first or check.id
+        if any(repr([a.tobytes() if isinstance(a, np.ndarray) else a for a in c.args]) == key for c in cases(check, ctx, spec)):
+            return check.id
+    return first

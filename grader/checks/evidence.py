@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from grader import diagnose
-from grader.checks.base import Case, Context, cases, expected_value, fault_result, mutated_argument, plain, prefetch, short
-from grader.checks.fd import fd_cause
+from grader.checks.base import Case, Context, cases, check_on, expected_value, fault_result, mutated_argument, plain, prefetch, short
+from grader.checks import fd
 from grader.model import Check, CheckResult, Evidence, FunctionSpec
+from grader.rubric import arity
 from grader.runner import Observed, Outcome
 
 
@@ -55,10 +58,88 @@ def describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed)
     return (f"max abs error {short(diff.max_abs, 3)}{at} (expected {short(diff.expected_at, 10)}, got {short(got, 10)})")
 
 
-def cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, outcome: Outcome) -> str | None:
-    cause = fd_cause(ctx, fn_spec, case.args, expected, observed) if diff.reason != "shape" else None
-    cause = cause or diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, observed, diff, case.args)
+def cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed,
+              diff: diagnose.Diff, outcome: Outcome, atol: float = 1e-7,
+              failures: tuple[tuple[np.ndarray, Observed], ...] = ()) -> str | None:
+    """The most specific cause, said once: a finite difference's own verdict, then a lab function it builds on
+    being wrong, then the rubric's causes and the built-in detectors (which may read every failing input)."""
+    cause = fd.cause(ctx, fn_spec, case.args, expected, observed, atol) if diff.reason != "shape" else None
+    cause = cause or dependency_cause(ctx, fn_spec, case.args, observed)
+    cause = cause or (characteristic(ctx, check, fn_spec, case) if diff.reason == "nonfinite" else None)
+    cause = cause or diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, observed, diff,
+                                           case.args, failures)
     if mutated_argument(outcome, case.args) is not None:
         extra = "it also changes its input in place (see no-input-mutation)"
         cause = f"{cause}; {extra}" if cause else extra
     return cause
+
+
+def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: Observed | None = None) -> str | None:
+    """A lab function this one builds on (the rubric's ``uses``) is itself wrong on these arguments: that is the
+    cause to fix first, with that function's own likely cause. With a builder in the reference, the grader first
+    checks that the learner's value really is this function computed from their wrong one."""
+    if ctx.run is None:
+        return None
+    for name, builder in fn_spec.uses:
+        spec = ctx.rubric.function(name)
+        needed = arity(getattr(ctx.rubric.reference, spec.reference))
+        call = tuple(args[:needed])
+        outcome = ctx.run.call(name, call)
+        if not outcome.ok or outcome.value is None:
+            continue
+        truth = expected_value(ctx, spec, call)
+        diff = diagnose.compare(truth, outcome.value.array, 1e-9, 1e-7)
+        if diff.ok:
+            continue
+        said = diagnose.likely_cause(spec.causes, ctx.rubric.reference, truth, outcome.value, diff, call)
+        where = check_on(ctx, spec, call)
+        detail = (f" ({said})" if said else "") + (f" — see {where}" if where else "")
+        if builder:
+            if observed is None or not _rebuilt(ctx, builder, outcome.value.array, args[needed:], observed.array):
+                continue
+            return f"{fn_spec.name} is computed correctly from your {name}, which is wrong here{detail}; fix {name} first"
+        return f"your {name} is wrong on this input too{detail}; if {fn_spec.name} builds on it, fix {name} first"
+    return None
+
+
+def _rebuilt(ctx: Context, builder: str, value: np.ndarray, rest: tuple[Any, ...], observed: np.ndarray) -> bool:
+    try:
+        again = np.asarray(getattr(ctx.rubric.reference, builder)(value.copy(), *rest), dtype=np.float64)
+    except Exception:  # noqa: BLE001 - a value the builder cannot take is not this function of it
+        return False
+    with np.errstate(invalid="ignore"):
+        return again.shape == observed.shape and bool(np.allclose(again, observed, rtol=1e-7, atol=1e-9, equal_nan=True))
+
+
+def characteristic(ctx: Context, check: Check, fn_spec: FunctionSpec, case: Case) -> str | None:
+    """Where a value is only NaN or inf, which many mistakes give alike, the mistake the rubric recognises in the
+    same function on its first input (where the numbers are finite) is the likely one here too."""
+    if ctx.run is None:
+        return None
+    for other in ctx.rubric.checks:
+        if other.kind != "compare" or other.spec.get("function") != fn_spec.name:
+            continue
+        first = cases(other, ctx, fn_spec)[0]
+        if first.args is case.args:
+            return None
+        outcome = ctx.run.call(fn_spec.name, first.args)
+        if not outcome.ok or outcome.value is None:
+            return None
+        truth = expected_value(ctx, fn_spec, first.args)
+        diff = diagnose.compare(truth, outcome.value.array, 1e-12, 1e-9)
+        if diff.ok or diff.reason == "nonfinite":
+            return None
+        predicates = tuple(c for c in check.causes + fn_spec.causes if c.when not in diagnose.NAMES)
+        found = diagnose.likely_cause(predicates, ctx.rubric.reference, truth, outcome.value, diff, first.args) if predicates else None
+        return f"{found} (as on {first.label})" if found and predicates and _predicate_fired(ctx, predicates, outcome.value, first.args) else None
+    return None
+
+
+def _predicate_fired(ctx: Context, causes: tuple[Any, ...], value: Observed, args: tuple[Any, ...]) -> bool:
+    for cause in causes:
+        try:
+            if bool(getattr(ctx.rubric.reference, cause.when)(value.array, *args)):
+                return True
+        except Exception:  # noqa: BLE001
+            continue
+    return False

@@ -1,14 +1,63 @@
-"""Finite-difference functions: judged by what they compute, in the grader's process."""
+"""Finite-difference functions, judged by what they compute — in the grader's process, from plain numbers.
+
+A function that honours its step h is called at large steps (0.1 and 0.01), where a difference is far from
+the derivative, and its values are compared with differences of the reference function at the same steps
+(centred, forward, backward, five-point) — no fake can match those without computing the difference — and
+then with differences of the learner's own version of the function (a correct difference of a wrong function
+is said as such). A function that ignores h is judged by its error at the one step it uses: a real
+difference's error has the shape of its scheme's truncation term, so refitting the reference's difference
+column by column finds the scheme and the step (a one-sided difference, a step of 1e5 from a typo); values
+equal to the derivative to the last bits are not a difference at all.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from grader.checks.base import Context, prefetch
+from grader import diagnose
+from grader.checks.base import Context, check_on, expected_value, prefetch, reference_call
 from grader.model import FunctionSpec
+from grader.rubric import arity
 from grader.runner import Observed, Outcome
+
+SCHEMES = ("centred", "forward", "backward", "five-point")
+PROBES = (1e-1, 1e-2)  # large steps, where a difference is visibly not the derivative
+_GRID = tuple(10.0 ** (k / 4) for k in range(-36, 25))  # 1e-9 … 1e6, for fitting the step an ignored h hides
+_LEARNER_STEPS = (1e-4, 1e-5, 1e-3, 1e-6, 1e-7, 1e-2)
+_STEP_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12,
+                1e-13, 1e-14)
+_WORDS = {"centred": "centred difference (f(z+h) − f(z−h)) / 2h", "forward": "forward (one-sided) difference (f(z+h) − f(z)) / h",
+          "backward": "backward (one-sided) difference (f(z) − f(z−h)) / h", "five-point": "five-point centred difference"}
+
+Values = Callable[[np.ndarray], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a finite-difference function computes, as far as its values tell."""
+
+    takes_step: bool  # it can be called with h at the rubric's position
+    honours_step: bool  # its values change with h
+    scheme: str = ""  # the difference it computes, when known
+    step: float | None = None  # the step it uses: its default (h honoured) or the one it hides (h ignored)
+    own: str = ""  # the learner's function it differences, when that function is not the true one
+    fake: str = ""  # why it is not a finite difference, when it is not
+    analytic: bool = False  # its values are the derivative itself, to the last bits
+
+
+def primitive(ctx: Context, fn_spec: FunctionSpec) -> FunctionSpec | None:
+    """The lab function a finite-difference function differences (the rubric's ``differences``)."""
+    if fn_spec.differences is None:
+        return None
+    try:
+        return ctx.rubric.function(fn_spec.differences)
+    except KeyError:
+        return None
 
 
 def at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: tuple[float, ...]) -> list[np.ndarray] | Outcome | None:
@@ -31,76 +80,372 @@ def at_steps(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], steps: 
     return values
 
 
-NOT_FD = "not a finite difference: the result does not change with the step h at all"
-_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14)
+def _with(args: tuple[Any, ...], wrt: int, point: np.ndarray) -> tuple[Any, ...]:
+    out = list(args)
+    out[wrt] = point
+    return tuple(out)
 
 
-def step_problem(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> str | None:
-    """Why a finite-difference function that gives the right values still is not one we can accept."""
-    values = at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
-    if isinstance(values, Outcome):
-        if values.fault == "raised" and "TypeError" in values.message:
-            return (f"it cannot be called with the step h as its positional argument #{(fn_spec.step_arg or 0) + 1}, as the "
-                    "lab's signature has it, so it cannot be verified as a finite difference")
+def _difference(values: Values, x: np.ndarray, scheme: str, h: float, columns: range | None = None) -> np.ndarray | None:
+    """The finite-difference derivative of ``values`` at ``x``: the derivative along x_j is the last axis."""
+    base = values(x) if scheme in ("forward", "backward") else None
+    if scheme in ("forward", "backward") and base is None:
         return None
-    if values is None or any(v.shape != observed.shape for v in values):
-        return None
-    if all(np.array_equal(v, observed) for v in values):
-        return NOT_FD + " (is it the analytic formula, or is h ignored?)"
+    cols = []
+    for j in columns if columns is not None else range(x.size):
+        e = np.zeros_like(x)
+        e.flat[j] = h
+        if scheme == "centred":
+            up, down = values(x + e), values(x - e)
+            col = None if up is None or down is None else (up - down) / (2 * h)
+        elif scheme == "forward":
+            up = values(x + e)
+            col = None if up is None else (up - base) / h  # type: ignore[operator]
+        elif scheme == "backward":
+            down = values(x - e)
+            col = None if down is None else (base - down) / h  # type: ignore[operator]
+        else:
+            pts = [values(x + 2 * e), values(x + e), values(x - e), values(x - 2 * e)]
+            col = None if any(p is None for p in pts) else (-pts[0] + 8 * pts[1] - 8 * pts[2] + pts[3]) / (12 * h)  # type: ignore[operator]
+        if col is None:
+            return None
+        cols.append(np.asarray(col, dtype=np.float64))
+    return np.stack(cols, axis=-1)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to rounding: a difference computed in another order differs in its last bits only (at h ≥ 0.01 that
+    is ~1e-14 of its size), while a difference of a slightly different function (a loss with ε in its log) does not."""
+    if a.shape != b.shape:
+        return False
+    scale = max(float(np.max(np.abs(b))) if b.size else 0.0, 1e-300)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(a))) and bool(np.allclose(a, b, rtol=1e-9, atol=1e-11 * scale))
+
+
+def _layouts(observed: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """The learner's array, and its transpose when that is the layout the derivative has (J[j, i] for J[i, j])."""
+    out = [observed] if observed.shape == shape else []
+    if observed.ndim == 2 and observed.T.shape == shape and observed.shape[0] == observed.shape[1]:
+        out.append(observed.T)
+    return out
+
+
+def _reference_values(ctx: Context, spec: FunctionSpec, args: tuple[Any, ...], wrt: int) -> Values:
+    name = spec.reference
+
+    def values(point: np.ndarray) -> np.ndarray | None:
+        try:
+            return np.asarray(reference_call(ctx, name, *_with(args, wrt, point)), dtype=np.float64)
+        except Exception:  # noqa: BLE001 - a point the reference cannot take simply gives no difference
+            return None
+
+    return values
+
+
+def _learner_values(ctx: Context, spec: FunctionSpec, args: tuple[Any, ...], wrt: int, points: list[np.ndarray]) -> Values:
+    """The learner's own function at the given points, fetched in one batch from their worker."""
+    assert ctx.run is not None
+    calls = [_with(args, wrt, p) for p in points]
+    prefetch(ctx, spec.name, calls)
+    found: dict[bytes, np.ndarray] = {}
+    for point, call in zip(points, calls):
+        outcome = ctx.run.call(spec.name, call)
+        if outcome.ok and outcome.value is not None:
+            found[point.tobytes()] = outcome.value.array
+
+    def values(point: np.ndarray) -> np.ndarray | None:
+        return found.get(point.tobytes())
+
+    return values
+
+
+def _points(x: np.ndarray, steps: tuple[float, ...]) -> list[np.ndarray]:
+    """Every point any scheme needs at these steps."""
+    out = [x]
+    for h in steps:
+        for j in range(x.size):
+            e = np.zeros_like(x)
+            e.flat[j] = h
+            out.extend((x + e, x - e, x + 2 * e, x - 2 * e))
+    return out
+
+
+def _scheme_at(values: Values, x: np.ndarray, h: float, observed: np.ndarray) -> str:
+    for scheme in SCHEMES:
+        want = _difference(values, x, scheme, h)
+        if want is not None and any(_same(o, want) for o in _layouts(observed, want.shape)):
+            return scheme
+    return ""
+
+
+def _fit_column(values: Values, x: np.ndarray, j: int, scheme: str, target: np.ndarray) -> tuple[float, float]:
+    """The step whose difference along x_j is closest to ``target``: a coarse log grid, then a golden search."""
+
+    def residual(log_h: float) -> float:
+        col = _difference(values, x, scheme, 10.0**log_h, range(j, j + 1))
+        if col is None:
+            return math.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = float(np.max(np.abs(col[..., 0] - target)))
+        return r if math.isfinite(r) else math.inf
+
+    logs = [math.log10(h) for h in _GRID]
+    scores = [residual(v) for v in logs]
+    best = int(np.argmin(scores))
+    lo, hi = logs[max(best - 1, 0)], logs[min(best + 1, len(logs) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = residual(a), residual(b)
+    for _ in range(30):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = residual(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = residual(b)
+    log_h, score = (a, fa) if fa < fb else (b, fb)
+    if scores[best] < score:
+        log_h, score = logs[best], scores[best]
+    return 10.0**log_h, score
+
+
+def _fit_all(values: Values, x: np.ndarray, scheme: str, layout: np.ndarray) -> tuple[float, float]:
+    """One step for every column: the best residual of the reference's difference over a log grid, refined."""
+
+    def residual(log_h: float) -> float:
+        got = _difference(values, x, scheme, 10.0**log_h)
+        if got is None or got.shape != layout.shape:
+            return math.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = float(np.max(np.abs(got - layout)))
+        return r if math.isfinite(r) else math.inf
+
+    logs = [math.log10(h) for h in _GRID]
+    scores = [residual(v) for v in logs]
+    best = int(np.argmin(scores))
+    lo, hi = logs[max(best - 1, 0)], logs[min(best + 1, len(logs) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = residual(a), residual(b)
+    for _ in range(40):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = residual(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = residual(b)
+    log_h, score = (a, fa) if fa < fb else (b, fb)
+    if scores[best] < score:
+        log_h, score = logs[best], scores[best]
+    return 10.0**log_h, score
+
+
+def _fitted(values: Values, x: np.ndarray, observed: np.ndarray, truth: np.ndarray) -> tuple[str, float] | None:
+    """The scheme and step that explain the error of a function that ignores h: the scheme whose difference at one
+    step reproduces the values best (then, for a step that varies with the entry, column by column)."""
+    for layout in _layouts(observed, truth.shape):
+        size = float(np.max(np.abs(layout - truth)))
+        floor = 1e-12 * (1 + float(np.max(np.abs(layout))))
+        fits = sorted((_fit_all(values, x, scheme, layout)[::-1], scheme) for scheme in SCHEMES)
+        (score, h), scheme = fits[0]
+        if score <= 0.02 * size + floor:
+            return scheme, h
+        for scheme in SCHEMES:
+            steps = []
+            for j in range(x.size):
+                column, wanted = (layout - truth)[..., j], layout[..., j]
+                h, score = _fit_column(values, x, j, scheme, wanted)
+                if score > 0.02 * float(np.max(np.abs(column))) + floor:
+                    break
+                steps.append(h)
+            else:
+                return scheme, float(np.median(steps))
     return None
+
+
+def _analytic(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray, truth: np.ndarray) -> bool:
+    """The values are the derivative itself: bit for bit the learner's analytic function, or the true one to the
+    last bits (a real difference keeps an error of at least ~1e-13 at any step)."""
+    scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-300)
+    if observed.shape == truth.shape and float(np.max(np.abs(observed - truth))) <= 1e-14 * scale:
+        return True
+    assert ctx.run is not None
+    analytic = next((f for f in ctx.rubric.functions if f.reference == fn_spec.reference and f.step_arg is None), None)
+    if analytic is None or analytic.name not in ctx.run.load.functions:
+        return False
+    needed = arity(getattr(ctx.rubric.reference, analytic.reference))
+    outcome = ctx.run.call(analytic.name, args[:needed])
+    return outcome.ok and outcome.value is not None and np.array_equal(outcome.value.array, observed)
 
 
 def default_step(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray) -> float | None:
     """The step the learner's default argument uses, found by calling with candidates until one matches."""
-    values = at_steps(ctx, fn_spec, args, _PROBES)
+    values = at_steps(ctx, fn_spec, args, _STEP_PROBES)
     if not isinstance(values, list):
         return None
-    for h, value in zip(_PROBES, values):
+    for h, value in zip(_STEP_PROBES, values):
         if value.shape == observed.shape and np.array_equal(value, observed):
             return h
     return None
 
 
-def fd_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed) -> str | None:
-    """Tell forward differences, a step too small or too large, low precision and a non-FD apart by calling
-    the learner's function at other steps and watching how the error moves."""
+def judge(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray, atol: float) -> Verdict | None:
+    """What the learner's finite-difference function computes at ``args`` (judged once per input, then kept)."""
+    prim = primitive(ctx, fn_spec)
+    if prim is None or fn_spec.step_arg is None or ctx.run is None:
+        return None
+    key = (fn_spec.name, tuple(a.tobytes() if isinstance(a, np.ndarray) else repr(a) for a in args), observed.tobytes())
+    if key not in ctx.verdicts:
+        ctx.verdicts[key] = _judge(ctx, fn_spec, prim, args, observed, atol)
+    return ctx.verdicts[key]
+
+
+def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray,
+           atol: float) -> Verdict:
+    wrt = fn_spec.wrt
+    needed = arity(getattr(ctx.rubric.reference, prim.reference))
+    base_args = tuple(args[:needed]) if len(args) >= needed else args
+    x = np.asarray(base_args[wrt], dtype=np.float64)
+    truth = expected_value(ctx, fn_spec, args)
+    reference = _reference_values(ctx, prim, base_args, wrt)
+    probes = at_steps(ctx, fn_spec, args, PROBES)
+    takes = isinstance(probes, list)
+    honours = takes and not all(np.array_equal(v, observed) for v in probes)  # type: ignore[union-attr]
+    if honours:
+        assert isinstance(probes, list)
+        step = default_step(ctx, fn_spec, args, observed)
+        schemes = [_scheme_at(reference, x, h, v) for h, v in zip(PROBES, probes)]
+        if schemes[0] and schemes[0] == schemes[1]:
+            return Verdict(True, True, schemes[0], step)
+        own = _learner_values(ctx, prim, base_args, wrt, _points(x, PROBES))
+        mine = [_scheme_at(own, x, h, v) for h, v in zip(PROBES, probes)]
+        if mine[0] and mine[0] == mine[1]:
+            return Verdict(True, True, mine[0], step, own=prim.name if _wrong(ctx, prim, base_args) else "")
+        for scheme in SCHEMES:  # a difference of some function near the true one changes with h as the reference's does
+            big, small = _difference(reference, x, scheme, PROBES[0]), _difference(reference, x, scheme, PROBES[1])
+            if big is not None and small is not None and probes[0].shape == big.shape and _same(probes[0] - probes[1], big - small):
+                return Verdict(True, True, scheme, step)
+        centred = _difference(reference, x, "centred", PROBES[0])
+        theirs = float(np.max(np.abs(probes[0] - truth))) if probes[0].shape == truth.shape else math.nan
+        true_gap = float(np.max(np.abs(centred - truth))) if centred is not None else math.nan
+        return Verdict(True, True, fake=(f"at h = {PROBES[0]:g} a centred difference is off the derivative by {true_gap:.1e}, "
+                                         f"unevenly (by its third derivative), but yours is off by {theirs:.1e}"
+                                         + (" in every entry alike" if _uniform(probes[0] - truth) else "")))
+    if observed.shape == truth.shape and _analytic(ctx, fn_spec, args, observed, truth):
+        return Verdict(takes, False, fake="its values are the analytic derivative itself, to the last bits", analytic=True)
+    error = float(np.max(np.abs(observed - truth))) if observed.shape == truth.shape else math.inf
+    if error <= atol * 1e-3:  # rounding only: accurate, and nothing to read its scheme from
+        return Verdict(takes, False)
+    fit = _fitted(reference, x, observed, truth)
+    if fit is not None:
+        return Verdict(takes, False, fit[0], fit[1])
+    if _wrong(ctx, prim, base_args):
+        own = _learner_values(ctx, prim, base_args, wrt, _points(x, _LEARNER_STEPS))
+        for h in _LEARNER_STEPS:
+            scheme = _scheme_at(own, x, h, observed)
+            if scheme:
+                return Verdict(takes, False, scheme, h, own=prim.name)
+    if error <= atol:
+        return Verdict(takes, False)
+    for h in (1e-9, 1e-10, 1e-11, 1e-12, 1e-13):  # a step so small that rounding is all there is
+        noisy = _difference(reference, x, "centred", h)
+        if noisy is not None and noisy.shape == truth.shape:
+            gap = float(np.max(np.abs(noisy - truth)))
+            if gap / 5 <= error <= gap * 5:
+                return Verdict(takes, False, "centred", h)
+    return Verdict(takes, False, fake=f"its error ({error:.1e}) has the shape of no difference's truncation error at any step")
+
+
+def _uniform(values: np.ndarray) -> bool:
+    flat = values.ravel()
+    return flat.size > 1 and bool(np.allclose(flat, flat[0], rtol=1e-6, atol=0.0))
+
+
+def _wrong(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> bool:
+    """The learner's own version of the differenced function is off at these arguments."""
+    assert ctx.run is not None
+    outcome = ctx.run.call(prim.name, args)
+    if not outcome.ok or outcome.value is None:
+        return False
+    truth = expected_value(ctx, prim, args)
+    return not _same(outcome.value.array, truth)
+
+
+def own_cause(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> str:
+    """What is wrong with the learner's own version of the function, in the rubric's words when it has them."""
+    assert ctx.run is not None
+    needed = arity(getattr(ctx.rubric.reference, prim.reference))
+    call = tuple(args[:needed])
+    outcome = ctx.run.call(prim.name, call)
+    if not outcome.ok or outcome.value is None:
+        return ""
+    truth = expected_value(ctx, prim, call)
+    diff = diagnose.compare(truth, outcome.value.array, 1e-12, 1e-9)
+    return diagnose.likely_cause(prim.causes, ctx.rubric.reference, truth, outcome.value, diff, call) or ""
+
+
+def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed, atol: float) -> str | None:
+    """Why a finite difference is off: the most specific thing its values tell."""
     if fn_spec.step_arg is None:
         return None
     if observed.dtype in ("float32", "float16"):
         return (f"computed in {observed.dtype}: with h = 1e-5 the difference f(z+h) − f(z−h) loses most digits in "
                 "float32 (use float64, or h ≈ 1e-3 for float32)")
-    values = at_steps(ctx, fn_spec, args, (1e-3, 1e-4))
-    if not isinstance(values, list) or any(v.shape != expected.shape for v in values):
+    verdict = judge(ctx, fn_spec, args, observed.array, atol)
+    if verdict is None:
         return None
-    big, small = values
-    if np.array_equal(big, small) and np.array_equal(big, observed.array):
-        return NOT_FD + " (is it the analytic formula, or is h ignored?)"
-    e_big = float(np.max(np.abs(big - expected)))
-    e_small = float(np.max(np.abs(small - expected)))
-    e_default = float(np.max(np.abs(observed.array - expected)))
-    ratio = e_big / e_small if e_small > 0 else np.inf
     recommended = fn_spec.default_step or 1e-5
-    if 4 < ratio < 25:
-        return (f"forward (one-sided) differences: the error shrinks in proportion to h (h=1e-3: {e_big:.1e}, "
-                f"h=1e-4: {e_small:.1e}), i.e. O(h); centred differences (f(z+h) − f(z−h)) / 2h are O(h²)")
-    if ratio < 0.5:
-        return (f"rounding dominates: the error grows as h shrinks (h=1e-3: {e_big:.1e}, h=1e-4: {e_small:.1e}); "
-                "the function being differenced is computed with too few digits (float32 somewhere?)")
-    if e_default <= 10 * min(e_small, e_big):
-        return None
-    h = default_step(ctx, fn_spec, args, observed.array)
-    if h is not None and h > 1e-4:
-        return (f"step too large: your default h = {h:g} leaves a truncation error of {e_default:.1e} (it shrinks like h²: "
-                f"h=1e-3 gives {e_big:.1e}); use h = {recommended:g}")
-    if h is not None and h < 1e-6:
-        return (f"step too small: your default h = {h:g} loses digits to cancellation in f(z+h) − f(z−h) "
-                f"(error {e_default:.1e}, while h=1e-4 gives {e_small:.1e}); use h = {recommended:g} for float64")
-    return (f"your default step gives an error of {e_default:.1e}, while h=1e-4 gives {e_small:.1e}: "
-            f"use h = {recommended:g}")
+    if verdict.own:
+        prim = primitive(ctx, fn_spec)
+        assert prim is not None
+        said = own_cause(ctx, prim, args)
+        where = check_on(ctx, prim, tuple(args[: arity(getattr(ctx.rubric.reference, prim.reference))]))
+        return (f"{fn_spec.name} is a correct {verdict.scheme} difference of your {verdict.own}, which is wrong"
+                + (f" ({said})" if said else "") + (f" — see {where}" if where else "") + f"; fix {verdict.own} first")
+    if verdict.fake:
+        return f"not a finite difference: {verdict.fake}"
+    ignored = _ignored(fn_spec, verdict)
+    if verdict.scheme in ("forward", "backward"):
+        return (f"{_WORDS[verdict.scheme]}: its error shrinks only in proportion to h, O(h); the centred difference "
+                f"(f(z+h) − f(z−h)) / 2h is O(h²)" + (f" — {fn_spec.name} {ignored}" if ignored else ""))
+    h = verdict.step
+    if h is None:
+        return f"{fn_spec.name} {ignored}" if ignored else None
+    error = float(np.max(np.abs(observed.array - expected))) if observed.array.shape == expected.shape else math.nan
+    if h > 10 * recommended or h < recommended / 10:
+        size = "too large" if h > recommended else "too small"
+        why = (f"a truncation error of {error:.1e} (it shrinks like h²)" if h > recommended else
+               f"digits lost to cancellation in f(z+h) − f(z−h) (error {error:.1e})")
+        if verdict.honours_step:
+            return f"step {size}: your default h = {h:g} leaves {why}; use h = {recommended:g}"
+        return (f"{fn_spec.name} {ignored}, a step {size} that leaves {why}; use h = {recommended:g}, "
+                "the h it is given")
+    if verdict.honours_step:
+        return (f"it is a {verdict.scheme} difference, but at your default h = {h:g} its error is {error:.1e}: the function "
+                "it differences is computed with too few digits somewhere (float32?)")
+    return f"{fn_spec.name} {ignored}" if ignored else None
 
 
-def mutated_argument(outcome: Outcome, args: tuple[Any, ...]) -> int | None:
-    for position, (sent, after) in enumerate(zip(args, outcome.after)):
-        if isinstance(sent, np.ndarray) and after is not None and (after.shape != sent.shape or not np.array_equal(after, sent, equal_nan=True)):
-            return position
-    return None
+def _ignored(fn_spec: FunctionSpec, verdict: Verdict) -> str:
+    """What a function that does not use the h it is given does instead (after its name)."""
+    if verdict.honours_step:
+        return ""
+    uses = f" and uses a {verdict.scheme} difference with h ≈ {verdict.step:g}" if verdict.scheme and verdict.step else ""
+    if not verdict.takes_step:
+        return (f"ignores h: it cannot be called with a step as argument #{(fn_spec.step_arg or 0) + 1}, as the lab's "
+                f"signature has it{uses}")
+    return f"ignores h (the step it is given){uses}"
+
+
+def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> str:
+    """Said once on a passing check: an accurate difference that ignores its step."""
+    if verdict is None or verdict.fake or verdict.honours_step:
+        return ""
+    return f"{fn_spec.name} {_ignored(fn_spec, verdict)}"
+
+

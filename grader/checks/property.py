@@ -65,7 +65,11 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
             return None
         return result(check, Status.FAIL, f"{name} returned inf or NaN on {case.label}: {short(value)}.")
     if value.ndim != 2 or value.shape[0] != value.shape[1]:
-        return result(check, Status.FAIL, f"{name} returned shape {value.shape} on {case.label}; a symmetric matrix must be square.")
+        expected = expected_value(ctx, fn_spec, case.args)
+        diff = diagnose.compare(expected, value, atol, 0.0)
+        cause = diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, outcome.value, diff, case.args)
+        return result(check, Status.FAIL, f"{name} returned shape {value.shape} on {case.label}; a symmetric matrix must be "
+                      f"square." + (f" Likely cause: {cause}." if cause else ""))
     asym = np.abs(value - value.T)
     if not np.all(np.isfinite(asym)) or float(np.nanmax(asym)) > atol:
         i, j = (int(k) for k in np.unravel_index(int(np.nanargmax(np.where(np.isfinite(asym), asym, np.inf))), asym.shape))

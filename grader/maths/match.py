@@ -83,6 +83,7 @@ class Form:
     text: str
     rank: int
     targets: tuple[np.ndarray, ...] = field(compare=False)
+    tree: Node | None = field(default=None, compare=False)
     needs: frozenset[str] = frozenset()
     refuses: frozenset[str] = frozenset()
     inside: bool = False  # may be a part of a larger expression (−1/p_y inside the chain rule)
@@ -110,6 +111,7 @@ class Notation:
     samples: tuple[Sample, ...] = field(compare=False)
     vocabulary: Vocabulary = EMPTY
     functions: tuple[Function, ...] = ()
+    screen: Mapping[int, np.ndarray] = field(default_factory=dict, compare=False)  # what is worth a look, stacked
 
     def quantity(self, name: str) -> Quantity:
         return next(q for q in self.quantities if q.name == name)
@@ -233,7 +235,20 @@ def _build(data: Mapping[str, Any], reference: Any) -> Notation:
         raise NotationError("'results' must be a mapping of names to expressions — indent them under it", ("results",))
     for name, spec in results_data.items():
         results[str(name)] = _result(notation, str(name), spec)
-    return Notation(notation.quantities, results, samples, vocabulary, functions)
+    return Notation(notation.quantities, results, samples, vocabulary, functions, _screen(quantities, results, samples[0]))
+
+
+def _screen(quantities: Sequence[Quantity], results: Mapping[str, Result], first: Sample) -> dict[int, np.ndarray]:
+    """Every value on the first sample that could make a candidate worth evaluating on the others: each form's
+    true value, its negative, a matrix's diagonal (the near misses said), and each quantity's vector (definitions)."""
+    screen: dict[int, list[np.ndarray]] = {1: [_quantity_vector(q, first) for q in quantities], 2: []}
+    for result in results.values():
+        for form in [*result.forms, *(f for s in result.steps for f in s.forms)]:
+            target = form.targets[0]
+            screen.setdefault(form.rank, []).extend((target, -target))
+            if form.rank == 2:
+                screen[1].append(np.diag(target).copy())
+    return {rank: np.stack(values) for rank, values in screen.items() if values}
 
 
 def _samples(quantities: Sequence[Quantity], vocabulary: Vocabulary, functions: tuple[Function, ...]) -> tuple[Sample, ...]:
@@ -314,7 +329,7 @@ def _form(notation: Notation, spec: Any, where: tuple[Any, ...]) -> Form:
             if item not in _KINDS:
                 raise NotationError(f"'{key}: {item}' is not known — use one of {', '.join(_KINDS)}", (*where, key))
         kinds.append(frozenset(listed))
-    return Form(text, rank, tuple(targets), kinds[0], kinds[1] | {"derivative"}, bool(spec.get("inside", False)))
+    return Form(text, rank, tuple(targets), tree, kinds[0], kinds[1] | {"derivative"}, bool(spec.get("inside", False)))
 
 
 def _result(notation: Notation, name: str, spec: Any) -> Result:
@@ -493,13 +508,30 @@ def _evaluated(notation: Notation, tree: Node, context: _Context) -> Evaluated:
         return ()
     definitions = {name: (node, binding) for name, node, binding in context.definitions}
     out = []
+    first, rest = notation.samples[0], notation.samples[1:]
     for binding in _bindings(notation, roles, context):
         try:
-            values = tuple(evaluate(tree, notation.scope(sample, binding, definitions)) for sample in notation.samples)
+            value = evaluate(tree, notation.scope(first, binding, definitions))
+            if not _worth(notation, value, first.n):
+                continue  # most bindings of most candidates: nothing on the first sample is like any result
+            values = (value, *(evaluate(tree, notation.scope(sample, binding, definitions)) for sample in rest))
         except (EvalError, IndexError, ValueError, FloatingPointError, OverflowError):
             continue
         out.append((binding, values))
     return tuple(out)
+
+
+def _worth(notation: Notation, value: Value, n: int) -> bool:
+    if not notation.screen or value.axes == () or value.axes is None and value.data.shape == (1, 1):
+        return True  # a scalar may define a symbol (S = Σ_k e^{z_k}); they are cheap
+    for rank in (1, 2):
+        stacked = notation.screen.get(rank)
+        for layout in as_arrays(value, rank, n) if stacked is not None else ():
+            with np.errstate(invalid="ignore"):
+                gap = np.abs(stacked - layout).reshape(len(stacked), -1).max(axis=1)
+            if np.any(gap <= 1e-9 + 1e-7 * np.abs(layout).max()):
+                return True
+    return False
 
 
 def _equal(values: tuple[Value, ...], form: Form, samples: Sequence[Sample], sign: float = 1.0) -> bool:
@@ -513,7 +545,12 @@ def _equal(values: tuple[Value, ...], form: Form, samples: Sequence[Sample], sig
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and bool(np.allclose(a, b, rtol=1e-7, atol=1e-9))
+    if a.shape != b.shape:
+        return False
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(a - b)
+        worst = float(gap.max()) if gap.size else 0.0
+    return worst == worst and worst <= 1e-9 + 1e-7 * (float(np.abs(b).max()) if b.size else 0.0)
 
 
 def _matches(form: Form, kinds: frozenset[str], evaluated: Evaluated, samples: Sequence[Sample]) -> Binding | None:
@@ -617,7 +654,8 @@ def _near_miss(result: Result, evaluated: Evaluated, samples: Sequence[Sample]) 
 
 def _inside(analysis: Analysis, notation: Notation, tree: Node, context: _Context, where: Match) -> None:
     """Forms that may be part of a larger expression, looked for in its sub-expressions."""
-    subtrees = [n for n in walk(tree)[:40] if isinstance(n, (Op, Call)) and not has_derivative(n)]
+    roots = {_root(f.tree) for r in notation.results.values() for s in r.steps for f in s.forms if f.inside}
+    subtrees = [n for n in walk(tree)[:60] if _root(n) in roots and not has_derivative(n)][:20]
     for name, result in notation.results.items():
         for k, step in enumerate(result.steps):
             forms = [f for f in step.forms if f.inside]
@@ -630,6 +668,13 @@ def _inside(analysis: Analysis, notation: Notation, tree: Node, context: _Contex
                         _equal(v, f, notation.samples, sign) for _, v in evaluated for sign in (1.0, -1.0)) for f in forms):
                     _add(analysis.steps.setdefault((name, k), []), where)
                     break
+
+
+def _root(node: Node) -> str:
+    """What an expression is at its top, its sign aside (−1/p_y is a quotient)."""
+    while isinstance(node, Op) and node.op == "neg":
+        node = node.args[0]
+    return node.op if isinstance(node, Op) else type(node).__name__
 
 
 @functools.lru_cache(maxsize=32768)

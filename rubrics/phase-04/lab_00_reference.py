@@ -56,6 +56,31 @@ def hidden_logits_with_class():
     return [(z, y) for (z,) in hidden_logits() for y in range(len(z))]
 
 
+def jacobian_from_probabilities(p):
+    """The Jacobian from the softmax's values: a learner's Jacobian equal to this of their own softmax is right
+    but for that softmax."""
+    return np.diag(p) - np.outer(p, p)
+
+
+def gradient_from_probabilities(p, y):
+    g = np.array(p, dtype=np.float64)
+    g[int(y)] -= 1.0
+    return g
+
+
+def loss_from_probabilities(p, y):
+    return -np.log(p[int(y)])
+
+
+def shift_after_exp(observed, z):
+    """exp(z) − max(z), normalised: the max is subtracted after exp, not before."""
+    z = np.asarray(z, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        e = np.exp(z) - np.max(z)
+        wrong = e / e.sum()
+    return np.shape(observed) == z.shape and bool(np.all(np.isfinite(wrong))) and np.allclose(observed, wrong, atol=1e-9)
+
+
 def scalar_outer(observed, z):
     """diag(p) - p @ p: the dot product (a scalar) where the outer product p pᵀ belongs."""
     p = softmax(z)
