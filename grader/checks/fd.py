@@ -179,50 +179,8 @@ def _scheme_at(values: Values, x: np.ndarray, h: float, observed: np.ndarray) ->
     return ""
 
 
-def _fit_column(values: Values, x: np.ndarray, j: int, scheme: str, target: np.ndarray) -> tuple[float, float]:
-    """The step whose difference along x_j is closest to ``target``: a coarse log grid, then a golden search."""
-
-    def residual(log_h: float) -> float:
-        col = _difference(values, x, scheme, 10.0**log_h, range(j, j + 1))
-        if col is None:
-            return math.inf
-        with np.errstate(invalid="ignore", over="ignore"):
-            r = float(np.max(np.abs(col[..., 0] - target)))
-        return r if math.isfinite(r) else math.inf
-
-    logs = [math.log10(h) for h in _GRID]
-    scores = [residual(v) for v in logs]
-    best = int(np.argmin(scores))
-    lo, hi = logs[max(best - 1, 0)], logs[min(best + 1, len(logs) - 1)]
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = residual(a), residual(b)
-    for _ in range(30):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - ratio * (hi - lo)
-            fa = residual(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + ratio * (hi - lo)
-            fb = residual(b)
-    log_h, score = (a, fa) if fa < fb else (b, fb)
-    if scores[best] < score:
-        log_h, score = logs[best], scores[best]
-    return 10.0**log_h, score
-
-
-def _fit_all(values: Values, x: np.ndarray, scheme: str, layout: np.ndarray) -> tuple[float, float]:
-    """One step for every column: the best residual of the reference's difference over a log grid, refined."""
-
-    def residual(log_h: float) -> float:
-        got = _difference(values, x, scheme, 10.0**log_h)
-        if got is None or got.shape != layout.shape:
-            return math.inf
-        with np.errstate(invalid="ignore", over="ignore"):
-            r = float(np.max(np.abs(got - layout)))
-        return r if math.isfinite(r) else math.inf
-
+def _minimise(residual: Callable[[float], float]) -> tuple[float, float]:
+    """The step h whose residual is least: a coarse grid over log h, then a golden-section search around its best."""
     logs = [math.log10(h) for h in _GRID]
     scores = [residual(v) for v in logs]
     best = int(np.argmin(scores))
@@ -245,13 +203,31 @@ def _fit_all(values: Values, x: np.ndarray, scheme: str, layout: np.ndarray) -> 
     return 10.0**log_h, score
 
 
+def _fit(values: Values, x: np.ndarray, scheme: str, target: np.ndarray, column: int | None = None) -> tuple[float, float]:
+    """The step whose difference is closest to ``target``: along x_j alone when ``column`` is j, else in every column."""
+    columns = range(column, column + 1) if column is not None else None
+
+    def residual(log_h: float) -> float:
+        got = _difference(values, x, scheme, 10.0**log_h, columns)
+        if got is None:
+            return math.inf
+        got = got[..., 0] if column is not None else got
+        if got.shape != target.shape:
+            return math.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            r = float(np.max(np.abs(got - target)))
+        return r if math.isfinite(r) else math.inf
+
+    return _minimise(residual)
+
+
 def _fitted(values: Values, x: np.ndarray, observed: np.ndarray, truth: np.ndarray) -> tuple[str, float] | None:
     """The scheme and step that explain the error of a function that ignores h: the scheme whose difference at one
     step reproduces the values best (then, for a step that varies with the entry, column by column)."""
     for layout in _layouts(observed, truth.shape):
         size = float(np.max(np.abs(layout - truth)))
         floor = 1e-12 * (1 + float(np.max(np.abs(layout))))
-        fits = sorted((_fit_all(values, x, scheme, layout)[::-1], scheme) for scheme in SCHEMES)
+        fits = sorted((_fit(values, x, scheme, layout)[::-1], scheme) for scheme in SCHEMES)
         (score, h), scheme = fits[0]
         if score <= 0.02 * size + floor:
             return scheme, h
@@ -259,7 +235,7 @@ def _fitted(values: Values, x: np.ndarray, observed: np.ndarray, truth: np.ndarr
             steps = []
             for j in range(x.size):
                 column, wanted = (layout - truth)[..., j], layout[..., j]
-                h, score = _fit_column(values, x, j, scheme, wanted)
+                h, score = _fit(values, x, scheme, wanted, j)
                 if score > 0.02 * float(np.max(np.abs(column))) + floor:
                     break
                 steps.append(h)
