@@ -446,7 +446,8 @@ _OUTPUT_WORDS = ("traceback", "error", "passed", "pass", " ok", "ok ", "ok!", "s
                  "correct", "✓", "✔", "match", "paso", "pasó", "bien", "all checks", "todos", "exito", "éxito")
 _DECIMAL = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+)(?![\w.])")
 _PROMPTS = (">>>", "...", "In [", "Out[", "$ ", "% ", "> ")
-_CALL = re.compile(r"[A-Za-z_]\w*\s*\(")
+_PYTHON_CALL = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_][\w.]*\s*\(|(?<![\w.])(?:print|len|range|zip|enumerate|float|int|list|"
+                          r"sum|abs|isinstance|sorted|open|str|dict|tuple|set|round|min|max)\s*\(")
 
 
 def block_kind(text: str, info: str = "") -> str:
@@ -479,13 +480,14 @@ def block_kind(text: str, info: str = "") -> str:
 
 def _is_source(line: str) -> bool:
     """A line of Python that does something: a statement (``for y in range(5):``, ``return g``), a comment, or a
-    call (``J = f(z)``) — never printed output (``max_err = 1.1e-11``, ``class 0: E = 0.57``) nor a
-    formula (``J = diag(p) - p p^T``), which Python does not parse."""
+    call of a dotted name or of Python's own (``J = np.diag(p)``, ``print(err)``) — never printed output
+    (``max_err = 1.1e-11``, ``class 0: E = 0.57``) nor a formula typed in ASCII (``J = diag(p) - p*p^T`` and
+    ``grad = p - onehot(y)`` are valid Python, but name no Python)."""
     if line.startswith("#"):
         return True
     if line.startswith("@") or line.startswith(_STATEMENTS):
         body = line + ("\n    pass" if line.endswith(":") else "")
-    elif _CALL.search(line):
+    elif _PYTHON_CALL.search(line):
         body = line
     else:
         return False

@@ -139,11 +139,17 @@ def _nonfinite(expected: np.ndarray, observed: Observed, diff: Diff) -> str | No
 
 def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...] = ()) -> str | None:
     e, o = expected.ravel(), observed.array.ravel()
+    first = next((a for a in args if isinstance(a, np.ndarray)), None)
+    if diff.reason == "value" and e.size == o.size == 1 and e[0] != 0 and first is not None and first.size > 1:
+        ratio = float(o[0] / e[0])  # a single number is a factor of anything: only 1/n, n the input's length, tells
+        if abs(ratio * first.size - 1) < 1e-9:
+            return (f"the value is divided by n = {first.size} (a factor of 1/n): a mean over the {first.size} entries where "
+                    "the value of one example is a single term; drop the mean")
+        return None
     if diff.reason != "value" or e.size < 2 or float(e @ e) == 0.0:
         return None
     c = float(o @ e) / float(e @ e)
     if abs(c - 1) > 1e-6 and abs(c + 1) > 1e-6 and abs(c) > 1e-12 and _same(o, c * e):
-        first = next((a for a in args if isinstance(a, np.ndarray)), None)
         sizes = {e.size} | ({first.size, first.shape[0]} if first is not None and first.ndim else set())
         n = next((s for s in sorted(sizes) if s > 1 and abs(c * s - 1) < 1e-6), None)
         if n is not None:

@@ -189,7 +189,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
     try:
         if found.implementation is not None:
             run = LearnerRun(learner, found.implementation, tuple(f.name for f in rubric.functions), limits,
-                             module_source=found.module_source)
+                             module_source=found.module_source, module_files=found.module_files)
             run.start()
         ctx = Context(
             rubric=rubric,

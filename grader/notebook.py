@@ -11,7 +11,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from grader.errors import SubmissionError
 from grader.learnerfiles import read_bytes
@@ -25,10 +25,11 @@ _KEEP_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 @dataclass(frozen=True)
 class Notebook:
     source: str  # the module: the kept code cells, in order
-    left_out: tuple[str, ...]  # "cell 3 (%timeit)", for the learner
+    left_out: tuple[str, ...]  # "cell 3 (it only displays)", "cell 9: its %%time line", for the learner
     markdown: str  # the Markdown cells, with each code cell and its printed output as fenced blocks
     cells: tuple[tuple[int, int], ...]  # (first line in ``markdown``, cell number)
     functions: tuple[str, ...]  # names the code cells define with ``def``
+    files: tuple[tuple[str, str], ...] = ()  # what %%writefile cells write, (relative name, text), beside the module
 
 
 def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
@@ -71,6 +72,7 @@ def _convert(notebook: object) -> Notebook:
     lines: list[str] = []
     cells: list[tuple[int, int]] = []
     functions: list[str] = []
+    files: list[tuple[str, str]] = []
     for number, cell in enumerate(getattr(notebook, "cells", []), start=1):
         kind = getattr(cell, "cell_type", "")
         text = _source(cell)
@@ -85,13 +87,33 @@ def _convert(notebook: object) -> Notebook:
         printed = _printed(cell)
         if printed:
             lines.extend(["```text", *printed.splitlines(), "```", ""])
+        written = _written_file(text)
+        if written is not None:
+            files.append(written)
+            continue
         code, why = _code(text)
         if why:
-            left_out.append(f"cell {number} ({why})")
+            left_out.append(f"cell {number} ({why})" if not code.strip() else f"cell {number}: its {why} line")
         if code.strip():
             kept.append(f"# --- cell {number} ---\n{code}")
             functions.extend(_defined(code))
-    return Notebook("\n\n".join(kept) + "\n", tuple(left_out), "\n".join(lines), tuple(cells), tuple(dict.fromkeys(functions)))
+    return Notebook("\n\n".join(kept) + "\n", tuple(left_out), "\n".join(lines), tuple(cells), tuple(dict.fromkeys(functions)),
+                    tuple(files))
+
+
+def _written_file(text: str) -> tuple[str, str] | None:
+    """``%%writefile fdcheck.py``: the file the cell writes, so that a later ``import fdcheck`` finds it — a plain
+    name inside the learner's folder only, and at most 1 MB."""
+    stripped = text.lstrip()
+    if not stripped.startswith("%%writefile"):
+        return None
+    first, _, body = stripped.partition("\n")
+    parts = first.split()
+    name = parts[-1] if len(parts) >= 2 and not parts[-1].startswith("-") else ""
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or len(name) > 100 or len(body) > 1 << 20:
+        return None
+    return path.as_posix(), body
 
 
 def _code(text: str) -> tuple[str, str]:
@@ -119,7 +141,7 @@ def _code(text: str) -> tuple[str, str]:
         line = getattr(exc, "lineno", None)
         return "", f"a syntax error{f' at its line {line}' if line else ''}"
     if tree.body and all(isinstance(stmt, ast.Expr) for stmt in tree.body):
-        return "", "it only displays or prints" if not why else f"{', '.join(why)}; it only displays or times"
+        return "", "it only displays or prints" if not why else f"{', '.join(why)}: it only displays or times"
     return code, ", ".join(dict.fromkeys(why))
 
 

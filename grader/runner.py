@@ -179,9 +179,11 @@ class LearnerRun:
     """Use as a context manager: the temporary copy and every process are gone on exit."""
 
     def __init__(self, learner_root: Path, module_path: Path, functions: tuple[str, ...], limits: Limits,
-                 server: zygote.Zygote | None = None, module_source: str | None = None) -> None:
+                 server: zygote.Zygote | None = None, module_source: str | None = None,
+                 module_files: tuple[tuple[str, str], ...] = ()) -> None:
         """``module_source``: the module to load instead of ``module_path``'s bytes (a notebook's code cells);
-        it is written beside that file in the learner's copy."""
+        it is written beside that file in the learner's copy, with ``module_files`` (what its %%writefile cells
+        write, by relative name)."""
         self.limits = limits
         self.functions = functions
         self.output = bytearray()
@@ -199,6 +201,11 @@ class LearnerRun:
             self.outside_links = _copy_learner(learner_root, copy)
             if module_source is not None:
                 self.module_path.write_text(module_source, encoding="utf-8")
+                for name, text in module_files:
+                    target = (self.module_path.parent / name).resolve()
+                    if target.is_relative_to(copy.resolve()) and not target.exists():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_text(text, encoding="utf-8")
             (self._tmp / "tmp").mkdir()
             self.uid = self._server.next_uid()
             _hand_over(self._tmp, self.uid)

@@ -53,6 +53,7 @@ class Submission:
     implementation_note: str = ""  # found by content, or a notebook's left-out cells
     implementation_error: str = ""  # a notebook that cannot be read
     module_source: str | None = None  # a notebook's code cells: the module to load
+    module_files: tuple[tuple[str, str], ...] = ()  # files its %%writefile cells write beside that module
     deliverable: Path | None = None
     deliverable_note: str = ""
     markdown: str | None = None  # a notebook's Markdown cells, standing for the deliverable
@@ -149,15 +150,20 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
                     f"file named like {patterns} — rename it")
             error = ""
     module_source = None
+    module_files: tuple[tuple[str, str], ...] = ()
     if notebook is not None:
         module_source = notebook.source  # type: ignore[attr-defined]
+        module_files = notebook.files  # type: ignore[attr-defined]
         left = notebook.left_out  # type: ignore[attr-defined]
-        note = f"graded the notebook {implementation.name} (its code cells, in order)"  # type: ignore[union-attr]
+        note = "a notebook: its code cells were graded, in order"
+        written = [name for name, _ in notebook.files]  # type: ignore[attr-defined]
+        if written:
+            note += f"; its %%writefile cells were written beside it ({', '.join(written[:4])})"
         if left:
             note += "; left out: " + ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
     deliverable, deliverable_note, markdown, cells = _deliverable(rubric, phase, files, learner, notebook, implementation)
     return Submission(phase, phase_note, tuple(files), implementation, tuple(others), note, error, module_source,
-                      deliverable, deliverable_note, markdown, cells)
+                      module_files, deliverable, deliverable_note, markdown, cells)
 
 
 def _deliverable(rubric: Rubric, phase: Path, files: Sequence[str], learner: Path, notebook: object,

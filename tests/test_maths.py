@@ -126,9 +126,16 @@ def test_a_formula_states_what_it_means(text: str, kind: str, results: set[str],
     assert set(found.steps) == steps, found.steps
 
 
-def test_a_flipped_sign_and_a_lone_diagonal_are_named() -> None:
+def test_near_misses_are_named() -> None:
+    """A flipped sign, a step with its sign flipped, and a wrong answer given as one (the end of an equation)."""
     assert [kind for _, kind in read("y - p").near[GRADIENT]] == ["sign"]
-    assert [kind for _, kind in read(r"S_i(1 - S_i)").near[JACOBIAN]] == ["diagonal"]
+    assert [kind for _, kind in read(r"\frac{\partial p_i}{\partial z_j} = p_i p_j").near[f"{JACOBIAN}#1"]] == ["sign"]
+    assert [kind for _, kind in read(r"J = \operatorname{diag}(p) + p p^\top").near[JACOBIAN]] == ["other"]
+    # a correct line whose equation ends elsewhere is not the learner's result
+    ends_wrong = read(r"\frac{\partial L}{\partial z_j} = -\frac{1}{p_y} p_y (\delta_{yj} - p_j) = p_j - 1")
+    assert GRADIENT not in ends_wrong.results and [k for _, k in ends_wrong.near[GRADIENT]] == ["other"]
+    assert DLDP in ends_wrong.steps
+    assert DLDP not in read(r"\frac{1}{p_y} p_y (\delta_{yj} - p_j)").steps  # the sign of a step counts
 
 
 @pytest.mark.parametrize(("document", "states"), [

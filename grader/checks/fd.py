@@ -32,7 +32,8 @@ _LEARNER_STEPS = (1e-4, 1e-5, 1e-3, 1e-6, 1e-7, 1e-2)
 _STEP_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12,
                 1e-13, 1e-14)
 _WORDS = {"centred": "centred difference (f(z+h) − f(z−h)) / 2h", "forward": "forward (one-sided) difference (f(z+h) − f(z)) / h",
-          "backward": "backward (one-sided) difference (f(z) − f(z−h)) / h", "five-point": "five-point centred difference"}
+          "backward": "backward (one-sided) difference (f(z) − f(z−h)) / h", "five-point": "five-point centred difference",
+          "one-sided": "one-sided difference", "higher-order": "higher-order difference", "adaptive": "adaptive difference"}
 
 Values = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -244,6 +245,65 @@ def _fitted(values: Values, x: np.ndarray, observed: np.ndarray, truth: np.ndarr
     return None
 
 
+_ORDERS = (3, 2, 5, 4)  # the truncation term of centred-type, one-sided, and higher-order differences
+_SCHEME_OF_ORDER = {3: "centred", 2: "one-sided", 5: "higher-order", 4: "higher-order"}
+
+
+def _derivatives(values: Values, x: np.ndarray, delta: float = 0.05) -> dict[int, np.ndarray] | None:
+    """The k-th derivative of the function along each x_j (k = 2…5), from a 9-point polynomial through it."""
+    u = np.arange(-4.0, 5.0)
+    columns: dict[int, list[np.ndarray]] = {k: [] for k in _ORDERS}
+    shape: tuple[int, ...] = ()
+    for j in range(x.size):
+        rows = []
+        for t in u * delta:
+            e = np.zeros_like(x)
+            e.flat[j] = t
+            v = values(x + e)
+            if v is None or not np.all(np.isfinite(v)):
+                return None
+            shape = v.shape
+            rows.append(v.ravel())
+        coefficients = np.polynomial.polynomial.polyfit(u, np.asarray(rows), 8)
+        for k in _ORDERS:
+            columns[k].append(coefficients[k] * math.factorial(k) / delta**k)
+    return {k: np.stack(cols, axis=-1).reshape(shape + (x.size,)) for k, cols in columns.items()}
+
+
+def _truncation(error: np.ndarray, derivatives: dict[int, np.ndarray], floor: float) -> tuple[int, np.ndarray] | None:
+    """The derivative order whose columns the error is proportional to, column by column (a step that varies with
+    the entry, h·(1 + |z_j|), scales each column alike), and those factors; None when no order fits."""
+    for k in _ORDERS:
+        d = derivatives[k]
+        if d.shape != error.shape:
+            return None
+        factors = []
+        for j in range(error.shape[-1]):
+            e, g = error[..., j].ravel(), d[..., j].ravel()
+            size = float(np.max(np.abs(e))) if e.size else 0.0
+            if size <= floor:
+                factors.append(0.0)
+                continue
+            norm = float(g @ g)
+            if norm == 0.0:
+                break
+            c = float(e @ g) / norm
+            if float(np.max(np.abs(e - c * g))) > 0.05 * size + floor:
+                break
+            factors.append(c)
+        else:
+            return k, np.asarray(factors)
+    return None
+
+
+def _step_from(order: int, factors: np.ndarray) -> float | None:
+    """The step a truncation factor implies: c = h²/6 centred, ±h/2 one-sided, h⁴/30 five-point."""
+    c = float(np.median(np.abs(factors[factors != 0]))) if np.any(factors != 0) else 0.0
+    if c == 0.0:
+        return None
+    return {3: math.sqrt(6 * c), 2: 2 * c, 5: (30 * c) ** 0.25, 4: (30 * c) ** 0.25}[order]
+
+
 def _analytic(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray, truth: np.ndarray) -> bool:
     """The values are the derivative itself: bit for bit the learner's analytic function, or the true one to the
     last bits (a real difference keeps an error of at least ~1e-13 at any step)."""
@@ -302,16 +362,23 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
         mine = [_scheme_at(own, x, h, v) for h, v in zip(PROBES, probes)]
         if mine[0] and mine[0] == mine[1]:
             return Verdict(True, True, mine[0], step, own=prim.name if _wrong(ctx, prim, base_args) else "")
-        for scheme in SCHEMES:  # a difference of some function near the true one changes with h as the reference's does
-            big, small = _difference(reference, x, scheme, PROBES[0]), _difference(reference, x, scheme, PROBES[1])
-            if big is not None and small is not None and probes[0].shape == big.shape and _same(probes[0] - probes[1], big - small):
-                return Verdict(True, True, scheme, step)
+        scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-300)
+        errors = [v - truth if v.shape == truth.shape else None for v in probes]
+        if all(e is not None and float(np.max(np.abs(e))) <= 1e-9 * scale for e in errors) \
+                and not _analytic(ctx, fn_spec, args, probes[0], truth):
+            return Verdict(True, True, "adaptive", step)  # exact already at h = 0.1: an extrapolated or adaptive difference
+        derivatives = _derivatives(reference, x)
+        if derivatives is not None and all(e is not None for e in errors):
+            fits = [_truncation(e, derivatives, 1e-11 * scale) for e in errors]  # type: ignore[arg-type]
+            if fits[0] and fits[1] and fits[0][0] == fits[1][0] and _converges(fits[0][1], fits[1][1]):
+                return Verdict(True, True, _SCHEME_OF_ORDER[fits[0][0]], step)
         centred = _difference(reference, x, "centred", PROBES[0])
         theirs = float(np.max(np.abs(probes[0] - truth))) if probes[0].shape == truth.shape else math.nan
         true_gap = float(np.max(np.abs(centred - truth))) if centred is not None else math.nan
-        return Verdict(True, True, fake=(f"at h = {PROBES[0]:g} a centred difference is off the derivative by {true_gap:.1e}, "
-                                         f"unevenly (by its third derivative), but yours is off by {theirs:.1e}"
-                                         + (" in every entry alike" if _uniform(probes[0] - truth) else "")))
+        return Verdict(True, True, fake=(f"at h = {PROBES[0]:g} a difference is off the derivative in proportion to a higher "
+                                         f"derivative of the function (a centred one by {true_gap:.1e}), but yours is off by "
+                                         f"{theirs:.1e}" + (" in every entry alike" if _uniform(probes[0] - truth) else
+                                                            " in a pattern no difference has")))
     if observed.shape == truth.shape and _analytic(ctx, fn_spec, args, observed, truth):
         return Verdict(takes, False, fake="its values are the analytic derivative itself, to the last bits", analytic=True)
     error = float(np.max(np.abs(observed - truth))) if observed.shape == truth.shape else math.inf
@@ -326,6 +393,11 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             scheme = _scheme_at(own, x, h, observed)
             if scheme:
                 return Verdict(takes, False, scheme, h, own=prim.name)
+    derivatives = _derivatives(reference, x)
+    fit_shape = _truncation(observed - truth, derivatives, 1e-12) if derivatives is not None and observed.shape == truth.shape else None
+    if fit_shape is not None:
+        order, factors = fit_shape
+        return Verdict(takes, False, _SCHEME_OF_ORDER[order], _step_from(order, factors))
     if error <= atol:
         return Verdict(takes, False)
     for h in (1e-9, 1e-10, 1e-11, 1e-12, 1e-13):  # a step so small that rounding is all there is
@@ -335,6 +407,12 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             if gap / 5 <= error <= gap * 5:
                 return Verdict(takes, False, "centred", h)
     return Verdict(takes, False, fake=f"its error ({error:.1e}) has the shape of no difference's truncation error at any step")
+
+
+def _converges(big: np.ndarray, small: np.ndarray) -> bool:
+    """The truncation factors shrink from h = 0.1 to h = 0.01, as a difference's do (by 10× or more)."""
+    pairs = [(abs(b), abs(s)) for b, s in zip(big, small) if b != 0 or s != 0]
+    return bool(pairs) and float(np.median([b / max(s, 1e-300) for b, s in pairs])) >= 5.0
 
 
 def _uniform(values: np.ndarray) -> bool:
@@ -386,7 +464,7 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
     if verdict.fake:
         return f"not a finite difference: {verdict.fake}"
     ignored = _ignored(fn_spec, verdict)
-    if verdict.scheme in ("forward", "backward"):
+    if verdict.scheme in ("forward", "backward", "one-sided"):
         return (f"{_WORDS[verdict.scheme]}: its error shrinks only in proportion to h, O(h); the centred difference "
                 f"(f(z+h) − f(z−h)) / 2h is O(h²)" + (f" — {fn_spec.name} {ignored}" if ignored else ""))
     h = verdict.step
@@ -401,6 +479,9 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
             return f"step {size}: your default h = {h:g} leaves {why}; use h = {recommended:g}"
         return (f"{fn_spec.name} {ignored}, a step {size} that leaves {why}; use h = {recommended:g}, "
                 "the h it is given")
+    if verdict.honours_step and verdict.scheme == "adaptive":
+        return (f"it is an adaptive difference, exact at large steps, but started from your default h = {h:g} it loses "
+                f"digits to rounding (error {error:.1e}); start it from a larger step, h ≈ 1e-3")
     if verdict.honours_step:
         return (f"it is a {verdict.scheme} difference, but at your default h = {h:g} its error is {error:.1e}: the function "
                 "it differences is computed with too few digits somewhere (float32?)")

@@ -21,11 +21,12 @@ from grader.notation import heading_matches, sentences
 
 _TAG = re.compile(r"<[^<>]{0,300}>")
 _PICTURE = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff", ".svg", ".pdf")
-_REFLECTIVE = re.compile(  # first person, and the words of looking back on work, in English and Spanish
-    r"\b(?:i|i'm|i've|i'd|my|me|myself|felt|feel|learn\w*|realis\w*|realiz\w*|struggl\w*|stuck|surpris\w*|enjoy\w*|"
-    r"insight\w*|mechanical\w*|intuiti\w*|tricky|confus\w*|lesson\w*|takeaway\w*|"
-    r"yo|mí|mi|mis|aprend\w*|entend[ií]\w*|sent[ií]\w*|pens[ée]|not[ée]|cost[óo]|atasc\w*|atasqu[ée]|mec[aá]nic\w*|"
-    r"intuiti\w*|lecci[oó]n\w*|dif[ií]cil|valios\w*|sorprend\w*|confund\w*|me\s+di\s+cuenta)\b",
+_REFLECTIVE = re.compile(  # the words of looking back on one's work, in English and Spanish ("I" alone is not one)
+    r"\b(?:felt|feel|feels|feeling|stuck|insight\w*|mechanical\w*|learn\w*|realis\w*|realiz\w*|surpris\w*|struggl\w*|"
+    r"difficult|hard|easy|tricky|confus\w*|lesson\w*|takeaway\w*|hindsight|clicked|intuiti\w*|enjoy\w*|"
+    r"frustrat\w*|satisf\w*|next\s+time|would\s+(?:do|have|start)|mec[aá]nic\w*|atasc\w*|atasqu[ée]|aprend\w*|"
+    r"cost[óo]|dif[ií]cil|f[aá]cil|sorprend\w*|confund\w*|me\s+di\s+cuenta|intuici\w*|lecci[oó]n\w*|valios\w*|"
+    r"reflexi\w*|la\s+pr[oó]xima\s+vez|me\s+(?:cost[óo]|pareci[óo]|gust[óo]|sirvi[óo]))\b",
     re.IGNORECASE,
 )
 
@@ -78,7 +79,7 @@ def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
             looks = plain.startswith(("**", "__")) or plain.endswith(":")  # a bold line, or a label
             if looks and bare and len(bare) <= 60 and len(bare.split()) <= 8 and "=" not in bare and "$" not in bare \
                     and heading_matches(bare, words):
-                return f" {ctx.document.where(piece.line + k).capitalize()} ('{line.strip()[:80]}') looks like one: make it a heading, '## {bare}'."
+                return f" {ctx.document.where(piece.line + k).capitalize()} ('{line.strip()[:80]}') looks like one: make it a heading, '## {bare}'"
     return ""
 
 
@@ -125,10 +126,10 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     notation = ctx.rubric.notation
     matches = analysis.results.get(name, [])
     inside = _inside(matches, sections)
-    if inside:
-        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[0].text)}, {_where(ctx, inside[0])})")
+    if inside:  # the last statement of it is the learner's conclusion
+        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[-1].text)}, {_where(ctx, inside[-1])})")
     if matches:
-        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[0].text)}, {_where(ctx, matches[0])})",
+        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})",
                         _elsewhere(ctx, spec, sections))
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
@@ -137,14 +138,20 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     shown = [k for k in range(len(steps)) if analysis.steps.get((name, k))]
     incomplete = "" if analysis.complete else (f" (only the first {analysis.read} of its {analysis.total} formulas could be "
                                                "read in time; shorten the deliverable)")
-    for match, kind in analysis.near.get(name, []):
-        if kind == "sign":
-            return _Finding(Status.FAIL, f"it does not reach the result: {_shown(match.text)} ({_where(ctx, match)}) is its "
-                                         f"negative — check the sign{incomplete}")
-        if kind == "diagonal":
-            return _Finding(Status.FAIL, f"it does not reach the result: {_shown(match.text)} ({_where(ctx, match)}) is only "
-                                         f"its diagonal (i = j); the entries with i ≠ j are missing — write the whole result "
-                                         f"as one formula{incomplete}")
+    near = analysis.near.get(name, [])
+    for wanted in ("sign", "other", "diagonal"):  # the most telling near miss first; the last one written of its kind
+        found = [m for m, kind in near if kind == wanted]
+        if not found or wanted == "diagonal" and len(shown) == len(steps) > 1:
+            continue  # a diagonal beside the other cases is just the case i = j
+        match = found[-1]
+        where = f"{_shown(match.text)} ({_where(ctx, match)})"
+        if wanted == "sign":
+            return _Finding(Status.FAIL, f"it does not reach the result: {where} is its negative — check the sign{incomplete}")
+        if wanted == "other":
+            return _Finding(Status.FAIL, f"it does not reach the result: {where} is not {_describe(ctx, name)} — check it "
+                                         f"term by term{incomplete}")
+        return _Finding(Status.FAIL, f"it does not reach the result: {where} is only its diagonal (i = j); the entries "
+                                     f"with i ≠ j are missing — write the whole result as one formula{incomplete}")
     broken, others = _images(sections or ctx.document.top_sections(), ctx)[1:]  # type: ignore[union-attr]
     if broken:
         return _Finding(Status.FAIL, f"it links to the image {', '.join(broken)}, which is not in the folder, and the result "
@@ -159,8 +166,10 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     if shown:
         return _Finding(Status.FAIL, f"it does not reach the result: it shows {said}, but stops before {_describe(ctx, name)}"
                                      f"{incomplete}")
+    code = " — formulas in Python code blocks are not read" if any(
+        b.kind == "source" for sec in ctx.document.top_sections() for b in sec.code_blocks) else ""  # type: ignore[union-attr]
     return _Finding(Status.FAIL, f"it does not reach the result: no formula states {_describe(ctx, name)} "
-                                 f"(any notation: LaTeX, Unicode or ASCII){incomplete}")
+                                 f"(any notation: LaTeX, Unicode or ASCII){code}{incomplete}")
 
 
 def _describe(ctx: Context, name: str) -> str:
@@ -201,6 +210,11 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
                                      "are not written as text")
     wanted = "; ".join(text_of(steps[k].say) for k in missing)
     incomplete = "" if analysis.complete else f" (only the first {analysis.read} formulas could be read in time)"
+    flipped = [(k, analysis.near[f"{name}#{k}"][-1][0]) for k in missing if analysis.near.get(f"{name}#{k}")]
+    if flipped:
+        k, match = flipped[0]
+        return _Finding(Status.FAIL, f"{text_of(steps[k].say)}: {_shown(match.text)} ({_where(ctx, match)}) has its sign "
+                                     f"flipped{incomplete}")
     if analysis.results.get(name):
         if len(missing) == len(steps):
             return _Finding(Status.FAIL, f"the result is there but not how you got there: show {wanted}{incomplete}")
@@ -258,8 +272,9 @@ def _no_section(check: Check, ctx: Context) -> str:
     assert ctx.document is not None
     spec = check.spec
     seen = [h for h in ctx.document.headings() if h]
+    hint = _heading_hint(ctx, spec["headings"])
     return (f"no section headed like '{_suggest(spec)}' and no such text elsewhere; headings found: "
-            f"{', '.join(repr(h) for h in seen[:10]) or 'none'}.{_heading_hint(ctx, spec['headings'])}".rstrip("."))
+            f"{', '.join(repr(h) for h in seen[:10]) or 'none'}" + (f".{hint}" if hint else ""))
 
 
 def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding:
@@ -277,7 +292,7 @@ def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding
     elsewhere = [b for b in everywhere if shows(b)]
     if elsewhere:
         found = elsewhere[0]
-        return _Finding(Status.PASS, f"a code block with the printed output ({ctx.document.where(found.line)})",
+        return _Finding(Status.PASS, f"a code block with the printed output ({_where(ctx, Match(found.line, ''))})",
                         _elsewhere(ctx, spec, sections))
     if any(b.kind == "output" for b in here or everywhere) and pattern:
         want = spec.get("description") or f"text matching {pattern}"
@@ -316,5 +331,4 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
             notes = "".join(f" Note: {text}." for text in ctx.document.notes) if status == Status.FAIL else ""
             return result(check, status, lead + "; ".join(f.text for f in chosen) + "." + notes)
     said = "; ".join(f.text + (f" — {f.note}" if f.note else "") for f in findings)
-    hint = _heading_hint(ctx, spec["headings"]) if not any("make it a heading" in f.note for f in findings) else ""
-    return result(check, Status.PASS, lead + said + "." + hint)
+    return result(check, Status.PASS, lead + said + ".")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.maths.syntax import Call, Deriv, Indicator, Node, Num, Op, Sum, Sym
+from grader.maths.syntax import ONES, Call, Deriv, Indicator, Node, Num, Op, Sum, Sym
 
 FREE = "free"  # an index letter ranging over the classes
 SAMPLE = "sample"  # an index over examples of a batch: one example here, so it is dropped
@@ -125,6 +125,10 @@ def _eval(node: Node, scope: Scope) -> Value:
 def _symbol(node: Sym, scope: Scope) -> Value:
     n = scope.sample.n
     role = scope.binding.symbol(node.key)
+    if node.name == ONES:
+        return _vector(np.ones(n), scope.binding.orientation)
+    if node.name == "I" and role is None and not node.sub and not node.deco:
+        return Value(np.eye(n), None)  # the identity matrix
     if node.name == "δ" and not node.deco or node.name == "I" and role is None and len(node.sub) == 2:
         if len(node.sub) != 2:
             raise EvalError("δ needs two indices")
@@ -296,6 +300,9 @@ def _op(node: Op, scope: Scope) -> Value:
     if node.op == "pow":
         return _power(node, scope)
     if node.op == "transpose":
+        if isinstance(node.args[0], Num) and node.args[0].value == 1:  # 1ᵀ: the row of ones
+            ones = _vector(np.ones(scope.sample.n), scope.binding.orientation)
+            return Value(ones.data.T, None)
         value = _eval(node.args[0], scope)
         return value if value.axes is not None else Value(value.data.T, None)
     if node.op == "outer":

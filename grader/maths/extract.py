@@ -177,9 +177,15 @@ def _group_end(source: str, start: int) -> int:
     return len(source)
 
 
+_MATH_PROSE = re.compile(r"(?<![\\A-Za-z])(?:if|for|where|when|and|or|otherwise|else|with|then|hence|thus|so|si|para|"
+                         r"donde|cuando|con|caso|otro|resto|entonces|luego)(?![A-Za-z])")
+
+
 def from_math(source: str, line: int, chain: list[int], words: frozenset[str] = frozenset()) -> list[Candidate]:
-    """Candidates of one LaTeX span or display block (``aligned`` and ``cases`` rows apart)."""
+    """Candidates of one LaTeX span or display block (``aligned`` and ``cases`` rows apart). Words of prose typed
+    into it without ``\\text`` (an ASCII derivation in a ```` ```math ```` block: "… if i == y") separate too."""
     source = _TEXT_COMMAND.sub(lambda m: _text_command(m, words), _unwrap(source[:MAX_TEXT]))
+    source = _MATH_PROSE.sub(r" \\quad ", source)
     source = _ENVIRONMENT.sub(r" \\\\ ", source)
     out: list[Candidate] = []
     row_line = line

@@ -39,6 +39,7 @@ from grader.maths.evaluate import (
 )
 from grader.maths.syntax import (
     EMPTY,
+    ONES,
     Call,
     Deriv,
     Indicator,
@@ -326,8 +327,9 @@ def _form(notation: Notation, spec: Any, where: tuple[Any, ...]) -> Form:
         listed = spec.get(key, [])
         listed = [listed] if isinstance(listed, str) else list(listed)
         for item in listed:
-            if item not in _KINDS:
-                raise NotationError(f"'{key}: {item}' is not known — use one of {', '.join(_KINDS)}", (*where, key))
+            if item not in _KINDS and item not in notation.vocabulary.names:
+                raise NotationError(f"'{key}: {item}' is not known — use one of {', '.join(_KINDS)} or a function of the "
+                                    "notation", (*where, key))
         kinds.append(frozenset(listed))
     return Form(text, rank, tuple(targets), tree, kinds[0], kinds[1] | {"derivative"}, bool(spec.get("inside", False)))
 
@@ -386,6 +388,8 @@ def _node_kinds(tree: Node) -> frozenset[str]:
             kinds.add("sum")
         elif isinstance(node, Call) and node.fn in ("log", "ln"):
             kinds.add("log")
+        elif isinstance(node, Call):
+            kinds.add(node.fn)  # a rubric function by name: a form may ask to be written with it
         elif isinstance(node, Deriv):
             kinds.add("derivative")
     return frozenset(kinds)
@@ -416,6 +420,8 @@ def _roles(tree: Node, classes: frozenset[str] = frozenset()) -> _Roles:
             if node.name == "e" and not node.deco and not node.tags:
                 stack.extend((s, True) for s in node.sub)
                 continue
+            if node.name == ONES or node.name == "I" and not node.sub and not node.deco:
+                continue  # constants: the ones vector, the identity
             bases[node.key] = None
             for s in node.sub:
                 if isinstance(s, Sym) and not s.sub and (len(node.sub) > 1 or index):
@@ -513,7 +519,8 @@ def _evaluated(notation: Notation, tree: Node, context: _Context) -> Evaluated:
         try:
             value = evaluate(tree, notation.scope(first, binding, definitions))
             if not _worth(notation, value, first.n):
-                continue  # most bindings of most candidates: nothing on the first sample is like any result
+                out.append((binding, (value,)))  # like no result on the first sample: kept for its shape only
+                continue
             values = (value, *(evaluate(tree, notation.scope(sample, binding, definitions)) for sample in rest))
         except (EvalError, IndexError, ValueError, FloatingPointError, OverflowError):
             continue
@@ -535,6 +542,8 @@ def _worth(notation: Notation, value: Value, n: int) -> bool:
 
 
 def _equal(values: tuple[Value, ...], form: Form, samples: Sequence[Sample], sign: float = 1.0) -> bool:
+    if len(values) != len(samples):
+        return False  # screened out on the first sample
     layouts = [as_arrays(v, form.rank, s.n) for v, s in zip(values, samples)]
     if not all(layouts):
         return False
@@ -594,6 +603,10 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
     context = _Context(tuple(sorted(fixed.items())), definitions, orientations, False)
 
     inside_forms = [(name, f) for name, r in notation.results.items() for s in r.steps for f in s.forms if f.inside]
+    chains: dict[int, list[tuple[int, extract.Candidate, tuple[Node, ...]]]] = {}
+    for candidate, found in trees:
+        if candidate.equation >= 0:
+            chains.setdefault(candidate.equation, []).append((candidate.position, candidate, found))
     for candidate, found in trees:
         if time.monotonic() > deadline:
             analysis.complete = False
@@ -605,19 +618,68 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
                 continue  # a symbol alone states nothing (L, J, or a letter the document defined)
             kinds = _node_kinds(tree)
             evaluated = _evaluated(notation, tree, context) if "derivative" not in kinds else ()
+            hit = False
             for name, result in notation.results.items():
-                if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in result.forms):
+                binding = next((b for f in result.forms if (b := _matches(f, kinds, evaluated, notation.samples)) is not None), None)
+                if binding is not None:
+                    hit = True
+                    if _conclusion_departs(notation, result, chains.get(candidate.equation, []), candidate, binding, context):
+                        continue  # "… = p_j − 1": the chain ends somewhere else; that end is the learner's answer
                     _add(analysis.results.setdefault(name, []), where)
-                elif evaluated and "derivative" not in kinds:
+                for k, step in enumerate(result.steps):
+                    if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in step.forms if not f.inside):
+                        hit = True
+                        _add(analysis.steps.setdefault((name, k), []), where)
+            if not hit and evaluated:  # near misses: what a formula that states nothing right is close to
+                for name, result in notation.results.items():
                     miss = _near_miss(result, evaluated, notation.samples)
                     if miss:
                         analysis.near.setdefault(name, []).append((where, miss))
-                for k, step in enumerate(result.steps):
-                    if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in step.forms if not f.inside):
-                        _add(analysis.steps.setdefault((name, k), []), where)
+                    elif _is_conclusion(chains.get(candidate.equation, []), candidate) and _has_rank(result, evaluated, notation.samples):
+                        analysis.near.setdefault(name, []).append((where, "other"))
+                    for k, step in enumerate(result.steps):
+                        if any(_equal(v, f, notation.samples, -1.0) for f in step.forms if not f.inside and not f.needs - kinds
+                               for _, v in evaluated):
+                            analysis.near.setdefault(f"{name}#{k}", []).append((where, "sign"))
             if inside_forms:
                 _inside(analysis, notation, tree, context, where)
     return analysis
+
+
+def _is_conclusion(chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...]]], candidate: extract.Candidate) -> bool:
+    """The last side of an equation whose first side asks for something (∂L/∂z_j = …, J = …): an answer given."""
+    if candidate.equation < 0 or candidate.position == 0 or not chain:
+        return False
+    first = next((found for position, _, found in chain if position == 0), ())
+    asks = any(isinstance(t, Deriv) or isinstance(t, Sym) or has_derivative(t) for t in first)
+    return asks and candidate.position == max(position for position, _, _ in chain)
+
+
+def _has_rank(result: Result, evaluated: Evaluated, samples: Sequence[Sample]) -> bool:
+    """Some reading of it has the result's shape (a matrix for a matrix) on the first sample."""
+    return any(as_arrays(values[0], form.rank, samples[0].n) for form in result.forms for _, values in evaluated)
+
+
+def _conclusion_departs(notation: Notation, result: Result, chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...]]],
+                        candidate: extract.Candidate, binding: Binding, context: _Context) -> bool:
+    """A later side of the same equation, read with the same meanings, has the result's shape but other values."""
+    definitions = {name: (node, b) for name, node, b in context.definitions}
+    for position, later, found in chain:
+        if position <= candidate.position:
+            continue
+        for tree in found:
+            if has_derivative(tree) or isinstance(tree, Sym):
+                continue
+            try:
+                values = tuple(evaluate(tree, notation.scope(s, binding, definitions)) for s in notation.samples)
+            except (EvalError, IndexError, ValueError, FloatingPointError, OverflowError):
+                continue
+            for form in result.forms:
+                if all(as_arrays(v, form.rank, s.n) for v, s in zip(values, notation.samples)):
+                    if not _equal(values, form, notation.samples):
+                        return True
+                    break
+    return False
 
 
 def _add(found: list[Match], where: Match) -> None:
@@ -653,21 +715,44 @@ def _near_miss(result: Result, evaluated: Evaluated, samples: Sequence[Sample]) 
 
 
 def _inside(analysis: Analysis, notation: Notation, tree: Node, context: _Context, where: Match) -> None:
-    """Forms that may be part of a larger expression, looked for in its sub-expressions."""
+    """Forms that may be part of a larger expression, looked for in its sub-expressions, each with the sign the
+    products around it give it (in −(1/p_y)·p_y(…) the quotient counts as −1/p_y)."""
     roots = {_root(f.tree) for r in notation.results.values() for s in r.steps for f in s.forms if f.inside}
-    subtrees = [n for n in walk(tree)[:60] if _root(n) in roots and not has_derivative(n)][:20]
+    subtrees = [(n, sign) for n, sign in _signed(tree) if _root(n) in roots and not has_derivative(n)][:20]
     for name, result in notation.results.items():
         for k, step in enumerate(result.steps):
             forms = [f for f in step.forms if f.inside]
             if not forms or where in analysis.steps.get((name, k), []):
                 continue
-            for sub in subtrees:  # up to its sign: in −(1/p_y)·p_y(…) the minus belongs to the whole product
+            for sub, sign in subtrees:
                 kinds = _node_kinds(sub)
                 evaluated = _evaluated(notation, sub, context)
                 if any(not f.needs - kinds and not f.refuses & kinds and any(
-                        _equal(v, f, notation.samples, sign) for _, v in evaluated for sign in (1.0, -1.0)) for f in forms):
+                        _equal(v, f, notation.samples, sign) for _, v in evaluated) for f in forms):
                     _add(analysis.steps.setdefault((name, k), []), where)
                     break
+
+
+def _signed(tree: Node) -> list[tuple[Node, float]]:
+    """Every sub-expression with the sign it carries as a factor: a minus in front of a product is its factors'."""
+    out: list[tuple[Node, float]] = []
+    stack: list[tuple[Node, float]] = [(tree, 1.0)]
+    while stack and len(out) < 80:
+        node, sign = stack.pop()
+        out.append((node, sign))
+        if isinstance(node, Op):
+            if node.op == "neg":
+                stack.append((node.args[0], -sign))
+            elif node.op in ("dot", "mul", "outer", "hadamard"):
+                stack.extend((a, sign) for a in node.args)
+            elif node.op == "div":
+                stack.append((node.args[0], sign))
+                stack.append((node.args[1], 1.0))
+            else:
+                stack.extend((a, 1.0) for a in node.args)
+        elif isinstance(node, Call):
+            stack.extend((a, 1.0) for a in node.args)
+    return out
 
 
 def _root(node: Node) -> str:

@@ -88,6 +88,7 @@ class Deriv:
 
 Node = Num | Sym | Call | Op | Indicator | Sum | Deriv
 
+ONES = "𝟏"  # the vector of ones (\mathbf{1}, 1ᵀ): a constant, never a quantity
 FUNCTIONS = frozenset({"diag", "exp", "log", "ln", "sqrt", "max"})  # mathematics' own; a rubric adds its lab's
 _WORDS = FUNCTIONS | {"sum", "delta", "sigma"}
 _FIRST_PRIVATE = 0xE000  # a rubric's function names stand in the text as private-use characters while it is read
@@ -293,6 +294,9 @@ def tokenize(text: str, vocabulary: Vocabulary = EMPTY) -> list[Token]:
                 j += 1
             tokens.extend(_letters(text[i:j], space))
             i = j
+        elif char in "=!" and i + 1 < n and text[i + 1] == "=":  # ASCII == and !=
+            tokens.append(Token("op", "=" if char == "=" else "≠", space))
+            i += 2
         elif char in "+-*/^_()[]{}|,=≠<>'!∂∇∑⊗⊙ᵀ&;:":
             tokens.append(Token("op", char, space))
             i += 1
@@ -663,19 +667,23 @@ class _Parser:
             if isinstance(inner, Num) and inner.value == 1 or isinstance(inner, Sym) and inner.name in ("I", "1"):
                 if self._indicator_follows():
                     return self._indicator()
+                if isinstance(inner, Num):
+                    return Sym(ONES)  # 𝟙 with no condition: the vector of ones
                 raise ParseError("a bare indicator")
             if isinstance(inner, Sym) and inner.name == "R":
                 raise ParseError("a set")
             return inner
         if name.startswith("deco:"):
             inner = self._argument()
+            if isinstance(inner, Num) and inner.value == 1:
+                return Sym(ONES)
             if not isinstance(inner, Sym):
                 raise ParseError("decorated expression")
             return Sym(inner.name, name[5:], inner.sub, inner.tags)
         if name == "transparent":
             inner = self._argument()
-            if isinstance(inner, Num) and inner.value == 1 and self._indicator_follows():
-                return self._indicator()
+            if isinstance(inner, Num) and inner.value == 1:
+                return self._indicator() if self._indicator_follows() else Sym(ONES)  # \mathbf{1}: the ones vector
             return inner
         if name == "naming":
             return self._naming()

@@ -93,6 +93,13 @@ def elementwise_outer(observed, z):
     return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p) - p * p, atol=1e-9)
 
 
+def row_broadcast(observed, z):
+    """p[:, None] * (eye - p[:, None]): p_i where p_j belongs, so row i holds -p_i² off the diagonal."""
+    p = softmax(z)
+    return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, p[:, None] * (np.eye(len(p)) - p[:, None]),
+                                                                  atol=1e-9)
+
+
 def diagonal_only(observed, z):
     p = softmax(z)
     return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p * (1 - p)), atol=1e-9)
