@@ -196,10 +196,23 @@ def write_learner_outputs(raw: Sequence[dict[str, Any]], rules: Sequence[Any], o
         write_gradescope(out, results, durable=False)
 
 
-def _pool_initializer() -> None:
-    """Pool processes leave Ctrl-C to the parent, and turn SIGTERM into a clean exit (temp files removed)."""
-    from grader import zygote
+def _pool_initializer(lock: int, parent: int) -> None:
+    """Pool processes leave Ctrl-C to the parent, turn SIGTERM into a clean exit (temp files removed), die with the
+    parent (a ``kill -9`` of ``grade`` leaves none behind), and never hold the gradebook's lock: an inherited copy
+    of its descriptor would keep it locked for ever after the parent died."""
+    from grader import confine, zygote
 
+    try:
+        os.close(lock)
+    except OSError:
+        pass
+    if confine.LINUX:
+        try:
+            confine.prctl(confine.PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
+    if os.getppid() != parent:  # the parent died before the line above: nobody is waiting for this process
+        os._exit(0)
     zygote.forget_inherited()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -224,13 +237,15 @@ class _LocalPool:
     """Every core: a process pool forked from this process (the grader's own, trusted code), each process
     with its own fork server for learner workers. Results come back as plain dicts."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, lock: int = -1) -> None:
         self.jobs = jobs
+        self.lock = lock
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def run(self, work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
         context = multiprocessing.get_context("fork")
-        self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer)
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer,
+                                                            initargs=(self.lock, os.getpid()))
         pending = {
             self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render): plan
             for plan, stored, rules, render in work
@@ -298,6 +313,8 @@ def grade_class(
     overrides_path = options.overrides
     rules = load_overrides(overrides_path) if overrides_path is not None else ()
     check_rules(rules, rubrics)
+    if overrides_path is not None:
+        say(f"overrides from {overrides_path}")
     out = Path(options.out)
     db_path = options.db or out / HISTORY
 
@@ -363,7 +380,7 @@ def grade_class(
         pool = dask
         runner = pool.run(work)
     elif jobs > 1:
-        pool = _LocalPool(jobs)
+        pool = _LocalPool(jobs, lock)
         runner = pool.run(work)
     else:
         runner = _run_inline(work)
@@ -377,7 +394,9 @@ def grade_class(
             entry.raw.update(fresh)
             notes.extend(learner_notes)
             for lab_name, key in zip(plan.labs, plan.keys):
-                store.record(run_id, plan.learner.name, lab_name, key, entry.raw[lab_name], reused=lab_name not in fresh)
+                raw = entry.raw[lab_name]  # a machine's failure is kept in the history, under a key no lookup matches
+                store.record(run_id, plan.learner.name, lab_name, f"retry:{key}" if raw.get("retry") else key, raw,
+                             reused=lab_name not in fresh)
             if options.executor == "dask":
                 write_learner_outputs([entry.raw[name] for name in plan.labs], rules_for.get(plan.learner.name, []),
                                       out, options.gradescope)

@@ -81,7 +81,9 @@ def _errors() -> Iterator[list[int]]:
     try:
         yield code
     except GraderError as exc:
-        print(f"grade: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever the input held
+        from grader.safety import terminal_safe
+
+        print(f"grade: {terminal_safe(' '.join(str(exc).splitlines()))}", file=sys.stderr)  # one line, whatever the input held
         code[0] = exc.exit_code
     except KeyboardInterrupt:
         print("grade: interrupted", file=sys.stderr)
@@ -217,14 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
 
+        from grader.safety import terminal_safe
+
         def note(text: str) -> None:
             if not args.quiet:
-                print(f"grade: note: {text}", file=sys.stderr)
+                print(f"grade: note: {terminal_safe(' '.join(text.splitlines()))}", file=sys.stderr)
 
         options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
                           scheduler=args.scheduler, db=args.db, overrides=_overrides(args), gradescope=args.gradescope,
                           junit=args.junit, argv=tuple(argv))
-        run = grade_class(args.paths, options, rubrics_dir=args.rubrics, lab=args.lab, limits=limits, note=note,
+        rubrics_dir = _rubrics(args, note)
+        run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
                           progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
         results = list(run.results)
         to_stdout = args.json == "-"
@@ -236,12 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             learners = len({r.learner for r in results})
             text = (render_summary(results, run.report_paths, detailed=learners == 1) if learners <= _LIST_UP_TO
                     else render_class_summary(results, run))
-            print(text, end="", file=sys.stderr if to_stdout else sys.stdout)
+            print(terminal_safe(text), end="", file=sys.stderr if to_stdout else sys.stdout)
         code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
     return code[0]
 
 
 _LIST_UP_TO = 20  # learners: above this the terminal gets the class totals and index.html, not every line
+
+
+def _bundled() -> Path:
+    from grader.grading import bundled_rubrics
+
+    return bundled_rubrics()
 
 
 def _usage(text: str) -> GraderError:
@@ -269,15 +280,48 @@ def _looks_like_learner(path: Path) -> bool:
 
 
 def _overrides(args: argparse.Namespace) -> Path | None:
-    """``--overrides``, else ``overrides.yaml`` beside the learners of a class folder."""
+    """``--overrides``, else ``overrides.yaml`` in a class folder given as PATH — never a file inside a learner's
+    folder, where a learner could grade themselves (refused with one line). The run notes which file it used."""
+    from grader.safety import inside_a_learner
+
+    chosen: Path | None = None
     if args.overrides is not None:
         if not args.overrides.is_file():
             raise _usage(f"--overrides {args.overrides}: no such file — give the path of an overrides.yaml")
-        return args.overrides
-    for path in args.paths:
-        candidate = Path(path) / "overrides.yaml"
-        if candidate.is_file():
-            return candidate
+        chosen = args.overrides
+    else:
+        for path in args.paths:
+            candidate = Path(path) / "overrides.yaml"
+            if candidate.is_file() and not _looks_like_learner(Path(path)):
+                chosen = candidate
+                break
+    if chosen is None:
+        return None
+    learner = inside_a_learner(chosen, args.paths)
+    if learner is not None:
+        raise _usage(f"{chosen}: overrides inside the learner folder {learner} are not an instructor's — keep them in "
+                     "the class folder or pass --overrides with a file outside the learners' folders")
+    return chosen
+
+
+def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
+    """``--rubrics``, else ``./rubrics`` when it is not inside what is being graded, else the bundled ones: a
+    rubric's reference module runs in the grader, so a learner's folder can never supply one."""
+    from grader.safety import inside_a_learner, inside_any
+
+    if args.rubrics is not None:
+        learner = inside_a_learner(args.rubrics, args.paths)
+        if learner is not None:
+            raise _usage(f"--rubrics {args.rubrics}: inside the learner folder {learner} — rubrics (and their reference "
+                         "code, which the grader runs) must come from outside the learners' folders")
+        return args.rubrics
+    here = Path("rubrics")
+    if here.is_dir():
+        if inside_any(here, args.paths) or any(inside_any(Path(p), [here]) for p in args.paths):
+            note("./rubrics is inside the folder being graded, so it is not used — the bundled rubrics are (pass "
+                 "--rubrics DIR to choose)")
+            return None
+        return here
     return None
 
 
@@ -285,6 +329,7 @@ def _history(args: argparse.Namespace) -> int:
     with _errors() as code:
         from grader.batch import HISTORY
         from grader.history import render_history
+        from grader.safety import terminal_safe
         from grader.store import Store
 
         db = args.db or Path(args.out) / HISTORY
@@ -294,7 +339,7 @@ def _history(args: argparse.Namespace) -> int:
         try:
             for learner in args.learners:
                 name = Path(learner).name or Path(learner).resolve().name
-                print(render_history(store.history(name, args.lab), name, db=db, lab=args.lab), end="")
+                print(terminal_safe(render_history(store.history(name, args.lab), name, db=db, lab=args.lab)), end="")
         finally:
             store.close()
     return code[0]

@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")  # full-width signs too: Excel folds them
+_PIECES = re.compile(r"([;,])")  # Spanish Excel splits on ';', others on ','; each piece may start a formula
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _GRADESCOPE_FILE = "results.json"
 
@@ -41,17 +42,17 @@ def gradebook_csv(results: Sequence[LabResult]) -> str:
     labs = sorted({r.lab for r in results})
     table = _by_learner(results)
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     header = ["learner"]
     for lab in labs:
         header += [f"{lab} score", f"{lab} max", f"{lab} passed"]
     writer.writerow([_cell_text(h) for h in [*header, "total score", "total max"]])
     for learner, mine in table.items():
-        row = [_cell_text(learner)]
+        row: list[Any] = [_cell_text(learner)]
         for lab in labs:
             r = mine.get(lab)
-            row += ["", "", ""] if r is None else [_decimal(r.score), _decimal(r.max_score), "1" if r.passed else "0"]
-        row += [_decimal(sum(r.score for r in mine.values())), _decimal(sum(r.max_score for r in mine.values()))]
+            row += ["", "", ""] if r is None else [_number(r.score), _number(r.max_score), 1 if r.passed else 0]
+        row += [_number(sum(r.score for r in mine.values())), _number(sum(r.max_score for r in mine.values()))]
         writer.writerow(row)
     return buffer.getvalue()
 
@@ -161,8 +162,19 @@ def _by_lab(results: Iterable[LabResult]) -> dict[str, list[LabResult]]:
 
 
 def _cell_text(text: str) -> str:
-    """A text cell a spreadsheet will not run: a leading ``=``, ``+``, ``-``, ``@`` (or tab, CR) gets a ``'``."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    """A text cell a spreadsheet will not run: every ``;``- or ``,``-separated piece that starts (after spaces) with
+    ``=``, ``+``, ``-``, ``@`` (or their full-width forms, a tab or a CR) gets a ``'``. Text cells are always quoted."""
+    pieces = _PIECES.split(text)
+    for k in range(0, len(pieces), 2):
+        if pieces[k].lstrip(" ").startswith(_FORMULA_START) or pieces[k].startswith(_FORMULA_START):
+            pieces[k] = "'" + pieces[k]
+    return "".join(pieces)
+
+
+def _number(x: float) -> float | int:
+    """A number cell written unquoted (csv's QUOTE_NONNUMERIC): an integer when it is one."""
+    value = round(float(x), 6)
+    return int(value) if value.is_integer() else value
 
 
 def _decimal(x: float) -> str:

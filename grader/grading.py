@@ -20,12 +20,15 @@ from grader.sandbox import Limits
 from grader.submission import applies, find_submission, phase_folder, phase_number
 
 
-def default_rubrics_dir() -> Path:
-    """``./rubrics`` when it exists, else the rubrics shipped beside the package."""
-    here = Path("rubrics")
-    if here.is_dir():
-        return here
+def bundled_rubrics() -> Path:
+    """The rubrics shipped beside the package."""
     return Path(__file__).resolve().parent.parent / "rubrics"
+
+
+def default_rubrics_dir() -> Path:
+    """``./rubrics`` when it exists, else the bundled ones (the command line also keeps a learner's folder out)."""
+    here = Path("rubrics")
+    return here if here.is_dir() else bundled_rubrics()
 
 
 Note = Callable[[str], None]
@@ -160,7 +163,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
     except Exception as exc:  # noqa: BLE001 - anything else is the grader's fault, shown on this lab's checks
         message = (f"the grader itself failed on this submission ({type(exc).__name__}: {str(exc)[:200]}) — "
                    "tell the instructor; the other learners are not affected")
-        return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, checks=tuple(
+        return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
             CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
                         acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
 
@@ -211,6 +214,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         for check in rubric.checks:
             ctx.results[check.id] = run_check(check, ctx)
         output = run.printed if run is not None else ""
+        retry = run is not None and run.load.machine_fault
     finally:
         if run is not None:
             run.close()
@@ -222,6 +226,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         checks=tuple(c if _text(c.message) is c.message else dataclasses.replace(c, message=_text(c.message)) for c in checks),
         output=_text(output),
         seconds=round(time.perf_counter() - started, 4),
+        retry=retry,
     )
 
 

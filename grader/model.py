@@ -137,6 +137,7 @@ class LabResult:
     checks: tuple[CheckResult, ...]
     output: str = ""  # what the learner's code printed (capped)
     seconds: float = 0.0
+    retry: bool = False  # the grading machine failed, not the learner: never reused, graded again next run
 
     @property
     def passed(self) -> bool:

@@ -175,7 +175,8 @@ def headline(text: str, width: int = HEADLINE_WIDTH) -> str:
     return first if len(first) <= width else first[: width - 1].rstrip() + "…"
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$])")  # $ too: GitHub renders $…$ as mathematics
+_MD_LIVE = re.compile(r"(?<![\w@])@(?=\w)|(?<=[\w/])#(?=\d)|(?<=\w)(?=://)|(?<![\w.])(?=www\.)", re.IGNORECASE)
 _MD_LINE_START = re.compile(r"^(\s*)([#+\-=])")
 _MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")
 
@@ -183,10 +184,16 @@ _MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")
 def markdown_text(text: str, cell: bool = False) -> str:
     """Learner-quoted text shown verbatim: markup escaped, line breaks kept (``<br>`` only, in a ``cell``)."""
     lines = [
-        _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", line)))
+        _MD_LIVE.sub(_inert, _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", line))))
         for line in str(text).splitlines()
     ]
     return ("<br>" if cell else "<br>\n").join(lines)
+
+
+def _inert(match: re.Match[str]) -> str:
+    """A zero-width joiner inside @mentions, owner/repo#1 references and bare URLs: a PR comment that quotes a
+    learner pings no one and links nowhere."""
+    return match[0] + "\u2060" if match[0] else "\u2060"
 
 
 def markdown_code(text: str) -> str:

@@ -31,6 +31,7 @@ def lab_to_dict(r: LabResult) -> dict[str, Any]:
         "max_score": float(r.max_score),
         "seconds": float(r.seconds),
         "checks": [check_to_dict(c) for c in r.checks],
+        **({"retry": True} if r.retry else {}),
     }
 
 
@@ -100,6 +101,7 @@ def lab_from_dict(d: Mapping[str, Any]) -> LabResult:
             checks=tuple(check_from_dict(c) for c in d["checks"]),
             output=str(d.get("output") or ""),
             seconds=float(d.get("seconds") or 0.0),
+            retry=bool(d.get("retry", False)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)

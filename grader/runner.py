@@ -8,6 +8,7 @@ called again in this run; the learner's whole run has a wall-time budget.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import shutil
@@ -71,11 +72,22 @@ def _copy_learner(source: Path, target: Path) -> tuple[str, ...]:
 
 
 def remove_tree(path: Path | str) -> None:
-    """Remove a learner's folder even where their code took away the permissions to (chmod 000)."""
+    """Remove a learner's folder even where their code took away the permissions to (chmod 000) — and never touch
+    anything outside it: a link is unlinked, not followed, and only folders inside the tree get their mode back."""
+    root = os.path.abspath(path)
+    try:
+        if os.path.islink(root) or not os.path.isdir(root):
+            os.unlink(root)
+            return
+    except OSError:
+        return
 
     def retry(function: Any, failed: str, _: Any) -> None:
+        folder = os.path.dirname(failed)
+        if not (folder == root or folder.startswith(root + os.sep)):
+            return
         try:
-            os.chmod(os.path.dirname(failed), 0o700)
+            os.chmod(folder, 0o700)
             if os.path.isdir(failed) and not os.path.islink(failed):
                 os.chmod(failed, 0o700)
                 shutil.rmtree(failed, ignore_errors=True)
@@ -85,10 +97,12 @@ def remove_tree(path: Path | str) -> None:
             pass
 
     try:
-        shutil.rmtree(path, onerror=retry)
+        shutil.rmtree(root, onerror=retry)
     except RecursionError:  # folders nested deeper than Python recurses: rm walks them without a stack limit
-        subprocess.run(["rm", "-rf", "--", str(path)], check=False, stdin=subprocess.DEVNULL,
+        subprocess.run(["rm", "-rf", "--", root], check=False, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        pass
 
 
 def _hand_over(private: Path, uid: int | None) -> None:
@@ -131,6 +145,71 @@ class LoadReport:
     functions: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     error: str = ""
+    machine_fault: bool = False  # the grading machine failed (a full disk), not the learner: grade again next run
+
+
+COPY_NAME = "learner"
+_MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.EROFS, errno.ENOMEM})
+
+
+def _machine_errno(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+        return True
+    if isinstance(exc, shutil.Error):  # copytree gathers (source, target, reason) triples
+        return any(isinstance(item, tuple) and len(item) == 3 and any(
+            word in str(item[2]) for word in ("No space left", "Disk quota", "Too many open files", "Read-only file system"))
+            for item in (exc.args[0] if exc.args and isinstance(exc.args[0], list) else []))
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or "the disk is full or its quota is used up"
+
+
+class _Quota:
+    """How much a learner's private folder (their copy and tmp/) may grow while their code runs, looked at after
+    each batch of calls: a walk that stops as soon as the allowance is passed."""
+
+    def __init__(self, folder: Path, limits: Limits) -> None:
+        self.folder = folder
+        self.bytes_allowed, self.files_allowed = limits.folder_bytes, limits.folder_files
+        self.base_bytes, self.base_files = self._usage(1 << 62, 1 << 62)
+        self.checked = 0.0
+
+    def _usage(self, max_bytes: int, max_files: int) -> tuple[int, int]:
+        total = files = 0
+        stack = [str(self.folder)]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        files += 1
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append(entry.path)
+                            else:
+                                total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        except OSError:
+                            continue
+                        if total > max_bytes or files > max_files:
+                            return total, files
+            except OSError:
+                continue
+        return total, files
+
+    def exceeded(self) -> str:
+        now = time.monotonic()
+        if now - self.checked < 0.2:
+            return ""
+        self.checked = now
+        total, files = self._usage(self.base_bytes + self.bytes_allowed, self.base_files + self.files_allowed)
+        if total > self.base_bytes + self.bytes_allowed:
+            return (f"the learner's code wrote more than {self.bytes_allowed >> 20} MiB into its folder; its run was "
+                    "stopped so that the disk stays free for the others")
+        if files > self.base_files + self.files_allowed:
+            return (f"the learner's code made more than {self.files_allowed:,} files in its folder; its run was stopped "
+                    "so that the disk stays free for the others")
+        return ""
 
 
 @dataclass
@@ -189,12 +268,14 @@ class LearnerRun:
         self.output = bytearray()
         self._server = server or zygote.get()
         self._tmp = Path(tempfile.mkdtemp(prefix="learner-", dir=self._server.base))
-        copy = self._tmp / learner_root.name
+        self._name = learner_root.name
+        copy = self._tmp / COPY_NAME  # neutral: no learner's name in a worker's paths or the fork server's memory
         relative = (module_path.parent.resolve() / module_path.name).relative_to(learner_root.resolve())
         if module_source is not None:
             relative = relative.with_name(relative.name + ".py")
         self.module_path = copy / relative
         self._copy_error = ""
+        self._machine_fault = False  # the copy failed for the machine's reasons (disk full): not the learner's fault
         self.outside_links: tuple[str, ...] = ()
         self.uid: int | None = None
         try:
@@ -210,7 +291,12 @@ class LearnerRun:
             self.uid = self._server.next_uid()
             _hand_over(self._tmp, self.uid)
         except (OSError, shutil.Error) as exc:
-            self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
+            if _machine_errno(exc):
+                self._machine_fault = True
+                self._copy_error = (f"the grader could not copy your folder for grading ({_reason(exc)}): this is the "
+                                    "grading machine's fault, not yours — the lab is graded again on the next run")
+            else:
+                self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
         except RecursionError:
             self._copy_error = "the folder could not be copied for grading: its folders are nested too deeply (hundreds of levels)"
         if not self._copy_error and relative.as_posix() in self.outside_links:
@@ -221,6 +307,8 @@ class LearnerRun:
         self._state = _State()
         self._deadline = time.monotonic() + limits.learner_seconds
         self.load: LoadReport = LoadReport(ok=False)
+        self._quota = _Quota(self._tmp, limits) if not self._copy_error else None
+        self._over_quota = ""
 
     def __enter__(self) -> LearnerRun:
         return self
@@ -242,7 +330,7 @@ class LearnerRun:
 
     def _scrub(self, text: str) -> str:
         """The grader's temporary paths, as the learner knows them: ``borja/phase-04/x.py``, the same every run."""
-        return text.replace(str(self._tmp) + os.sep, "")
+        return text.replace(str(self._tmp / COPY_NAME) + os.sep, self._name + os.sep).replace(str(self._tmp) + os.sep, "")
 
     def _config(self, mode: str) -> ChildConfig:
         return ChildConfig(
@@ -275,7 +363,7 @@ class LearnerRun:
     def start(self) -> LoadReport:
         """Load the module: whole, or (if its top-level code fails) its definitions alone."""
         if self._copy_error:
-            self.load = LoadReport(ok=False, error=self._copy_error)
+            self.load = LoadReport(ok=False, error=self._copy_error, machine_fault=self._machine_fault)
             return self.load
         note = ""
         try:
@@ -350,6 +438,8 @@ class LearnerRun:
             return Outcome(fault="missing", message=f"no function {fn}")
         if fn in self._state.timed_out:
             return Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
+        if self._over_quota:
+            return Outcome(fault="budget", message=f"not called: {self._over_quota}")
         if time.monotonic() >= self._deadline:
             return Outcome(fault="budget", message=f"not called: the learner's time budget ({self.limits.learner_seconds:g} s) is used up")
         return None
@@ -381,7 +471,18 @@ class LearnerRun:
             elif answered < len(batch):
                 self._state.cache[(fn, batch[answered][0])] = Outcome(fault="crashed", message=f"{fn} crashed the worker: it {died.reason}")
             answered += 1
+        self._watch_quota()
         return answered
+
+    def _watch_quota(self) -> None:
+        """A learner's code may not fill the disk its classmates are copied to: past its folder's quota, its worker
+        is stopped and nothing more of it runs."""
+        if self._quota is None or self._over_quota:
+            return
+        problem = self._quota.exceeded()
+        if problem:
+            self._over_quota = problem
+            self.close_worker()
 
 
 _BATCH = 64

@@ -34,6 +34,8 @@ class Limits:
     file_bytes: int = 64 << 20
     max_processes: int = 64
     output_bytes: int = 64 << 10
+    folder_bytes: int = 256 << 20  # what a learner's code may add to its own folder while it runs
+    folder_files: int = 10_000
 
 
 class WorkerDied(Exception):

@@ -22,6 +22,7 @@ import selectors
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -219,23 +220,45 @@ def _environment(tag: str) -> dict[str, str]:
     return env
 
 
-_RUN_FOLDER = re.compile(r"^grader-run-(\d+)-")
+_RUN_FOLDER = re.compile(r"^run-(\d+)-")
+
+
+def private_parent() -> str:
+    """``$TMPDIR/grader-<uid>``: this user's folder of grader runs, made by us and checked to be ours (a real
+    folder, not a link, owned by this uid, writable by no one else). Nothing else in TMPDIR is ever touched."""
+    top = tempfile.gettempdir()
+    parent = os.path.join(top, f"grader-{os.geteuid()}")
+    try:
+        os.mkdir(parent, 0o711)
+    except FileExistsError:
+        pass
+    info = os.lstat(parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise SandboxError(f"{parent}: not a folder of this user's own (a link, or writable by others) — remove it, "
+                           "or point TMPDIR at another folder")
+    return parent
 
 
 def sweep_stale_runs() -> None:
-    """Remove the learner copies of graders that were killed (their ``grader-run-<pid>-*`` folder outlived them)."""
+    """Remove the learner copies of graders that were killed (their ``run-<pid>-*`` folder outlived them): only
+    real folders, only in this user's own ``grader-<uid>`` folder."""
     from grader.atomicio import process_alive
     from grader.runner import remove_tree
 
-    top = tempfile.gettempdir()
     try:
-        names = os.listdir(top)
-    except OSError:
+        parent = private_parent()
+        names = os.listdir(parent)
+    except (OSError, SandboxError):
         return
     for name in names:
         match = _RUN_FOLDER.match(name)
-        if match is not None and not process_alive(int(match[1])):
-            remove_tree(os.path.join(top, name))
+        path = os.path.join(parent, name)
+        try:
+            real = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            continue
+        if match is not None and real and not process_alive(int(match[1])):
+            remove_tree(path)
 
 
 class Zygote:
@@ -249,7 +272,7 @@ class Zygote:
         self.requested = layer or layers.requested()
         self.tag = secrets.token_hex(8)
         sweep_stale_runs()
-        self.base = tempfile.mkdtemp(prefix=f"grader-run-{self.owner}-")
+        self.base = tempfile.mkdtemp(prefix=f"run-{self.owner}-", dir=private_parent())
         os.chmod(self.base, 0o711)
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}

@@ -146,6 +146,10 @@ def test_gradebook_round_trip(tmp_path: Path) -> None:
         ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
         ("\tcmd", "'\tcmd"),
         ("ana=b", "ana=b"),
+        ("x;=2+5;", "x;'=2+5;"),  # Spanish Excel splits a cell at ';'
+        ("a, +b", "a,' +b"),
+        (" =1+1", "' =1+1"),
+        ("＝1+1", "'＝1+1"),  # full-width signs are folded by Excel
         ('O\'Neil, "Pat"', 'O\'Neil, "Pat"'),
         ("línea\nnueva", "línea\nnueva"),
         ("Begoña Núñez", "Begoña Núñez"),
@@ -158,7 +162,7 @@ def test_gradebook_learner_cell(name: str, cell: str) -> None:
 
 
 def test_gradebook_empty_class_has_header_only() -> None:
-    assert gradebook_csv([]) == "learner,total score,total max\r\n"
+    assert gradebook_csv([]) == '"learner","total score","total max"\r\n'  # every text field quoted
 
 
 # --- JUnit XML ---------------------------------------------------------------------------------

@@ -238,9 +238,9 @@ def test_a_grader_checked_out_under_tmp_still_starts(name: str, tmp_path_factory
 
 
 def test_a_killed_graders_learner_copies_are_swept_at_the_next_start() -> None:
-    top = Path(tempfile.gettempdir())
-    dead = top / "grader-run-999999999-stale"
-    alive = top / f"grader-run-{os.getpid()}-mine"
+    top = Path(zygote.private_parent())
+    dead = top / "run-999999999-stale"
+    alive = top / f"run-{os.getpid()}-mine"
     for folder in (dead, alive):
         (folder / "learner-x" / "ana").mkdir(parents=True, exist_ok=True)
     try:

@@ -26,6 +26,8 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     assert ctx.run is not None
     load = ctx.run.load
     name = ctx.implementation.name
+    if not load.ok and load.machine_fault:
+        return result(check, Status.ERROR, load.error.rstrip(".") + ".")
     if not load.ok:
         return result(check, Status.FAIL, f"{name} could not be loaded: {load.error}.")
     wanted = [f.name for f in rubric.functions]
