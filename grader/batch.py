@@ -26,12 +26,12 @@ from typing import Any
 from grader import __version__
 from grader.errors import Interrupted, SandboxError, UsageError
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
+from grader.learnerfiles import left_out
 from grader.submission import applies, phase_folder
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
-from grader.runner import CLUTTER_DIRS as _CLUTTER_DIRS
 from grader.sandbox import Limits
-_CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # a file browser's, not the learner's work
+
 _COMMIT_EVERY = 0.5  # seconds: what a killed run loses at most
 
 
@@ -109,21 +109,22 @@ def _digest_tree(hasher: Any, root: Path) -> None:
     top = os.fspath(root)
     prefix = len(top) + 1
     for folder, dirs, files in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if d not in _CLUTTER_DIRS)
-        for name in sorted(files):
-            if name.endswith(".pyc") or name in _CLUTTER_FILES:
-                continue
+        skipped = left_out(folder, dirs + files)
+        links = [d for d in dirs if d not in skipped and os.path.islink(os.path.join(folder, d))]
+        dirs[:] = sorted(d for d in dirs if d not in skipped and d not in links)
+        for name in sorted([*(f for f in files if f not in skipped), *links]):
             path = os.path.join(folder, name)
             relative = path[prefix:].replace(os.sep, "/").encode("utf-8", "surrogateescape")
             hasher.update(b"F" + len(relative).to_bytes(4, "little") + relative)
             try:
                 if os.path.islink(path):
                     hasher.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
-                elif os.path.isfile(path):
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as handle:
                     hasher.update(b"D")  # streamed: a 50 MB file costs 1 MB of memory, not 100
-                    with open(path, "rb") as handle:
-                        while chunk := handle.read(1 << 20):
-                            hasher.update(chunk)
+                    while chunk := handle.read(1 << 20):
+                        hasher.update(chunk)
             except OSError as exc:
                 hasher.update(f"E{exc.errno}".encode())
 

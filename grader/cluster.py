@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import UsageError
+from grader.learnerfiles import left_out, read_bytes
 from grader.model import Rubric
-from grader.runner import CLUTTER_DIRS as _SKIP_DIRS
 from grader.sandbox import Limits
+
 MAX_SUBMISSION_BYTES = 64 << 20
 
 
@@ -29,12 +30,13 @@ def read_tree(root: Path) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     total = 0
     for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not os.path.islink(os.path.join(folder, d)))
+        skipped = left_out(folder, dirs + names)
+        dirs[:] = sorted(d for d in dirs if d not in skipped and not os.path.islink(os.path.join(folder, d)))
         for name in sorted(names):
             path = Path(folder) / name
-            if name.endswith(".pyc") or path.is_symlink() or not path.is_file():
+            if name in skipped or path.is_symlink():
                 continue
-            data = path.read_bytes()
+            data = read_bytes(path, root, MAX_SUBMISSION_BYTES)
             total += len(data)
             if total > MAX_SUBMISSION_BYTES:
                 raise UsageError(f"{root}: more than {MAX_SUBMISSION_BYTES >> 20} MiB of files — too large to send to the cluster")

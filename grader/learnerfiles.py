@@ -14,6 +14,29 @@ from pathlib import Path
 
 from grader.errors import SubmissionError
 
+CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
+                          ".venv", "venv", "node_modules"})  # never part of a submission; a venv can be 100,000 files
+CLUTTER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})  # a file browser's, not the learner's work
+
+
+def left_out(folder: str, names: list[str]) -> set[str]:
+    """The names in ``folder`` that are not part of the submission: clutter, and anything that is not a file,
+    folder or link (a FIFO would block a copy for ever). The copy for the sandbox, the content key and the
+    cluster's bundle all ask this one question, so a result is reused only when what the code saw is the same."""
+    skipped: set[str] = set()
+    for name in names:
+        if name in CLUTTER_DIRS or name in CLUTTER_FILES or name.endswith(".pyc"):
+            skipped.add(name)
+            continue
+        try:
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+        except OSError:
+            skipped.add(name)
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
+
 
 def inside(path: Path, root: Path) -> bool:
     """``path``, links resolved, lies in ``root``."""

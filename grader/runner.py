@@ -23,21 +23,9 @@ import numpy as np
 
 from grader import zygote
 from grader.child import MAX_ELEMENTS, ChildConfig
+from grader.learnerfiles import left_out
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
-CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
-                          ".venv", "venv", "node_modules"})  # never part of a submission; a venv can be 100,000 files
-_CLUTTER = shutil.ignore_patterns(*CLUTTER_DIRS, "*.pyc")
-
-
-def _ignore(folder: str, names: list[str]) -> set[str]:
-    """Clutter, and anything that is not a file, folder or link (a FIFO would block the copy forever)."""
-    skipped = set(_CLUTTER(folder, names))
-    for name in names:
-        path = os.path.join(folder, name)
-        if not (os.path.islink(path) or os.path.isfile(path) or os.path.isdir(path)):
-            skipped.add(name)
-    return skipped
 
 
 def _inside(path: str, root: str) -> bool:
@@ -51,7 +39,7 @@ def _copy_learner(source: Path, target: Path) -> tuple[str, ...]:
     outside: list[str] = []
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        skipped = _ignore(folder, names)
+        skipped = left_out(folder, names)
         for name in names:
             path = os.path.join(folder, name)
             if os.path.islink(path) and not _inside(os.path.realpath(path), root):
