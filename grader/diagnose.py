@@ -142,6 +142,8 @@ def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[An
     first = next((a for a in args if isinstance(a, np.ndarray)), None)
     if diff.reason == "value" and e.size == o.size == 1 and e[0] != 0 and first is not None and first.size > 1:
         ratio = float(o[0] / e[0])  # a single number is a factor of anything: only 1/n, n the input's length, tells
+        if _log_base(ratio):
+            return _log_base(ratio)
         if abs(ratio * first.size - 1) < 1e-9:
             return (f"the value is divided by n = {first.size} (a factor of 1/n): a mean over the {first.size} entries where "
                     "the value of one example is a single term; drop the mean")
@@ -155,8 +157,17 @@ def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[An
         if n is not None:
             return (f"every entry is divided by n = {n} (a factor of 1/n): an average over the entries where the value "
                     "of one example belongs; drop the division")
-        return f"every entry is off by the same factor ≈ {c:.4g}"
+        return _log_base(c) or f"every entry is off by the same factor ≈ {c:.4g}"
     return None
+
+
+def _log_base(ratio: float) -> str:
+    """A logarithm in base 10 or 2 where the natural one belongs: off by exactly 1/ln 10 or 1/ln 2."""
+    for base, name in ((10, "np.log10"), (2, "np.log2")):
+        if abs(ratio * math.log(base) - 1) < 1e-7:
+            return (f"the value is the true one divided by ln {base} (×{1 / math.log(base):.4f}): a logarithm in base {base} "
+                    f"({name}, or math.log(x, {base})) where the natural logarithm belongs; use np.log")
+    return ""
 
 
 def _nan(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:

@@ -214,7 +214,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         for check in rubric.checks:
             ctx.results[check.id] = run_check(check, ctx)
         output = run.printed if run is not None else ""
-        retry = run is not None and run.load.machine_fault
+        retry = run is not None and run.load.machine_fault or ctx.grader_fault
     finally:
         if run is not None:
             run.close()

@@ -99,7 +99,30 @@ ROWS = [
     (r"\frac{\partial L}{\partial p_k} = -\frac{y_k}{p_k}", "math", set(), {DLDP}),
     (r"L = -z_y + \log \sum_k e^{z_k}", "math", set(), {DLDP}),
     (r"-\delta_{jk} + \frac{e^{z_j}}{\sum_m e^{z_m}}", "math", set(), {DLDP}),  # in exponentials: a step, not the result
+    # notations of other fields: conditional probabilities, layer labels, upper indices, MATLAB indexing, typesetting
+    (r"p(k \mid \mathbf z)\bigl(\delta_{km} - p(m \mid \mathbf z)\bigr)", "math", {JACOBIAN}, set()),
+    (r"p(m \mid \mathbf x) - \delta_{mg}", "math", {GRADIENT}, set()),
+    ("P(y=j|x) - 1[j = y]", "text", {GRADIENT}, set()),
+    (r"a^{[L]}_i (\delta_{ij} - a^{[L]}_j)", "math", {JACOBIAN}, set()),
+    (r"\text{diag}(a^{[L]}) - a^{[L]} a^{[L]T}", "math", {JACOBIAN}, set()),
+    (r"\operatorname{diag}(\mathbf{p}) - \mathbf{p}\mathbf{p}^{\mathsf{T}}", "math", {JACOBIAN}, set()),
+    (r"\operatorname{diag}(p) - p\,p^{\mathrm T}", "math", {JACOBIAN}, set()),
+    (r"diag(p) - p p^{\rm T}", "math", {JACOBIAN}, set()),
+    (r"\operatorname{diag}(p) - p p^\mathsf{T}", "math", {JACOBIAN}, set()),
+    (r"q^a\left(\delta^a_c - q^c\right)", "math", {JACOBIAN}, set()),
+    (r"q^c - \delta^y_c", "math", {GRADIENT}, set()),
+    (r"p^i(1 - p^i)", "math", set(), {CASE_EQ}),
+    ("p(i)*(delta(i,j) - p(j))", "text", {JACOBIAN}, set()),
+    ("p(j) - delta(j,y)", "text", {GRADIENT}, set()),
+    ("dL/dp(y) = -1/p(y)", "text", set(), {DLDP}),
+    (r"\sigma_j(\mathbf z) - \delta_{jc}", "math", {GRADIENT}, set()),
+    (r"\sigma_i(1 - \sigma_i)", "math", set(), {CASE_EQ}),  # σ_i times (1 − σ_i), not σ applied to it
+    (r"p - \mathbf{1}_y", "math", {GRADIENT}, set()),
+    (r"\frac{\partial L}{\partial \mu_c} = -\mu_c^{-1}", "math", set(), {DLDP}),
+    (r"L = -z_y + \log\sum\limits_{k=1}^{K} e^{z_k}", "math", set(), {DLDP}),
     # wrong answers that only look like right ones
+    (r"p - \mathbf{1}_K", "math", set(), set()),  # K ones, not the one-hot of y
+    (r"p(k \mid \mathbf z)\bigl(\delta_{km} - p(k \mid \mathbf z)\bigr)", "math", set(), set()),
     (r"y - p", "math", set(), set()),
     (r"diag(p - pp^T)", "math", set(), set()),
     (r"-(p_j - 1[j=y])", "math", set(), set()),
@@ -136,6 +159,8 @@ def test_near_misses_are_named() -> None:
     assert GRADIENT not in ends_wrong.results and [k for _, k in ends_wrong.near[GRADIENT]] == ["other"]
     assert DLDP in ends_wrong.steps
     assert DLDP not in read(r"\frac{1}{p_y} p_y (\delta_{yj} - p_j)").steps  # the sign of a step counts
+    # an intermediate derivative in exponentials is a step on the way, never a wrong answer
+    assert GRADIENT not in read(r"\partial Z / \partial z_j = \exp(z_j)").near
 
 
 @pytest.mark.parametrize(("document", "states"), [

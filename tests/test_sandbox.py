@@ -247,6 +247,21 @@ def test_a_grader_bug_on_one_submission_costs_only_that_lab(monkeypatch: pytest.
     assert "the grader itself failed on this submission (ValueError: boom)" in result.checks[0].message
 
 
+def test_a_grader_bug_in_the_formula_reader_costs_only_the_checks_that_read_formulas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import grading
+    from grader.checks import section
+    from grader.rubric import discover_rubrics
+
+    root = Path(__file__).resolve().parent.parent
+    rubric = next(r for r in discover_rubrics(root / "rubrics") if r.lab == "phase-04/lab-00")
+    monkeypatch.setattr(section, "analyse", lambda *_, **__: (_ for _ in ()).throw(NameError("boom")))
+    result = grading.grade_lab(rubric, root / "learners" / "borja", Limits())
+    errors = {c.id for c in result.checks if c.status.value == "error"}
+    assert errors == {"derivation-softmax", "derivation-softmax-steps", "derivation-ce", "derivation-ce-steps"}
+    assert all(c.status.value == "pass" for c in result.checks if c.id not in errors)
+    assert result.retry and "NameError: boom" in next(c.message for c in result.checks if c.id in errors)
+
+
 @pytest.mark.parametrize("value", [
     {"dtype": "float64", "shape": [1] * 100, "data": [0.0]},
     {"dtype": "float64", "shape": [2 ** 32, 2 ** 32], "data": []},

@@ -14,6 +14,7 @@ from grader.checks.implementation import check_implementation
 from grader.checks.property import check_property
 from grader.checks.relation import check_relation
 from grader.checks.section import check_section
+from grader.errors import GraderError
 from grader.model import Check, CheckResult, Status
 
 __all__ = ["CODE_KINDS", "KIND_FUNCTIONS", "Context", "run_check"]
@@ -40,4 +41,11 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
     if check.kind in CODE_KINDS and check.kind != "implementation" and (ctx.run is None or not ctx.run.load.ok):
         why = "no implementation file" if ctx.implementation is None else "the implementation could not be loaded"
         return result(check, Status.SKIP, f"skipped: {why} (see implementation-found)")
-    return KIND_FUNCTIONS[check.kind](check, ctx)
+    try:
+        return KIND_FUNCTIONS[check.kind](check, ctx)
+    except GraderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a grader bug this submission triggers costs this check, never the others
+        ctx.grader_fault = True
+        return result(check, Status.ERROR, f"the grader itself failed on this check ({type(exc).__name__}: "
+                                           f"{str(exc)[:200]}) — tell the instructor; your other checks are not affected")

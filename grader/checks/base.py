@@ -35,6 +35,7 @@ class Context:
     document_error: str
     phase_note: str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
     results: dict[str, CheckResult] = field(default_factory=dict)
+    grader_fault: bool = False  # a check failed for the grader's own reasons: the lab is graded again next run
     analysis: Any = None  # the deliverable's formulas, read once (grader.maths.match.Analysis)
     implementation_note: str = ""  # the file was found by content, or a notebook's cells were left out
     implementation_error: str = ""  # a notebook that could not be read

@@ -49,6 +49,7 @@ class Verdict:
     own: str = ""  # the learner's function it differences, when that function is not the true one
     fake: str = ""  # why it is not a finite difference, when it is not
     analytic: bool = False  # its values are the derivative itself, to the last bits
+    times_step: int = 0  # its values are the derivative times h (1) or h² (2): the step multiplies instead of divides
 
 
 def primitive(ctx: Context, fn_spec: FunctionSpec) -> FunctionSpec | None:
@@ -372,6 +373,9 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             fits = [_truncation(e, derivatives, 1e-11 * scale) for e in errors]  # type: ignore[arg-type]
             if fits[0] and fits[1] and fits[0][0] == fits[1][0] and _converges(fits[0][1], fits[1][1]):
                 return Verdict(True, True, _SCHEME_OF_ORDER[fits[0][0]], step)
+        power = _times_step(probes, truth)
+        if power:
+            return Verdict(True, True, step=step, times_step=power)
         centred = _difference(reference, x, "centred", PROBES[0])
         theirs = float(np.max(np.abs(probes[0] - truth))) if probes[0].shape == truth.shape else math.nan
         true_gap = float(np.max(np.abs(centred - truth))) if centred is not None else math.nan
@@ -407,6 +411,17 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             if gap / 5 <= error <= gap * 5:
                 return Verdict(takes, False, "centred", h)
     return Verdict(takes, False, fake=f"its error ({error:.1e}) has the shape of no difference's truncation error at any step")
+
+
+def _times_step(probes: list[np.ndarray], truth: np.ndarray) -> int:
+    """The values are the derivative times h² (``/ 2*h`` is ``/ 2 * h``) or times h, at every probed step."""
+    mask = np.abs(truth) > 1e-6 * float(np.max(np.abs(truth))) if truth.size else np.zeros(0, dtype=bool)
+    if not mask.any() or any(v.shape != truth.shape for v in probes):
+        return 0
+    for power in (2, 1):
+        if all(np.allclose(v[mask] / truth[mask], h**power, rtol=0.05, atol=0.0) for h, v in zip(PROBES, probes)):
+            return power
+    return 0
 
 
 def _converges(big: np.ndarray, small: np.ndarray) -> bool:
@@ -461,6 +476,11 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
         where = check_on(ctx, prim, tuple(args[: arity(getattr(ctx.rubric.reference, prim.reference))]))
         return (f"{fn_spec.name} is a correct {verdict.scheme} difference of your {verdict.own}, which is wrong"
                 + (f" ({said})" if said else "") + (f" — see {where}" if where else "") + f"; fix {verdict.own} first")
+    if verdict.times_step:
+        times, slip = ("h²", "`/ 2*h` divides by 2 and then multiplies by h; write `/ (2*h)`") if verdict.times_step == 2 else \
+            ("h", "the difference is multiplied by the step, not divided by it (`/ h*h`?)")
+        return (f"its values are the derivative times {times} at every step tried (×{PROBES[0] ** verdict.times_step:g} at "
+                f"h = {PROBES[0]:g}): a missing pair of parentheses — {slip}")
     if verdict.fake:
         return f"not a finite difference: {verdict.fake}"
     ignored = _ignored(fn_spec, verdict)

@@ -320,8 +320,22 @@ def _op(node: Op, scope: Scope) -> Value:
     raise EvalError(node.op)
 
 
+def upper_index(node: Op) -> Sym | None:
+    """``p^i``, ``δ^i_j``: a lone index letter up on a symbol may be an upper index (Einstein's notation);
+    the binding decides — only a letter bound as an index is one."""
+    base, exponent = node.args
+    if node.op == "pow" and isinstance(base, Sym) and base.name not in ("e", ONES) and not base.deco and \
+            isinstance(exponent, Sym) and len(exponent.name) == 1 and not exponent.sub and not exponent.deco and not exponent.tags:
+        return exponent
+    return None
+
+
 def _power(node: Op, scope: Scope) -> Value:
     base_node, exponent_node = node.args
+    upper = upper_index(node)
+    if upper is not None and scope.binding.index(upper.name) is not None and scope.binding.symbol(upper.key) is None:
+        assert isinstance(base_node, Sym)
+        return _eval(Sym(base_node.name, base_node.deco, (*base_node.sub, upper), base_node.tags), scope)
     exponent = _eval(exponent_node, scope)
     if isinstance(base_node, Sym) and base_node.name == "e" and not base_node.sub and scope.binding.symbol(base_node.key) is None:
         return Value(np.exp(exponent.data), exponent.axes)

@@ -36,6 +36,7 @@ from grader.maths.evaluate import (
     Value,
     as_arrays,
     evaluate,
+    upper_index,
 )
 from grader.maths.syntax import (
     EMPTY,
@@ -44,6 +45,7 @@ from grader.maths.syntax import (
     Deriv,
     Indicator,
     Node,
+    Num,
     Op,
     ParseError,
     Sum,
@@ -431,7 +433,8 @@ def _roles(tree: Node, classes: frozenset[str] = frozenset()) -> _Roles:
             stack.extend((a, node.fn in classes) for a in node.args)
             stack.extend((s, True) for s in node.sub)
         elif isinstance(node, Op):
-            stack.extend((a, False) for a in node.args)
+            upper = upper_index(node) if node.op == "pow" else None
+            stack.extend((a, a is upper) for a in node.args)
         elif isinstance(node, Indicator):
             stack.extend(((node.left, True), (node.right, True)))
         elif isinstance(node, Sum):
@@ -635,7 +638,8 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
                     miss = _near_miss(result, evaluated, notation.samples)
                     if miss:
                         analysis.near.setdefault(name, []).append((where, miss))
-                    elif _is_conclusion(chains.get(candidate.equation, []), candidate) and _has_rank(result, evaluated, notation.samples):
+                    elif _is_conclusion(chains.get(candidate.equation, []), candidate) and _has_rank(result, evaluated, notation.samples) \
+                            and any(not (f.refuses & kinds) for f in result.forms):  # ∂S/∂z_j = e^{z_j} is a step, not an answer
                         analysis.near.setdefault(name, []).append((where, "other"))
                     for k, step in enumerate(result.steps):
                         if any(_equal(v, f, notation.samples, -1.0) for f in step.forms if not f.inside and not f.needs - kinds
@@ -759,7 +763,13 @@ def _root(node: Node) -> str:
     """What an expression is at its top, its sign aside (−1/p_y is a quotient)."""
     while isinstance(node, Op) and node.op == "neg":
         node = node.args[0]
+    if isinstance(node, Op) and node.op == "pow" and _negative(node.args[1]):
+        return "div"  # μ_c^{-1} is 1/μ_c
     return node.op if isinstance(node, Op) else type(node).__name__
+
+
+def _negative(node: Node) -> bool:
+    return isinstance(node, Op) and node.op == "neg" or isinstance(node, Num) and node.value < 0
 
 
 @functools.lru_cache(maxsize=32768)

@@ -147,22 +147,21 @@ _GREEK = {
     "varphi": "φ", "chi": "χ", "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ",
     "Lambda": "Λ", "Xi": "Ξ", "Pi": "Π", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω",
 }  # fmt: skip
+_GREEK_NAMES = {letter: name for name, letter in _GREEK.items()}
 _DECORATIONS = {"hat": "hat", "widehat": "hat", "bar": "bar", "overline": "bar", "tilde": "tilde", "widetilde": "tilde"}
-_TRANSPARENT = frozenset(
-    "mathbf boldsymbol bm pmb vec mathit mathnormal mathsf mathcal mathscr boxed underline displaystyle "
-    "textstyle scriptstyle limits nolimits".split()
-)
+_TRANSPARENT = frozenset("mathbf boldsymbol bm pmb vec mathit mathnormal mathsf mathcal mathscr boxed underline".split())
 _NAMING = frozenset("mathrm operatorname text textrm textit textbf texttt textsf textnormal mbox".split())
 _IGNORED = frozenset(
     "left right middle big Big bigg Bigg bigl bigr Bigl Bigr biggl biggr Biggl Biggr bigm Bigm , ; : ! > quad "
-    "qquad enspace thinspace medspace thickspace negthinspace".split()
+    "qquad enspace thinspace medspace thickspace negthinspace displaystyle textstyle scriptstyle scriptscriptstyle "
+    "limits nolimits rm bf sf it cal".split()  # switches without an argument: \sum\limits_k, {\rm T}
 )
 _COMMAND_TOKENS = {
     "cdot": "*", "cdotp": "*", "times": "*", "ast": "*", "otimes": "⊗", "odot": "⊙", "circ": "⊙",
     "top": "ᵀ", "intercal": "ᵀ", "partial": "∂", "nabla": "∇", "sum": "∑", "frac": "frac", "dfrac": "frac",
     "tfrac": "frac", "cfrac": "frac", "sqrt": "sqrt", "exp": "exp", "log": "log", "ln": "ln", "max": "max",
     "neq": "≠", "ne": "≠", "lbrace": "{", "rbrace": "}", "lbrack": "[", "rbrack": "]", "lparen": "(", "rparen": ")",
-    "langle": "(", "rangle": ")", "{": "(", "}": ")", "prime": "'", "mathbb": "bb", "mathds": "bb", "mathbbm": "bb",
+    "langle": "(", "rangle": ")", "{": "(", "}": ")", "mid": "|", "vert": "|", "lvert": "|", "rvert": "|", "prime": "'", "mathbb": "bb", "mathds": "bb", "mathbbm": "bb",
     "_": "_",
 }  # fmt: skip
 _SCRIPT = re.compile(r"[\u00b2\u00b3\u00b9\u1d00-\u1dbf\u2070-\u209f\u2c7c]")
@@ -426,6 +425,9 @@ class _Parser:
             elif self.is_op("_") and isinstance(node, (Sym, Call)):
                 self.take()
                 node = self._subscripted(node)
+            elif self.is_op("_") and isinstance(node, Op) and node.op == "pow" and isinstance(node.args[0], Sym):
+                self.take()  # δ^i_j: the lower index belongs to δ, beside the upper one
+                node = Op("pow", (self._subscripted(node.args[0]), node.args[1]))
             else:
                 return node
 
@@ -433,32 +435,52 @@ class _Parser:
         token = self.peek()
         if token is None:
             raise ParseError("dangling ^")
-        if token.kind == "op" and token.text == "ᵀ":
-            self.take()
-            return Op("transpose", (base,))
-        if token.kind == "name" and token.text in ("T", "t") and not (self.peek(1) and self.peek(1).text == "_"):  # type: ignore[union-attr]
-            self.take()
+        skip = self._transpose_mark()
+        if skip:
+            self.at += skip
             return Op("transpose", (base,))
         if token.kind == "op" and token.text == "{":
-            start = self.at
-            self.take()
-            inner = self.peek()
-            if inner is not None and ((inner.kind == "op" and inner.text == "ᵀ") or (inner.kind == "name" and inner.text in ("T", "t"))) \
-                    and self.is_op("}", 1):
-                self.at += 2
-                return Op("transpose", (base,))
-            if inner is not None and inner.kind == "op" and inner.text in ("*", "(") and isinstance(base, Sym):
-                label = self._tag_group()
-                return Sym(base.name, base.deco, base.sub, (*base.tags, label))
-            self.at = start
+            inner = self.peek(1)
+            if inner is not None and inner.kind == "op" and inner.text in ("*", "(", "[") and isinstance(base, Sym):
+                self.take()
+                label, transposed = self._tag_group()
+                node: Node = Sym(base.name, base.deco, base.sub, (*base.tags, label))
+                return Op("transpose", (node,)) if transposed else node
         if token.kind == "op" and token.text == "*" and isinstance(base, Sym):
             self.take()
             return Sym(base.name, base.deco, base.sub, (*base.tags, "*"))
         exponent = self._script_argument()
         return Op("pow", (base, exponent))
 
-    def _tag_group(self) -> str:
-        """``^{(i)}`` or ``^{*}``: a mark naming a symbol (a sample, a true value), not a power."""
+    def _transpose_mark(self) -> int:
+        """How many tokens after ``^`` spell a transpose — ``T``, ``{T}``, ``\\top``, ``{\\mathsf{T}}``, ``\\mathrm T``,
+        ``{\\rm T}`` — or 0. A ``T`` with a subscript of its own (``T_k``) is a power."""
+        k = 0
+        braces: list[str] = []
+        while len(braces) < 3:
+            token = self.peek(k)
+            if token is None:
+                return 0
+            if token.kind == "op" and token.text == "{":
+                braces.append("}")
+            elif token.kind == "cmd" and token.text in ("transparent", "naming"):
+                pass
+            else:
+                break
+            k += 1
+        token = self.peek(k)
+        if token is None or not (token.kind == "op" and token.text == "ᵀ" or token.kind == "name" and token.text in ("T", "t")):
+            return 0
+        k += 1
+        for closer in braces:
+            if not self.is_op(closer, k):
+                return 0
+            k += 1
+        return 0 if self.is_op("_", k) and not braces else k
+
+    def _tag_group(self) -> tuple[str, bool]:
+        """``^{(i)}``, ``^{[L]}`` or ``^{*}``: a mark naming a symbol (a sample, a layer, a true value), not a power;
+        ``^{[L]T}`` is that symbol transposed."""
         parts: list[str] = []
         depth = 1
         while depth:
@@ -470,7 +492,8 @@ class _Parser:
                 if not depth:
                     break
             parts.append(token.text)
-        return "".join(parts)
+        transposed = len(parts) > 1 and parts[-1] in ("T", "ᵀ") and parts[-2] in (")", "]")
+        return "".join(parts[:-1] if transposed else parts), transposed
 
     def _script_argument(self) -> Node:
         """What ``^`` or a one-token script takes: a braced group, or a single token."""
@@ -490,6 +513,8 @@ class _Parser:
 
     def _subscripted(self, node: Sym | Call) -> Node:
         atoms, tags = self._subscript_atoms()
+        if isinstance(node, Sym) and node.name == ONES:
+            return _ones_with(atoms, tags)
         if isinstance(node, Call):
             return Call(node.fn, node.args, node.sub + atoms)
         return Sym(node.name, node.deco, node.sub + atoms, node.tags + tags)
@@ -564,7 +589,69 @@ class _Parser:
         while self.is_op("_") and isinstance(node, (Sym, Call)):
             self.take()
             node = self._subscripted(node)
+        if isinstance(node, Sym) and node.sub and self.is_op("("):
+            node = self._component(node)
+        if isinstance(node, Sym) and self.is_op("(") and not self.peek().space:  # type: ignore[union-attr]
+            node = self._indexed(node)
         return node
+
+    def _component(self, node: Sym) -> Node:
+        """``σ_j(\\mathbf z)``: component j of a lab function of one symbol; ``σ_i(1 − σ_i)`` stays a product."""
+        fn = next((name for spelling, name in self.vocabulary.spellings
+                   if spelling.lstrip("\\") in (node.name, _GREEK_NAMES.get(node.name))), None)
+        closing = self._closing(self.at)
+        if fn is None or node.deco or node.tags or closing < 0:
+            return node
+        inside = [t for t in self.tokens[self.at + 1 : closing] if not (t.kind == "cmd" and t.text == "transparent")]
+        if [t.kind for t in inside] == ["op", "name", "op"] and inside[0].text == "{" and inside[2].text == "}":
+            inside = inside[1:2]
+        if len(inside) != 1 or inside[0].kind != "name" or len(inside[0].text) != 1:
+            return node
+        self.at = closing + 1
+        return Call(fn, (Sym(inside[0].text),), node.sub)
+
+    def _indexed(self, node: Sym) -> Node:
+        """``p(k | z)`` and ``p(y = j | x)`` (a probability given the logits: its index is before the bar), and
+        MATLAB's ``p(i)``, ``delta(i,j)``: indices in parentheses, glued to the symbol. Anything else is a product."""
+        closing = self._closing(self.at)
+        if closing < 0:
+            return node
+        inside = self.tokens[self.at + 1 : closing]
+        bar = next((k for k, t in enumerate(inside) if t.kind == "op" and t.text == "|"), -1)
+        if bar > 0:
+            head = inside[:bar]
+            equals = next((k for k, t in enumerate(head) if t.kind == "op" and t.text == "="), -1)
+            index = head[equals + 1 :] if equals >= 0 else head
+            if len(index) == 1 and index[0].kind in ("name", "num") and len(index[0].text) == 1:
+                self.at = closing + 1
+                return Sym(node.name, node.deco, (*node.sub, _index_atom(index[0])), node.tags)
+            return node
+        if node.sub or not inside or len(inside) > 5:
+            return node
+        atoms: list[Node] = []
+        for k, token in enumerate(inside):
+            if k % 2:
+                if not (token.kind == "op" and token.text == ","):
+                    return node
+            elif token.kind in ("name", "num") and len(token.text) == 1:
+                atoms.append(_index_atom(token))
+            else:
+                return node
+        self.at = closing + 1
+        return Sym(node.name, node.deco, tuple(atoms), node.tags)
+
+    def _closing(self, start: int) -> int:
+        """The position of the bracket closing the one at ``start`` (within a few dozen tokens), or -1."""
+        depth = 0
+        for k in range(start, min(len(self.tokens), start + 40)):
+            token = self.tokens[k]
+            if token.kind == "op" and token.text in "([{":
+                depth += 1
+            elif token.kind == "op" and token.text in ")]}":
+                depth -= 1
+                if depth == 0:
+                    return k if token.text == ")" else -1
+        return -1
 
     def atom(self) -> Node:
         self.nested()
@@ -578,6 +665,8 @@ class _Parser:
         if token.kind == "num":
             if token.text == "1" and self._indicator_follows():
                 return self._indicator()
+            if token.text == "1" and self.is_op("_"):
+                return Sym(ONES)  # 1_y, 1_K: read with its subscript
             return Num(float(token.text))
         if token.kind == "op":
             if token.text in ("(", "[", "{"):
@@ -757,6 +846,10 @@ class _Parser:
         )
 
     def _call(self, fn: str) -> Node:
+        before: tuple[Node, ...] = ()
+        if self.is_op("_"):  # σ_j(z): component j of σ(z)
+            self.take()
+            before, _ = self._subscript_atoms()
         token = self.peek()
         if token is not None and token.kind == "op" and token.text in ("(", "[", "{"):
             self.take()
@@ -766,15 +859,15 @@ class _Parser:
                 self.take()
                 args.append(self.expression())
             self.expect(closer)
-            node: Node = Call(fn, tuple(args))
+            node: Node = Call(fn, tuple(args), before)
         else:
             if token is None:
                 raise ParseError("a function without its argument")
-            node = Call(fn, (self.power(),))
+            node = Call(fn, (self.power(),), before)
         if self.is_op("_"):
             self.take()
             atoms, _ = self._subscript_atoms()
-            node = Call(fn, node.args, atoms)  # type: ignore[union-attr]
+            node = Call(fn, node.args, node.sub + atoms)  # type: ignore[union-attr]
         return node
 
     def _sum(self) -> Node:
@@ -810,6 +903,20 @@ class _Parser:
             raise ParseError("sum range")
         self.expect("}")
         return first.text, exclude
+
+
+_SIZES = frozenset("nmdKCNDM")  # letters that give a size: 𝟏_K is K ones, 𝟏_y the indicator of class y
+
+
+def _ones_with(atoms: tuple[Node, ...], tags: tuple[str, ...]) -> Node:
+    """``𝟏_y``: the indicator vector of y (the basis vector e_y); ``𝟏_K``, ``𝟏_n``: the vector of ones."""
+    if len(atoms) == 1 and not tags and isinstance(atoms[0], Sym) and not atoms[0].sub and atoms[0].name not in _SIZES:
+        return Sym("e", sub=atoms)
+    return Sym(ONES)
+
+
+def _index_atom(token: Token) -> Node:
+    return Num(float(token.text)) if token.kind == "num" else Sym(token.text)
 
 
 def _atoms_of(letters: list[str]) -> tuple[tuple[Node, ...], tuple[str, ...]]:

@@ -88,7 +88,7 @@ def scalar_outer(observed, z):
 
 
 def elementwise_outer(observed, z):
-    """diag(p) - p * p.T: on a 1-D array .T does nothing, so this is p_j² broadcast, not p_i p_j."""
+    """diag(p) - p * p.T (on a 1-D array .T does nothing) or (I - p) * p: p_j² broadcast, not p_i p_j."""
     p = softmax(z)
     return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p) - p * p, atol=1e-9)
 
