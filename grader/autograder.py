@@ -38,12 +38,24 @@ def _only_files_and_folders(folder: str, names: list[str]) -> set[str]:
     return skipped
 
 
+MAX_WRAPPING = 20  # folders inside folders before the upload's files: a real zip has one or two
+
+
 def _unwrapped(submission: Path) -> Path:
-    """A zip of the learner's whole folder arrives as one folder holding everything: grade what is inside it."""
-    entries = [p for p in submission.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink() and not is_learner(submission):
-        return _unwrapped(entries[0]) if not is_learner(entries[0]) and any(entries[0].iterdir()) else entries[0]
-    return submission
+    """A zip of the learner's whole folder arrives as one folder holding everything: grade what is inside it
+    (a loop, not recursion: 1,100 nested folders are refused in one line, never a RecursionError)."""
+    current = submission
+    for _ in range(MAX_WRAPPING):
+        if is_learner(current):
+            return current
+        entries = [p for p in current.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+        if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink() or not any(entries[0].iterdir()):
+            return current
+        current = entries[0]
+    if is_learner(current):
+        return current
+    raise UsageError(f"the upload is wrapped in more than {MAX_WRAPPING} folders, one inside the other — upload your "
+                     "phase-NN/ folder (or the lab's files) as the lab page asks")
 
 
 def _labs_of_files(folder: Path, rubrics: list[Any]) -> list[Any]:
@@ -84,8 +96,15 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
         document = gradescope_results(results)
         document["execution_time"] = round(time.perf_counter() - started, 3)
         code = 0
-    except (GraderError, OSError) as exc:  # OSError: the upload could not be copied (shutil.Error is one)
-        reason = str(exc) if isinstance(exc, GraderError) else f"its files could not be copied ({exc.strerror or exc})"
+    except Exception as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a results.json that says it
+        if isinstance(exc, GraderError):
+            reason = str(exc)
+        elif isinstance(exc, OSError):  # the upload could not be copied (shutil.Error is one)
+            reason = f"its files could not be copied ({exc.strerror or exc})"
+        elif isinstance(exc, RecursionError):
+            reason = "its folders are nested too deeply (hundreds of levels) — upload your phase-NN/ folder as the lab page asks"
+        else:
+            reason = f"the grader itself failed ({type(exc).__name__}) — tell the instructor"
         document = {"score": 0.0, "execution_time": round(time.perf_counter() - started, 3),
                     "output": f"The autograder could not grade this submission: {reason}", "visibility": "visible",
                     "stdout_visibility": "hidden", "tests": []}

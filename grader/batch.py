@@ -218,7 +218,13 @@ def _pool_initializer(lock: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def stop(*_: Any) -> None:
-        raise SystemExit(143)
+        """The pool's worker loop catches every exception of a task (SystemExit too) and waits for the next one:
+        leave for good instead, after the fork server and its copies' folder are gone."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            zygote.close_current()
+        finally:
+            os._exit(143)
 
     signal.signal(signal.SIGTERM, stop)
 

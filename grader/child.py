@@ -93,7 +93,8 @@ def _confine(config: ChildConfig, sandbox: dict[str, Any]) -> None:
         os.environ.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp, HOME=config.private_dir)
         tempfile.tempdir = None
     if sandbox.get("landlock"):
-        confine.landlock(read=[*sandbox["landlock"]["read"], f"/proc/{os.getpid()}"], write=[config.private_dir])
+        own = [f"/proc/{os.getpid()}/{entry}" for entry in confine.PROC_SELF]  # not net/, task/*/net/, mountinfo
+        confine.landlock(read=[*sandbox["landlock"]["read"], *own], write=[config.private_dir])
     if sandbox.get("drop_caps") and os.geteuid() == 0:
         confine.keep_only_caps([])
     if sandbox.get("seccomp"):

@@ -321,6 +321,8 @@ def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
             note("./rubrics is inside the folder being graded, so it is not used — the bundled rubrics are (pass "
                  "--rubrics DIR to choose)")
             return None
+        if here.resolve() != _bundled().resolve():
+            note(f"rubrics from {here.resolve()} (the ./rubrics folder here)")
         return here
     return None
 

@@ -71,9 +71,13 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
             learners.append(path)
             continue
         with os.scandir(path) as scan:
-            listing = sorted((e.name, e.is_dir()) for e in scan)
-        entries = [path / name for name, _ in listing]
-        folders = [path / name for name, is_dir in listing if is_dir and not name.startswith(".")]
+            listing = sorted((e.name, e.is_dir(), e.is_symlink()) for e in scan)
+        entries = [path / name for name, _, _ in listing]
+        for name, is_dir, link in listing:
+            if is_dir and link and not name.startswith("."):  # a classmate's folder under another name: never graded twice
+                note(f"{name}: skipped, it is a link to another folder ({os.path.realpath(path / name)}), not a learner's own "
+                     "folder — hand in the folder itself")
+        folders = [path / name for name, is_dir, link in listing if is_dir and not link and not name.startswith(".")]
         inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
             if phase_number(path.name) is not None:
@@ -207,6 +211,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
             document=document,
             document_error=document_error,
             phase_note=found.phase_note,
+            phase_refused=found.refused,
             implementation_note=found.implementation_note,
             implementation_error=found.implementation_error,
             deliverable_note=found.deliverable_note,

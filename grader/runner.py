@@ -318,7 +318,9 @@ class LearnerRun:
 
     def _scrub(self, text: str) -> str:
         """The grader's temporary paths, as the learner knows them: ``borja/phase-04/x.py``, the same every run."""
-        return text.replace(str(self._tmp / COPY_NAME) + os.sep, self._name + os.sep).replace(str(self._tmp) + os.sep, "")
+        copy, tmp = str(self._tmp / COPY_NAME), str(self._tmp)
+        text = text.replace(copy + os.sep, self._name + os.sep).replace(tmp + os.sep, "")
+        return text.replace(copy, self._name).replace(tmp, ".").replace(self._server.base, "…")
 
     def _config(self, mode: str) -> ChildConfig:
         return ChildConfig(

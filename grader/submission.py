@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import SubmissionError
-from grader.learnerfiles import read_bytes, size
+from grader.learnerfiles import inside, read_bytes, size
 from grader.model import Rubric
 
 _PHASE = re.compile(r"^(?:phase|fase)[-_ ]?0*(\d+)$", re.IGNORECASE)
@@ -29,16 +29,22 @@ def phase_number(name: str) -> int | None:
     return int(match[1]) if match else None
 
 
+LINKED_OUT = ("{name}/ is a link to a folder outside yours; the grader does not follow links out of your folder — "
+              "hand in the folder itself")
+
+
 def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
     """The learner's folder for a phase, and a note when it is only a near miss (phase-4, Fase-04)."""
     exact = learner / phase_dir
     wanted = phase_number(phase_dir)
+    if os.path.lexists(exact) and not inside(exact, learner):
+        return exact, LINKED_OUT.format(name=phase_dir)
     if exact.is_dir():
         others = [p.name for p in learner.iterdir() if p.is_dir() and p != exact and phase_number(p.name) == wanted]
         return exact, (f"also found {', '.join(sorted(others))}/, not graded — keep one {phase_dir}/ folder" if others else "")
     if wanted is not None and learner.is_dir():
         for candidate in sorted(learner.iterdir()):
-            if candidate.is_dir() and phase_number(candidate.name) == wanted:
+            if candidate.is_dir() and phase_number(candidate.name) == wanted and inside(candidate, learner):
                 return candidate, f"found {candidate.name}/ and graded it as {phase_dir}/ — rename it to {phase_dir}/"
     return exact, ""
 
@@ -58,6 +64,7 @@ class Submission:
     deliverable_note: str = ""
     markdown: str | None = None  # a notebook's Markdown cells, standing for the deliverable
     cells: tuple[tuple[int, int], ...] = ()
+    refused: str = ""  # the phase folder is a link out of the learner's folder: why nothing of it is graded
 
 
 def _listing(phase: Path) -> list[str]:
@@ -109,6 +116,8 @@ def matching(names: Iterable[str], patterns: Iterable[str]) -> list[str]:
 
 def find_submission(rubric: Rubric, learner: Path) -> Submission:
     phase, phase_note = phase_folder(learner, rubric.phase_dir)
+    if phase_note == LINKED_OUT.format(name=rubric.phase_dir):  # never listed, never read: nothing of it is graded
+        return Submission(phase, "", (), None, (), implementation_error=phase_note, refused=phase_note)
     try:
         files = _listing(phase) if phase.is_dir() else []
     except OSError:
@@ -200,8 +209,10 @@ def applies(rubric: Rubric, learner: Path, rubrics: Sequence[Rubric] = ()) -> bo
     """A lab is graded for a learner who handed in a file of it: by its name, or — when no other lab of the
     phase claims the folder by name — any Python, notebook or Markdown file there."""
     phase = learner / rubric.phase_dir
-    if not phase.is_dir():
-        phase, _ = phase_folder(learner, rubric.phase_dir)
+    if not phase.is_dir() or not inside(phase, learner):
+        phase, note = phase_folder(learner, rubric.phase_dir)
+        if note == LINKED_OUT.format(name=rubric.phase_dir):
+            return True  # graded, to say why nothing of it counts — never listed
     try:
         files = _listing(phase)
     except OSError:

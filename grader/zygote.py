@@ -17,7 +17,6 @@ import atexit
 import json
 import os
 import re
-import secrets
 import selectors
 import shutil
 import signal
@@ -35,7 +34,7 @@ from grader import layers
 from grader.errors import SandboxError
 
 _MAX_MESSAGE = 1 << 16
-_KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "HOME", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONIOENCODING",
+_KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONIOENCODING",
              "PYTHONUTF8", "LD_LIBRARY_PATH", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -210,13 +209,13 @@ def main() -> None:
 
 # ----------------------------------------------------------------------------- client side
 
-def _environment(tag: str) -> dict[str, str]:
-    """What the server and every worker inherit: no tokens or passwords from the grader's environment."""
+def _environment() -> dict[str, str]:
+    """What the server and every worker inherit: no tokens or passwords from the grader's environment, no marker
+    of a grading run, and no HOME of the instructor's (each worker's HOME is its own folder)."""
     env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV or k.startswith("LC_")}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["GRADER_RUN_TAG"] = tag
     return env
 
 
@@ -270,7 +269,6 @@ class Zygote:
     def __init__(self, layer: str | None = None) -> None:
         self.owner = os.getpid()
         self.requested = layer or layers.requested()
-        self.tag = secrets.token_hex(8)
         sweep_stale_runs()
         self.base = tempfile.mkdtemp(prefix=f"run-{self.owner}-", dir=private_parent())
         os.chmod(self.base, 0o711)
@@ -318,7 +316,7 @@ class Zygote:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
-                env=_environment(self.tag),
+                env=_environment(),
                 cwd="/",
                 start_new_session=True,
             )
@@ -451,12 +449,13 @@ _ZYGOTE: Zygote | None = None
 _ZYGOTE_LOCK = threading.Lock()
 
 
-def _close_current() -> None:
+def close_current() -> None:
+    """Stop this process's fork server (its workers die with it) and remove its folder."""
     if _ZYGOTE is not None:
         _ZYGOTE.close()
 
 
-atexit.register(_close_current)
+atexit.register(close_current)
 
 
 def get() -> Zygote:

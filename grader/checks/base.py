@@ -34,6 +34,7 @@ class Context:
     document: Document | None
     document_error: str
     phase_note: str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
+    phase_refused: str = ""  # the phase folder is a link out of the learner's folder, so nothing of it is read
     results: dict[str, CheckResult] = field(default_factory=dict)
     grader_fault: bool = False  # a check failed for the grader's own reasons: the lab is graded again next run
     analysis: Any = None  # the deliverable's formulas, read once (grader.maths.match.Analysis)

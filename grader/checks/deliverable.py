@@ -10,6 +10,8 @@ from grader.model import Check, CheckResult, Status
 
 def check_deliverable(check: Check, ctx: Context) -> CheckResult:
     rubric = ctx.rubric
+    if ctx.phase_refused:
+        return result(check, Status.FAIL, ctx.phase_refused + ".")
     if ctx.deliverable is None:
         texts = [f for f in ctx.phase_files if f.lower().endswith((".md", ".markdown", ".txt", ".rst"))]
         close = difflib.get_close_matches(rubric.deliverable.lower(), [f.lower() for f in texts], n=1, cutoff=0.6)

@@ -3,8 +3,8 @@
 For each attack and layer: grading completes; the attacked checks are ``error``/``fail`` with a message naming
 the cause (every other check passes); nothing outside the attacker's temporary copy changed (its own folder,
 the sibling's, a copy of the rubrics, the grader's working directory, the real rubrics and grader package,
-/dev/shm, /tmp); no process is left behind (neither below the fork server nor anywhere on the machine with
-this run's tag); nothing reached the test's loopback listener; the sibling's results equal a run without the
+/dev/shm, /tmp); no process is left behind (neither below the fork server nor anywhere on the machine working
+in this run's folders); nothing reached the test's loopback listener; the sibling's results equal a run without the
 attacker. Where a layer does not stop an attack, the test is a strict expected failure naming the gap
 (``GAPS``), and not run at all when running it would harm the machine.
 
@@ -84,6 +84,8 @@ ATTACKS: dict[str, Attack] = {
     "read-reference": Attack("ce-grad-analytic", (ERROR,), DENIED, "ce_grad"),
     "proc-snoop": Attack("ce-grad-analytic", (ERROR,), DENIED, "ce_grad"),
     "environ-secret": Attack("ce-grad-analytic", (ERROR,), ("no secret in the environment",), "ce_grad"),
+    "proc-net": Attack("ce-grad-analytic", (ERROR,), ("the host's sockets are not visible",), "ce_grad"),
+    "detect-grading": Attack("ce-grad-analytic", (ERROR,), ("nothing tells this run from my own",), "ce_grad"),
     "kill-others": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
     "ipc-memory": Attack("ce-grad-analytic", (ERROR,), ("PermissionError",), "ce_grad"),
     "forged-sandbox-error": Attack("implementation-found", (Status.PASS,), ("definitions only", "protocol violation")),
@@ -106,6 +108,7 @@ def _gaps() -> dict[tuple[str, str], tuple[str, bool]]:
         ("tamper-grader", "rlimits"): (files + " (not run: it would write into the real grader package)", False),
         ("proc-snoop", "rlimits"): ("no PID namespace or Landlock: the grader's memory is readable", True),
         ("loopback", "rlimits"): ("no network isolation", True),
+        ("proc-net", "rlimits"): ("no network namespace or Landlock: /proc/net lists the host's sockets", True),
         ("fork-bomb", "rlimits"): (("nothing bounds processes for root, and the limit counts all of a user's "
                                     "processes otherwise (not run: it would exhaust the machine)"), False),
         ("kill-others", "rlimits"): ("signals are not filtered (not run: kill(-1) as root kills every process)", False),
@@ -115,7 +118,7 @@ def _gaps() -> dict[tuple[str, str], tuple[str, bool]]:
         del gaps[("proc-snoop", "rlimits")]  # Yama already keeps a non-root worker out of the grader's memory
     if not layers.detect().landlock:
         why = "this kernel has no Landlock: the seccomp layer cannot restrict files"
-        for attack in ("read-reference", "tamper-sibling", "tamper-rubric", "tamper-cwd", "tamper-shm", "proc-snoop"):
+        for attack in ("read-reference", "tamper-sibling", "tamper-rubric", "tamper-cwd", "tamper-shm", "proc-snoop", "proc-net"):
             gaps[(attack, "seccomp")] = (why, True)
         gaps[("tamper-grader", "seccomp")] = (why + " (not run)", False)
     return gaps
@@ -242,6 +245,7 @@ def _make_world(tmp_path: Path, attack: str, layer: Layer, port: int) -> World:
         "tmp_new": f"/tmp/grader-attack-{tag}",
         "port": port,
         "secret": layer.secret,
+        "home": os.path.expanduser("~"),
     }
     phase = attacker / "phase-04"
     phase.mkdir(parents=True)
@@ -307,9 +311,9 @@ def _status(pid: int) -> tuple[int, list[int]]:
 
 
 def leftovers(server: zygote.Zygote) -> list[int]:
-    """Processes below the fork server, or anywhere on the machine with this run's tag, other than the server
-    itself and the processes it runs inside (bwrap, the namespace waiter). Seen from outside its namespaces."""
-    marker = f"GRADER_RUN_TAG={server.tag}".encode()
+    """Processes below the fork server, or anywhere on the machine working in this run's folders, other than the
+    server itself and the processes it runs inside (bwrap, the namespace waiter). Seen from outside its namespaces.
+    (No marker in the environment: a worker must not be able to tell a grading run from its own.)"""
     found: dict[int, tuple[int, list[int]]] = {}
     tagged = set()
     for entry in os.listdir("/proc"):
@@ -320,9 +324,8 @@ def leftovers(server: zygote.Zygote) -> list[int]:
         except (OSError, ValueError):
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as env:
-                if marker in env.read().split(b"\0"):
-                    tagged.add(int(entry))
+            if os.readlink(f"/proc/{entry}/cwd").startswith(server.base + os.sep):
+                tagged.add(int(entry))
         except OSError:
             pass  # not readable (another user's, or not dumpable): judged by its ancestry below
     children: dict[int, list[int]] = {}
@@ -377,7 +380,7 @@ def test_attack(attack: str, layer: Layer, listener: Listener, tmp_path: Path, m
 
         assert zygote.get() is layer.server, "the fork server died or was replaced"
         assert layer.server.census() == [], "processes left below the fork server"
-        assert leftovers(layer.server) == [], "processes with this run's tag left on the machine"
+        assert leftovers(layer.server) == [], "processes of this run left on the machine"
         assert _snapshot(world) == before, "something outside the attacker's temporary copy changed"
         assert listener.accepted == connections, "a connection reached the loopback listener"
         assert not list(Path(layer.server.base).iterdir()), "a learner's temporary copy was left behind"
