@@ -340,7 +340,9 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
                 module, skipped = _load_ast(path, name)
         else:
             module, skipped = _load_ast(path, name, strict=config.mode == "ast-strict")
-        found = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_"))
+        names = vars(module)
+        found = sorted({n for n, v in names.items() if inspect.isfunction(v) and not n.startswith("_")}
+                       | {n for n in config.functions if callable(names.get(n))})  # a bound method, partial, object
         _forked_copy_leaves()
         sys.stdout.flush()
         _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "skipped": skipped[:10], "functions": found})

@@ -461,7 +461,11 @@ def block_kind(text: str, info: str = "") -> str:
         if not line:
             continue
         if line.startswith(_PROMPTS):
-            prompts += 1
+            rest = line.split(" ", 1)[1] if " " in line else ""
+            if _DECIMAL.search(rest) and not _parses(rest):  # ">>> max_err(J) = 5.1e-12": a printed line, prompted
+                output += 1
+            else:
+                prompts += 1
             continue
         if line.startswith(("Traceback", 'File "')) or line.endswith(("Error", "Exception")) or "Error:" in line:
             output += 1
@@ -476,6 +480,14 @@ def block_kind(text: str, info: str = "") -> str:
     if source:
         return "source"
     return "other"
+
+
+def _parses(line: str) -> bool:
+    try:
+        ast.parse(line)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _is_source(line: str) -> bool:

@@ -93,6 +93,7 @@ KINDS: dict[str, dict[str, _Field]] = {
         "result": _Field((str,)),
         "steps_of": _Field((str,)),
         "min_sentences": _Field((int,)),
+        "not_from": _Field((list,)),
         "output": _Field((bool,)),
         "code_block": _Field((bool,)),
         "code_pattern": _Field((str,)),

@@ -81,7 +81,8 @@ def _listing(phase: Path) -> list[str]:
 
 
 def _defined(path: Path, root: Path) -> set[str]:
-    """Names defined with ``def`` at any indentation: one pass over the lines, nothing that backtracks."""
+    """Names a module defines: ``def`` at any indentation, and at the top level ``name = …`` (``f = layer.forward``,
+    a partial, an alias) and ``from … import name``. One pass over the lines, nothing that backtracks."""
     try:
         data = read_bytes(path, root, SCAN_BYTES)
     except SubmissionError:
@@ -91,10 +92,17 @@ def _defined(path: Path, root: Path) -> set[str]:
         stripped = line.lstrip()
         if stripped.startswith((b"def ", b"async def ")):
             rest = stripped.split(b"def ", 1)[1].lstrip()
-            name = rest.split(b"(", 1)[0].strip().decode("utf-8", "replace")
-            if name.isidentifier():
-                names.add(name)
-    return names
+            names.add(rest.split(b"(", 1)[0].strip().decode("utf-8", "replace"))
+        elif line[:1].isalpha() or line[:1] == b"_":
+            if line.startswith(b"from ") and b" import " in line:
+                for item in line.split(b" import ", 1)[1].strip(b" ()\\\r").split(b","):
+                    names.add(item.split(b" as ")[-1].strip().decode("utf-8", "replace"))
+            else:
+                head, equals, rest = line.partition(b"=")
+                if equals and not rest.startswith(b"=") and not head.rstrip().endswith((b"!", b"<", b">")):
+                    for target in head.split(b":")[0].split(b","):  # a, b = …; name: Callable = …
+                        names.add(target.strip().decode("utf-8", "replace"))
+    return {n for n in names if n.isidentifier()}
 
 
 def rank(candidates: Sequence[Path], functions: Iterable[str], root: Path) -> list[tuple[Path, int]]:

@@ -120,7 +120,14 @@ ROWS = [
     (r"p - \mathbf{1}_y", "math", {GRADIENT}, set()),
     (r"\frac{\partial L}{\partial \mu_c} = -\mu_c^{-1}", "math", set(), {DLDP}),
     (r"L = -z_y + \log\sum\limits_{k=1}^{K} e^{z_k}", "math", set(), {DLDP}),
+    (r"\phi_b - [b = y^\star]", "math", {GRADIENT}, set()),
+    (r"-\tfrac{1}{\phi_{y^*}}", "math", set(), {DLDP}),
+    # steps said in words
+    ("for i ≠ j it is minus p_i times p_j.", "text", set(), {CASE_NE}),
+    ("its derivative with respect to p_y is minus one over p_y", "text", set(), {DLDP}),
+    ("la derivada respecto de p_y es menos uno entre p_y", "text", set(), {DLDP}),
     # wrong answers that only look like right ones
+    ("it is p_i times p_j", "text", set(), set()),  # said in words, the sign is still missing
     (r"p - \mathbf{1}_K", "math", set(), set()),  # K ones, not the one-hot of y
     (r"p(k \mid \mathbf z)\bigl(\delta_{km} - p(k \mid \mathbf z)\bigr)", "math", set(), set()),
     (r"y - p", "math", set(), set()),

@@ -463,8 +463,10 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
     if fn_spec.step_arg is None:
         return None
     if observed.dtype in ("float32", "float16"):
-        return (f"computed in {observed.dtype}: with h = 1e-5 the difference f(z+h) − f(z−h) loses most digits in "
-                "float32 (use float64, or h ≈ 1e-3 for float32)")
+        digits = 7 if observed.dtype == "float32" else 3
+        return (f"computed in {observed.dtype}, which keeps about {digits} significant digits: no step makes a difference "
+                f"accurate to the {atol:g} asked here (a small h loses the digits of f(z+h) − f(z−h) to cancellation, a "
+                "larger one such as 1e-3 leaves truncation error); compute in float64")
     verdict = judge(ctx, fn_spec, args, observed.array, atol)
     if verdict is None:
         return None
@@ -520,8 +522,15 @@ def _ignored(fn_spec: FunctionSpec, verdict: Verdict) -> str:
 
 
 def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> str:
-    """Said once on a passing check: an accurate difference that ignores its step."""
-    if verdict is None or verdict.fake or verdict.honours_step:
+    """Said once on a passing check: an accurate difference that ignores its step, or a one-sided one (accurate
+    here only because its step is small: its error shrinks like h, a centred difference's like h²)."""
+    if verdict is None or verdict.fake:
+        return ""
+    if verdict.scheme in ("forward", "backward", "one-sided"):
+        step = f" with h = {verdict.step:g}" if verdict.step else ""
+        return (f"{fn_spec.name} is a {_WORDS[verdict.scheme]}{step}: within tolerance here, but its error shrinks only like "
+                "h, O(h), where the centred difference (f(z+h) − f(z−h)) / 2h is O(h²) — use the centred one")
+    if verdict.honours_step:
         return ""
     return f"{fn_spec.name} {_ignored(fn_spec, verdict)}"
 

@@ -127,10 +127,11 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     matches = analysis.results.get(name, [])
     inside = _inside(matches, sections)
     if inside:  # the last statement of it is the learner's conclusion
-        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[-1].text)}, {_where(ctx, inside[-1])})")
+        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[-1].text)}, {_where(ctx, inside[-1])})",
+                        _contradicted(ctx, analysis, name, inside[-1]))
     if matches:
-        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})",
-                        _elsewhere(ctx, spec, sections))
+        note = "; ".join(n for n in (_elsewhere(ctx, spec, sections), _contradicted(ctx, analysis, name, matches[-1])) if n)
+        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})", note)
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
         return picture
@@ -170,6 +171,15 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
         b.kind == "source" for sec in ctx.document.top_sections() for b in sec.code_blocks) else ""  # type: ignore[union-attr]
     return _Finding(Status.FAIL, f"it does not reach the result: no formula states {_describe(ctx, name)} "
                                  f"(any notation: LaTeX, Unicode or ASCII){code}{incomplete}")
+
+
+def _contradicted(ctx: Context, analysis: Analysis, name: str, match: Match) -> str:
+    """A later statement of the same result that says something else (the right component form, then a wrong
+    boxed matrix form): the check still passes — the result is there — but the learner is told where to look."""
+    later = [m for m, kind in analysis.near.get(name, []) if kind in ("sign", "other") and m.line > match.line]
+    if not later:
+        return ""
+    return f"but {_shown(later[-1].text)} ({_where(ctx, later[-1])}) states it differently — check that line"
 
 
 def _describe(ctx: Context, name: str) -> str:
@@ -224,7 +234,7 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
     return _Finding(Status.FAIL, f"no step of the derivation is written out: show {wanted}{incomplete}")
 
 
-def _reflective_runs(ctx: Context, skip: Sequence[Section]) -> tuple[int, Section | None]:
+def _reflective_runs(ctx: Context, skip: Sequence[Section], page: Sequence[str] = ()) -> tuple[int, Section | None]:
     """The longest run of consecutive paragraphs written as a reflection (in the first person, or about how the
     work felt), outside the sections in ``skip``: how many sentences it has, and where it starts."""
     assert ctx.document is not None
@@ -243,7 +253,7 @@ def _reflective_runs(ctx: Context, skip: Sequence[Section]) -> tuple[int, Sectio
             if paragraph and _REFLECTIVE.search(paragraph):
                 run_at = run_at or section
                 run.append(paragraph)
-                count = len(sentences("\n\n".join(run)))
+                count = len(own_sentences("\n\n".join(run), page)[0])
                 if count > best:
                     best, best_at = count, run_at
             else:
@@ -251,13 +261,35 @@ def _reflective_runs(ctx: Context, skip: Sequence[Section]) -> tuple[int, Sectio
     return best, best_at
 
 
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.casefold())
+    return {tuple(words[k : k + 3]) for k in range(len(words) - 2)}
+
+
+def own_sentences(text: str, page: Sequence[str]) -> tuple[list[str], int]:
+    """The sentences of ``text`` in the learner's own words, and how many were the lab page's (``not_from``): a
+    sentence counts as copied when most of its three-word runs are the page's."""
+    found = sentences(text)
+    if not page:
+        return found, 0
+    theirs = set().union(*(_trigrams(str(p)) for p in page))
+    own = [s for s in found if not (grams := _trigrams(s)) or len(grams & theirs) < 0.5 * len(grams)]
+    return own, len(found) - len(own)
+
+
 def _sentences(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding:
     wanted = int(check.spec["min_sentences"])
+    page = check.spec.get("not_from", ())
     assert ctx.document is not None
-    n = len(sentences("\n\n".join(s.prose for s in sections))) if sections else 0
+    own, copied = own_sentences("\n\n".join(s.prose for s in sections), page) if sections else ([], 0)
+    n = len(own)
     if sections and n >= wanted:
         return _Finding(Status.PASS, f"{n} sentences")
-    count, where = _reflective_runs(ctx, sections)  # not under its heading: the part written as a reflection
+    if sections and copied:
+        return _Finding(Status.FAIL, f"it has {n} sentence{'s' if n != 1 else ''} of your own; {copied} more are the lab "
+                                     f"page's own words, which do not count — at least {wanted} are asked: answer the "
+                                     "questions in your words")
+    count, where = _reflective_runs(ctx, sections, page)  # not under its heading: the part written as a reflection
     if where is not None and count >= wanted:
         place = f"under '{where.heading}'" if where.heading else "in the text before the first heading"
         return _Finding(Status.PASS, f"{count} sentences of reflection {place} ({ctx.document.where(where.line)})",

@@ -265,9 +265,46 @@ def _remark(match: re.Match[str], words: frozenset[str]) -> str:
     return " ; " if len(found) >= 2 else match[0]
 
 
+_SPOKEN = {"minus": "-", "plus": "+", "times": "*", "over": "/", "menos": "-", "más": "+", "mas": "+", "por": "*",
+           "entre": "/", "squared": "^2", "cuadrado": "^2"}
+_SPOKEN_NUMBERS = {"one": "1", "uno": "1", "two": "2", "dos": "2"}
+_SPOKEN_PAIRS = re.compile(r"\b(?:divided\s+by|dividido\s+(?:entre|por)|al\s+cuadrado)\b", re.IGNORECASE)
+_OPERAND = re.compile(r"^[(\[]?(?:[^\W\d_](?:_\{?\w{1,6}\}?)?|\d+(?:\.\d+)?)[)\]]?$")
+
+
+def spoken(text: str) -> str:
+    """Operators said in words between symbols — "minus p_i times p_j", "minus one over p_y", "p_i menos p_j" —
+    written as symbols, so the formula is read; a word between words ("sum over i", "one formula") stays a word.
+    One pass over the words."""
+    text = _SPOKEN_PAIRS.sub(lambda m: {"d": "over", "a": "squared"}.get(m[0][0].lower(), "entre"), text)
+    tokens = text.split(" ")
+    bare = [t.strip(",;:.") for t in tokens]
+    numbers = [_SPOKEN_NUMBERS.get(b.lower(), b) for b in bare]
+
+    def operand(k: int) -> bool:
+        return 0 <= k < len(tokens) and bool(_OPERAND.match(numbers[k])) and bare[k].lower() not in _SPOKEN
+    out = list(tokens)
+    for k, word in enumerate(bare):
+        symbol = _SPOKEN.get(word.lower())
+        if symbol is None:
+            continue
+        if symbol == "^2":
+            ok = operand(k - 1)
+        elif symbol == "-" and not operand(k - 1):
+            ok = operand(k + 1)  # a leading minus: "is minus one over p_y"
+        else:
+            ok = operand(k - 1) and operand(k + 1)
+        if ok:
+            out[k] = symbol + tokens[k][len(word):]
+            for j in (k - 1, k + 1):
+                if 0 <= j < len(tokens) and bare[j].lower() in _SPOKEN_NUMBERS:
+                    out[j] = tokens[j].replace(bare[j], _SPOKEN_NUMBERS[bare[j].lower()])
+    return " ".join(out)
+
+
 def from_text(text: str, line: int, chain: list[int], words: frozenset[str] = frozenset()) -> list[Candidate]:
     """Formulas typed into a line of prose: the runs between prose words, split into sides of equations."""
-    text = _MARKUP.sub(lambda m: m[1] or " ", prepare(text[:MAX_TEXT]))
+    text = spoken(_MARKUP.sub(lambda m: m[1] or " ", prepare(text[:MAX_TEXT])))
     text = _PARENTHETICAL.sub(lambda m: _remark(m, words), text)
     out: list[Candidate] = []
     runs: list[str] = []

@@ -638,7 +638,8 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
                     miss = _near_miss(result, evaluated, notation.samples)
                     if miss:
                         analysis.near.setdefault(name, []).append((where, miss))
-                    elif _is_conclusion(chains.get(candidate.equation, []), candidate) and _has_rank(result, evaluated, notation.samples) \
+                    elif _is_conclusion(chains.get(candidate.equation, []), candidate, context) \
+                            and _has_rank(result, evaluated, notation.samples) \
                             and any(not (f.refuses & kinds) for f in result.forms):  # ∂S/∂z_j = e^{z_j} is a step, not an answer
                         analysis.near.setdefault(name, []).append((where, "other"))
                     for k, step in enumerate(result.steps):
@@ -650,12 +651,15 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
     return analysis
 
 
-def _is_conclusion(chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...]]], candidate: extract.Candidate) -> bool:
-    """The last side of an equation whose first side asks for something (∂L/∂z_j = …, J = …): an answer given."""
+def _is_conclusion(chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...]]], candidate: extract.Candidate,
+                   context: _Context | None = None) -> bool:
+    """The last side of an equation whose first side asks for something (∂L/∂z_j = …, J = …): an answer given.
+    A symbol the document gives a meaning to (φ = f(θ), o = …) is being defined, not asked for."""
     if candidate.equation < 0 or candidate.position == 0 or not chain:
         return False
     first = next((found for position, _, found in chain if position == 0), ())
-    asks = any(isinstance(t, Deriv) or isinstance(t, Sym) or has_derivative(t) for t in first)
+    meant = {key for key, _ in context.fixed} | {name for name, _, _ in context.definitions} if context else set()
+    asks = any(isinstance(t, Deriv) or isinstance(t, Sym) and t.key not in meant or has_derivative(t) for t in first)
     return asks and candidate.position == max(position for position, _, _ in chain)
 
 

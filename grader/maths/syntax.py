@@ -162,7 +162,7 @@ _COMMAND_TOKENS = {
     "tfrac": "frac", "cfrac": "frac", "sqrt": "sqrt", "exp": "exp", "log": "log", "ln": "ln", "max": "max",
     "neq": "≠", "ne": "≠", "lbrace": "{", "rbrace": "}", "lbrack": "[", "rbrack": "]", "lparen": "(", "rparen": ")",
     "langle": "(", "rangle": ")", "{": "(", "}": ")", "mid": "|", "vert": "|", "lvert": "|", "rvert": "|", "prime": "'", "mathbb": "bb", "mathds": "bb", "mathbbm": "bb",
-    "_": "_",
+    "_": "_", "star": "*",
 }  # fmt: skip
 _SCRIPT = re.compile(r"[\u00b2\u00b3\u00b9\u1d00-\u1dbf\u2070-\u209f\u2c7c]")
 
@@ -557,6 +557,13 @@ class _Parser:
             if token.kind == "op" and token.text == ",":
                 items.extend(_atoms_of(letters)[0]) if letters else None
                 letters = []
+                continue
+            if token.kind == "name" and len(token.text) == 1 and self.is_op("^") and (
+                    self.is_op("*", 1) or self.is_op("{", 1) and self.is_op("*", 2) and self.is_op("}", 3)):
+                self.at += 2 if self.is_op("*", 1) else 4  # p_{y^*}: the true class's letter, marked
+                items.extend(_atoms_of(letters)[0]) if letters else None
+                letters = []
+                items.append(Sym(token.text, tags=("*",)))
                 continue
             if token.kind == "name" and len(token.text) == 1 and not self.is_op("_"):
                 letters.append(token.text)

@@ -105,6 +105,19 @@ def diagonal_only(observed, z):
     return np.shape(observed) == (len(p), len(p)) and np.allclose(observed, np.diag(p * (1 - p)), atol=1e-9)
 
 
+def label_shifted(observed, z, y):
+    """The loss of a neighbouring class, -log p[y - 1] (labels read as 1-based) or -log p[y + 1]: the same wrong
+    index on every input."""
+    n = len(np.asarray(z))
+    if np.shape(observed) not in ((), (1,)):
+        return False
+    value = float(np.ravel(observed)[0])
+    if not np.isfinite(value):
+        return False
+    return any(abs(value - ce_loss(z, (int(y) + k) % n)) <= 1e-9 * max(1.0, abs(value)) for k in (-1, 1)) and \
+        abs(value - ce_loss(z, y)) > 1e-9
+
+
 def one_hot_wrong_index(observed, z, y):
     """softmax(z) - one_hot(k) for some k other than y."""
     p = softmax(z)
