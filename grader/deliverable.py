@@ -269,6 +269,11 @@ def _char_start(data: bytes, end: int) -> int:
     return end
 
 
+_TAG = re.compile(r"<[^<>]{0,100}>")
+_SUMMARY = re.compile(r"<summary\b[^<>]{0,200}>(.{0,500}?)</summary>", re.IGNORECASE | re.DOTALL)
+_MAX_HTML = 32 * 1024  # characters of one HTML block read as text
+
+
 @functools.cache
 def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin, double_inline=True)
@@ -336,7 +341,24 @@ class _Collector:
                                             enumerate(token.content.splitlines()[:_MAX_BLOCK_LINES]) if row.strip())
             elif token.type == "html_block":
                 parts[-1].images.extend(self._html_images(token.content, line))
+                self._html_text(parts, token.content[:_MAX_HTML], line)
         return parts
+
+    @staticmethod
+    def _html_text(parts: list[_Part], source: str, line: int) -> None:
+        """Text inside HTML — ``<details><summary>Reflection</summary>…`` as GitHub shows it: the summary is a
+        heading, the rest is prose of it."""
+        summary = _SUMMARY.search(source)
+        if summary is not None:
+            title = " ".join(html.unescape(_TAG.sub(" ", summary[1])).split())
+            if title:
+                parts.append(_Part(heading=title, level=min(parts[-1].level + 1, 6) or 2, line=line))
+            source = source[summary.end():]
+        text = html.unescape(_TAG.sub(" ", source)).strip()
+        if text:
+            parts[-1].prose.append(text)
+            parts[-1].formulas.append(text)
+            parts[-1].pieces.append(Piece(line, "text", text))
 
     def _inline_images(self, children: Sequence[Token], line: int) -> list[Image]:
         images: list[Image] = []

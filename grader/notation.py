@@ -20,7 +20,8 @@ _ABBREVIATIONS = frozenset(
     "e.g i.e vs cf approx aprox fig figs eq eqs ec ecs ej p.ej pág pag núm num "
     "dr mr mrs ms sr sra srta".split()
 )
-_AMBIGUOUS = frozenset({"etc"})  # ends a sentence only when a capitalised one follows
+_AMBIGUOUS = frozenset("etc hrs hr hrs min mins sec secs approx ca vol no pp ed eds".split())
+# ends a sentence only when a capitalised one follows (so does a single letter: "p. 3", "h. The")
 _PLACEHOLDER = re.compile(
     r"\b(?:TODO|(?i:tbd|fixme|x{3,}))\b"
     r"|(?i:lorem\s+ipsum)"
@@ -75,7 +76,7 @@ def _ends_sentence(block: str, match: re.Match[str]) -> bool:
     word = before[1].lstrip("([{\"'¿¡«“‘").casefold() if before else ""
     if word in _ABBREVIATIONS:
         return False
-    if word in _AMBIGUOUS:
+    if word in _AMBIGUOUS or len(word) == 1 and word.isalpha():
         return _capital_follows(block, match.end())
     if word == "p" and _EJ.match(block, match.end()):
         return False

@@ -39,6 +39,8 @@ SENTENCE_COUNTS = [
     ("Gradients vanish here.\n\nNo period in this paragraph\n\nAnd one more here", 3),
     ("He said “it works.” Then we checked the code again. Done it twice now.", 3),
     ("**The derivation was hard.** The code was easy to write. The rest was fine.", 3),
+    ("I spent 2 hrs. on it (cf. my notes, p. 3) and it took long. Then it worked.", 2),  # units and pages
+    ("i learned a lot here. the chain rule was hard for me. it felt mechanical anyway.", 3),  # no capitals at all
     # Spanish
     (
         "La derivación fue mecánica al principio. ¿Dónde me atasqué? "

@@ -64,7 +64,7 @@ CASES = [
     ("phase_dir: phase-04", "phase_dir: phase-05", "phase_dir: phase-05", ["does not match lab 'phase-04/lab-00'"]),
     ("deliverable: lab-00-softmax-gradient.md", "deliverable: ../../etc/hostname", "deliverable: ../", ["must be a file name"]),
     ("      - when: scalar_outer", "      - when: *nowhere", "when: *nowhere", ["YAML error", "undefined alias"]),
-    ('    headings: [reflection, reflect, reflex, lesson, leccion, takeaway, conclu, learn, aprend, thought, pensamiento,\n               remark, comment, comentario, discussion, discusion, retro, "post mortem", postmortem, "what i learn",\n               "lo que aprend", "looking back", "mirando atras", "en retrospectiva", hindsight, afterthought, insight,\n               opinion, summary, resumen, cierre, "wrap up", experience, experiencia, dudas, "mis notas", impresion]',
+    ('    headings: [reflection, reflect, reflex, lesson, leccion, takeaway, conclu, learn, aprend, thought, pensamiento,\n               remark, comment, comentario, discussion, discusion, retro, "post mortem", postmortem, "what i learn",\n               "lo que aprend", "looking back", "mirando atras", "en retrospectiva", hindsight, afterthought, insight,\n               opinion, cierre, "wrap up", experience, experiencia, dudas, "mis notas", impresion]',
      "    headings: []", "headings: []", ["'headings' is empty"]),
     ("    result: softmax-jacobian\n", "    result: softmax-jacobain\n", "result: softmax-jacobain",
      ["'softmax-jacobain' is not a result", "did you mean 'softmax-jacobian'"]),

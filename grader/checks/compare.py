@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader.checks.base import Context, cases, expected_value, inputs_phrase, result
-from grader.checks.evidence import cause_for, describe_diff, first_failure, value_evidence
+from grader.checks.evidence import cause_for, describe_diff, first_failure, only_when, value_evidence
 from grader.checks import fd
 from grader.model import Check, CheckResult, Status
 
@@ -23,7 +23,8 @@ def check_compare(check: Check, ctx: Context) -> CheckResult:
         case, expected, observed, diff, outcome = failures[0]
         cause = cause_for(check, ctx, fn_spec, case, expected, observed, diff, outcome, atol,
                           tuple((f[1], f[2]) for f in failures))
-        count = f"; wrong on {len(failures)} of {total} inputs" if total > 1 else ""
+        pattern = only_when(cases(check, ctx, fn_spec), [f[0] for f in failures])
+        count = f"; wrong on {len(failures)} of {total} inputs" + (f" — {pattern}" if pattern else "") if total > 1 else ""
         message = f"{name} is off on {case.label}: {describe_diff(diff, expected, observed)}, tolerance {atol:g}{count}."
         if cause:
             message += f" Likely cause: {cause}."

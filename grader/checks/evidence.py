@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from typing import Any
 
 import numpy as np
@@ -143,3 +145,26 @@ def _predicate_fired(ctx: Context, causes: tuple[Any, ...], value: Observed, arg
         except Exception:  # noqa: BLE001
             continue
     return False
+
+
+def only_when(all_cases: Sequence[Case], failed: Sequence[Case]) -> str:
+    """What every failing input has in common that some passing one has not: an integer argument at the last
+    index (or the first) of the array it indexes — "only when y is the last class" tells where to look."""
+    if not failed or len(failed) == len(all_cases):
+        return ""
+    for k, name in enumerate(failed[0].arg_names):
+        def at(case: Case, end: str) -> bool | None:
+            if k >= len(case.args) or isinstance(case.args[k], (bool, np.bool_)) or not isinstance(case.args[k], (int, np.integer)):
+                return None
+            size = next((len(a) for a in case.args if isinstance(a, (list, np.ndarray)) and np.ndim(a) == 1), None)
+            if size is None:
+                return None
+            return int(case.args[k]) == (size - 1 if end == "last" else 0)
+        for end in ("last", "first"):
+            marks = [at(c, end) for c in failed]
+            if all(m is True for m in marks):
+                others = [at(c, end) for c in all_cases if all(c is not f for f in failed)]
+                if any(m is False for m in others):
+                    where = "n − 1" if end == "last" else "0"
+                    return f"it fails only when {name} is the {end} index ({name} = {where})"
+    return ""

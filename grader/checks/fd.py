@@ -358,11 +358,13 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
         step = default_step(ctx, fn_spec, args, observed)
         schemes = [_scheme_at(reference, x, h, v) for h, v in zip(PROBES, probes)]
         if schemes[0] and schemes[0] == schemes[1]:
-            return Verdict(True, True, schemes[0], step)
+            return _switched(ctx, fn_spec, args, observed, truth, reference, x, schemes[0], step) or \
+                Verdict(True, True, schemes[0], step)
         own = _learner_values(ctx, prim, base_args, wrt, _points(x, PROBES))
         mine = [_scheme_at(own, x, h, v) for h, v in zip(PROBES, probes)]
         if mine[0] and mine[0] == mine[1]:
-            return Verdict(True, True, mine[0], step, own=prim.name if _wrong(ctx, prim, base_args) else "")
+            return _switched(ctx, fn_spec, args, observed, truth, reference, x, mine[0], step) or \
+                Verdict(True, True, mine[0], step, own=prim.name if _wrong(ctx, prim, base_args) else "")
         scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-300)
         errors = [v - truth if v.shape == truth.shape else None for v in probes]
         if all(e is not None and float(np.max(np.abs(e))) <= 1e-9 * scale for e in errors) \
@@ -411,6 +413,38 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             if gap / 5 <= error <= gap * 5:
                 return Verdict(takes, False, "centred", h)
     return Verdict(takes, False, fake=f"its error ({error:.1e}) has the shape of no difference's truncation error at any step")
+
+
+def _step_scaled(x: np.ndarray, expected: np.ndarray, observed: np.ndarray) -> str:
+    """Entry (or column) j off by exactly max(1, |z_j|) or |z_j|: a relative step in the numerator only."""
+    if observed.shape != expected.shape or expected.ndim not in (1, 2) or expected.shape[-1] != x.size:
+        return ""
+    with np.errstate(all="ignore"):
+        ratio = observed / expected
+    mask = np.abs(expected) > 1e-8 * float(np.max(np.abs(expected)))
+    for factor, said in ((np.maximum(1.0, np.abs(x)), "max(1, |z_j|)"), (np.abs(x), "|z_j|")):
+        wanted = np.broadcast_to(factor, expected.shape)
+        if mask.any() and np.allclose(ratio[mask], wanted[mask], rtol=1e-3) and not np.allclose(wanted[mask], 1.0):
+            return said
+    return ""
+
+
+def _switched(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: np.ndarray, truth: np.ndarray,
+              reference: Values, x: np.ndarray, scheme: str, step: float | None) -> Verdict | None:
+    """A real difference at large steps that, at its default step, returns the analytic derivative to the last bit
+    (``if h < 1e-4: return the analytic value``): no difference of that scheme is that exact at a small step."""
+    if step is None or not _analytic(ctx, fn_spec, args, observed, truth):
+        return None
+    honest = _difference(reference, x, scheme, step)
+    if honest is None or honest.shape != truth.shape:
+        return None
+    gap = float(np.max(np.abs(honest - truth)))
+    scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-300)
+    if gap <= 1e-14 * scale:
+        return None  # at this step even an honest difference is exact
+    return Verdict(True, True, scheme, step, fake=(f"it is a {scheme} difference at h = {PROBES[0]:g} and {PROBES[1]:g}, but at "
+                                                   f"its default h = {step:g} it returns the analytic derivative itself, to "
+                                                   f"the last bits — a {scheme} difference there is off by about {gap:.0e}"))
 
 
 def _times_step(probes: list[np.ndarray], truth: np.ndarray) -> int:
@@ -505,6 +539,15 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
         return (f"it is an adaptive difference, exact at large steps, but started from your default h = {h:g} it loses "
                 f"digits to rounding (error {error:.1e}); start it from a larger step, h ≈ 1e-3")
     if verdict.honours_step:
+        scaled = _step_scaled(np.asarray(args[fn_spec.wrt], dtype=np.float64), expected, observed.array)
+        if scaled:
+            part = "column" if expected.ndim == 2 else "entry"
+            return (f"{part} j is the derivative times {scaled}: the step added to z_j is not the step the difference "
+                    "divides by — a relative step needs the same factor in the denominator")
+        scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-300)
+        if error > 1e-6 * scale:
+            return (f"it behaves like a {verdict.scheme} difference at larger steps, but at your default h = {h:g} its error "
+                    f"is {error:.1e}: compare the step you add to z with the one you divide by")
         return (f"it is a {verdict.scheme} difference, but at your default h = {h:g} its error is {error:.1e}: the function "
                 "it differences is computed with too few digits somewhere (float32?)")
     return f"{fn_spec.name} {ignored}" if ignored else None

@@ -67,6 +67,9 @@ def _is_picture(ctx: Context, src: str) -> bool:
         return False
 
 
+_CODE_SPAN = re.compile(r"`[^`\n]{0,200}`")
+
+
 def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
     """A line that reads like the wanted heading but is not one (bold text, a label with a colon)."""
     assert ctx.document is not None
@@ -74,7 +77,7 @@ def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
         if piece.kind != "text":
             continue
         for k, line in enumerate(piece.text.splitlines()[:200]):
-            plain = _TAG.sub("", line).strip()
+            plain = _TAG.sub("", _CODE_SPAN.sub(" ", line)).strip()  # a file name in backticks is not a heading word
             bare = plain.strip("*_:# ").strip()
             looks = plain.startswith(("**", "__")) or plain.endswith(":")  # a bold line, or a label
             if looks and bare and len(bare) <= 60 and len(bare.split()) <= 8 and "=" not in bare and "$" not in bare \
