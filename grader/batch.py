@@ -26,7 +26,7 @@ from typing import Any
 from grader import __version__
 from grader.errors import Interrupted, SandboxError, UsageError
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
-from grader.learnerfiles import left_out
+from grader.learnerfiles import walk
 from grader.submission import applies, phase_folder
 from grader.model import LabResult, Rubric
 from grader.progress import Progress, Silent
@@ -49,6 +49,7 @@ class Options:
     gradescope: bool = False
     junit: Path | None = None
     argv: tuple[str, ...] = ()
+    also_writes: tuple[Path, ...] = ()  # other files of the run (--json): no learner's reports may take their place
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Plan:
     labs: tuple[str, ...]
     keys: tuple[str, ...]
     reusable: tuple[bool, ...]  # the history holds this lab's result for exactly this key
+    content: str = ""  # the submission's digest when planned: a copy that differs was changed while grading
 
     @property
     def to_grade(self) -> tuple[str, ...]:
@@ -98,35 +100,13 @@ class _Done:
 # ----------------------------------------------------------------------------- content keys
 
 def _digest_files(hasher: Any, root: Path) -> None:
-    """Names and bytes of every regular file under ``root`` (sorted, clutter skipped, links not followed)."""
+    """Names and bytes of every file the copy for the sandbox would hold (one walk shared with the copy)."""
     try:
-        _digest_tree(hasher, root)
-    except RecursionError:  # folders nested deeper than os.walk can recurse: the learner's run says so
+        walk(root, hasher)
+    except RecursionError:  # folders nested deeper than os.fwalk can recurse: the learner's run says so
         hasher.update(b"E-too-deep")
-
-
-def _digest_tree(hasher: Any, root: Path) -> None:
-    top = os.fspath(root)
-    prefix = len(top) + 1
-    for folder, dirs, files in os.walk(top):
-        skipped = left_out(folder, dirs + files)
-        links = [d for d in dirs if d not in skipped and os.path.islink(os.path.join(folder, d))]
-        dirs[:] = sorted(d for d in dirs if d not in skipped and d not in links)
-        for name in sorted([*(f for f in files if f not in skipped), *links]):
-            path = os.path.join(folder, name)
-            relative = path[prefix:].replace(os.sep, "/").encode("utf-8", "surrogateescape")
-            hasher.update(b"F" + len(relative).to_bytes(4, "little") + relative)
-            try:
-                if os.path.islink(path):
-                    hasher.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
-                    continue
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-                with os.fdopen(fd, "rb") as handle:
-                    hasher.update(b"D")  # streamed: a 50 MB file costs 1 MB of memory, not 100
-                    while chunk := handle.read(1 << 20):
-                        hasher.update(chunk)
-            except OSError as exc:
-                hasher.update(f"E{exc.errno}".encode())
+    except OSError as exc:
+        hasher.update(f"E{exc.errno}".encode())
 
 
 def grader_digest() -> str:
@@ -167,7 +147,7 @@ _GRADESCOPE = False
 
 
 def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str, Any]],
-                  rules: Sequence[Any], render: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+                  rules: Sequence[Any], render: bool, content: str = "") -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Grade the labs not in ``stored``, then write the learner's reports from all of them.
 
     Returns the freshly graded labs (raw, as plain dicts) and the notes about the learner's folder.
@@ -178,7 +158,7 @@ def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str,
     fresh: dict[str, dict[str, Any]] = {}
     for lab in labs:
         if lab not in stored:
-            result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append)
+            result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append, content)
             fresh[lab] = {**lab_to_dict(result), "output": result.output}
     if render:
         write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], rules, _OUT, _GRADESCOPE)
@@ -236,7 +216,7 @@ Submit = tuple[Plan, dict[str, dict[str, Any]], list[Any], bool]
 
 def _run_inline(work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
     for plan, stored, rules, render in work:
-        fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, rules, render)
+        fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, rules, render, plan.content)
         yield plan, fresh, notes
 
 
@@ -254,7 +234,7 @@ class _LocalPool:
         self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer,
                                                             initargs=(self.lock, os.getpid()))
         pending = {
-            self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render): plan
+            self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render, plan.content): plan
             for plan, stored, rules, render in work
         }
         while pending:  # each finished future is dropped as soon as it is read: its results are not kept twice
@@ -316,7 +296,7 @@ def grade_class(
     progress = progress or Silent()
     limits = limits or Limits()
     rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
-    learners = find_learners([Path(p) for p in paths], note)
+    learners = _not_taking_outputs(find_learners([Path(p) for p in paths], note), options, say)
     overrides_path = options.overrides
     rules = load_overrides(overrides_path) if overrides_path is not None else ()
     check_rules(rules, rubrics)
@@ -348,7 +328,7 @@ def grade_class(
             stored = {name: raw for name, key in zip(chosen, keys)
                       if not options.force and (raw := store.lookup(learner.name, name, key)) is not None}
             if chosen:
-                plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen)))
+                plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen), submission))
                 stored_for[learner.name] = stored
         if not plans:
             store.finish_run(run_id, "done")
@@ -457,7 +437,9 @@ def grade_class(
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
-         str(options.junit), whole_class, lab, len(class_results)], default=str).encode()).hexdigest()
+         str(options.junit), whole_class, lab, len(class_results),
+         [(r.learner, r.lab, r.score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
+        default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
         outputs = write_class_outputs(class_results, options)
@@ -466,6 +448,29 @@ def grade_class(
             again.commit()
     return ClassRun(tuple(results), paths_out, graded=fresh_count, reused=len(plans) - fresh_count,
                     outputs=tuple(outputs), run_id=run_id)
+
+
+def _not_taking_outputs(learners: list[Path], options: Options, say: Note) -> list[Path]:
+    """A learner's reports go to ``<out>/<learner>/``: a learner folder named like a class output there (``index.html``,
+    ``junit.xml`` when ``--junit out/junit.xml``) would take its place and break the run's last step. Skipped, named."""
+    out = Path(options.out).resolve()
+    taken = {INDEX, GRADEBOOK, *CLASS_FILES}
+    for path in (options.junit, *options.also_writes):
+        if path is not None:
+            try:
+                taken.add(Path(path).resolve().relative_to(out).parts[0])
+            except (ValueError, IndexError, OSError):
+                continue
+    kept = []
+    for learner in learners:
+        if learner.name in taken:
+            say(f"{learner.name}: skipped, its name is that of a file this run writes in {options.out} — rename the "
+                "learner folder (or write that file elsewhere)")
+        else:
+            kept.append(learner)
+    if learners and not kept:
+        raise UsageError(f"every learner folder is named like a file this run writes in {options.out} — rename them")
+    return kept
 
 
 _CLASS_KEY = "\0class"  # the outputs table's row for the class files (no learner folder name holds a NUL)

@@ -341,8 +341,9 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
         else:
             module, skipped = _load_ast(path, name, strict=config.mode == "ast-strict")
         names = vars(module)
-        found = sorted({n for n, v in names.items() if inspect.isfunction(v) and not n.startswith("_")}
-                       | {n for n in config.functions if callable(names.get(n))})  # a bound method, partial, object
+        lab = [n for n in config.functions if callable(names.get(n))]  # a def, or a bound method, partial, object
+        found = lab + sorted(n for n, v in names.items() if inspect.isfunction(v) and not n.startswith("_") and n not in lab)
+        # the lab's first: the parent reads at most the first 1,000 names
         _forked_copy_leaves()
         sys.stdout.flush()
         _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "skipped": skipped[:10], "functions": found})

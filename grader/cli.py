@@ -226,8 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"grade: note: {terminal_safe(' '.join(text.splitlines()))}", file=sys.stderr)
 
         options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
-                          scheduler=args.scheduler, db=args.db, overrides=_overrides(args), gradescope=args.gradescope,
-                          junit=args.junit, argv=tuple(argv))
+                          scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
+                          junit=args.junit, argv=tuple(argv),
+                          also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
         rubrics_dir = _rubrics(args, note)
         run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
                           progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
@@ -279,51 +280,42 @@ def _looks_like_learner(path: Path) -> bool:
         return False
 
 
-def _overrides(args: argparse.Namespace) -> Path | None:
-    """``--overrides``, else ``overrides.yaml`` in a class folder given as PATH — never a file inside a learner's
-    folder, where a learner could grade themselves (refused with one line). The run notes which file it used."""
-    from grader.safety import inside_a_learner
+def _overrides(args: argparse.Namespace, note: Any) -> Path | None:
+    """``--overrides FILE`` only, and never a file inside a folder being graded (a learner's, or the class folder a
+    learner's hand-in sits in): a learner could grade themselves. An ``overrides.yaml`` found there is named, not used."""
+    from grader.safety import inside_any
 
-    chosen: Path | None = None
     if args.overrides is not None:
         if not args.overrides.is_file():
             raise _usage(f"--overrides {args.overrides}: no such file — give the path of an overrides.yaml")
-        chosen = args.overrides
-    else:
-        for path in args.paths:
-            candidate = Path(path) / "overrides.yaml"
-            if candidate.is_file() and not _looks_like_learner(Path(path)):
-                chosen = candidate
-                break
-    if chosen is None:
-        return None
-    learner = inside_a_learner(chosen, args.paths)
-    if learner is not None:
-        raise _usage(f"{chosen}: overrides inside the learner folder {learner} are not an instructor's — keep them in "
-                     "the class folder or pass --overrides with a file outside the learners' folders")
-    return chosen
+        graded = inside_any(args.overrides, args.paths)
+        if graded is not None:
+            raise _usage(f"{args.overrides}: inside {graded}, which is being graded — keep the instructor's overrides "
+                         "outside the folders being graded (a learner could have written this one)")
+        return args.overrides
+    for path in args.paths:
+        candidate = Path(path) / "overrides.yaml"
+        if candidate.is_file():
+            note(f"{candidate} is not used: overrides are read only from --overrides FILE, outside the folders being graded")
+            break
+    return None
 
 
 def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
-    """``--rubrics``, else ``./rubrics`` when it is not inside what is being graded, else the bundled ones: a
-    rubric's reference module runs in the grader, so a learner's folder can never supply one."""
-    from grader.safety import inside_a_learner, inside_any
+    """``--rubrics``, else the bundled ones — never a ``./rubrics`` picked up implicitly: a rubric's reference module
+    runs in the grader, and a folder beside the learners' (or inside one) may be a learner's."""
+    from grader.safety import inside_any
 
     if args.rubrics is not None:
-        learner = inside_a_learner(args.rubrics, args.paths)
-        if learner is not None:
-            raise _usage(f"--rubrics {args.rubrics}: inside the learner folder {learner} — rubrics (and their reference "
-                         "code, which the grader runs) must come from outside the learners' folders")
+        graded = inside_any(args.rubrics, args.paths)
+        if graded is not None:
+            raise _usage(f"--rubrics {args.rubrics}: inside {graded}, which is being graded — rubrics (and their reference "
+                         "code, which the grader runs) must come from outside the folders being graded")
         return args.rubrics
     here = Path("rubrics")
-    if here.is_dir():
-        if inside_any(here, args.paths) or any(inside_any(Path(p), [here]) for p in args.paths):
-            note("./rubrics is inside the folder being graded, so it is not used — the bundled rubrics are (pass "
-                 "--rubrics DIR to choose)")
-            return None
-        if here.resolve() != _bundled().resolve():
-            note(f"rubrics from {here.resolve()} (the ./rubrics folder here)")
-        return here
+    if here.is_dir() and here.resolve() != _bundled().resolve():
+        note(f"./rubrics is not used, the bundled rubrics are — pass --rubrics {here} to grade with it (rubrics are never "
+             "taken implicitly: their reference code runs in the grader)")
     return None
 
 

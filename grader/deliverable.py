@@ -272,6 +272,7 @@ def _char_start(data: bytes, end: int) -> int:
 _TAG = re.compile(r"<[^<>]{0,100}>")
 _SUMMARY = re.compile(r"<summary\b[^<>]{0,200}>(.{0,500}?)</summary>", re.IGNORECASE | re.DOTALL)
 _MAX_HTML = 32 * 1024  # characters of one HTML block read as text
+MAX_SECTIONS = 1_000  # headings; past them a heading is read as a line of text (a deliverable has a dozen)
 
 
 @functools.cache
@@ -309,7 +310,7 @@ class _Collector:
         in_heading = False
         for token in tokens:
             line = token.map[0] + 1 if token.map else parts[-1].line
-            if token.type == "heading_open":
+            if token.type == "heading_open" and len(parts) <= MAX_SECTIONS:
                 in_heading = True
                 level = int(token.tag[1:]) if token.tag[1:].isdigit() else 1
                 parts.append(_Part(heading="", level=level, line=line))

@@ -31,6 +31,11 @@ class SandboxError(GraderError):
     exit_code = 3
 
 
+class ServerLost(SandboxError):
+    """The fork server stopped in the middle of a run (killed, out of memory): the lab being graded is the machine's
+    fault and is graded again on the next run; the next learner gets a new server."""
+
+
 class Interrupted(GraderError):
     """Ctrl-C: what was finished is kept; the message says how to resume."""
 

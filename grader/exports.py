@@ -164,7 +164,9 @@ def _by_lab(results: Iterable[LabResult]) -> dict[str, list[LabResult]]:
 def _cell_text(text: str) -> str:
     """A text cell a spreadsheet will not run: every ``;``- or ``,``-separated piece that starts (after spaces) with
     ``=``, ``+``, ``-``, ``@`` (or their full-width forms, a tab or a CR) gets a ``'``. Text cells are always quoted."""
-    pieces = _PIECES.split(text)
+    from grader.reports import visible_controls
+
+    pieces = _PIECES.split(visible_controls(text))
     for k in range(0, len(pieces), 2):
         if pieces[k].lstrip(" ").startswith(_FORMULA_START) or pieces[k].startswith(_FORMULA_START):
             pieces[k] = "'" + pieces[k]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from grader import zygote
-from grader.errors import GraderError, SubmissionError, UsageError
+from grader.errors import GraderError, ServerLost, SubmissionError, UsageError
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
@@ -49,6 +49,29 @@ def _readable_learner(path: Path, note: Note) -> bool:
         return False
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A folder (or a link to one); a link loop or an unreadable entry is not."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _holds_learners(path: Path, listing: Sequence[tuple[str, bool, bool]]) -> bool:
+    """A folder with phase-NN/ inside is a learner's — unless two or more of its other folders are learners' too:
+    then it is a class folder, and a folder named like a phase is a learner's odd name, not the class's phase."""
+    count = 0
+    for name, is_dir, link in listing:
+        if is_dir and not link and phase_number(name) is None and not name.startswith("."):
+            try:
+                count += is_learner(path / name)
+            except OSError:
+                continue
+            if count >= 2:
+                return True
+    return False
+
+
 def find_learners(paths: Sequence[Path], note: Note | None = None) -> list[Path]:
     """A path is a learner folder (it has phase-NN folders) or a folder of learners."""
     try:
@@ -67,17 +90,26 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
         if not given.is_dir():
             raise UsageError(f"{given}: not a folder — pass a learner folder (learners/borja) or a folder of learners")
         path = given.resolve()
-        if is_learner(path):
+        with os.scandir(path) as scan:
+            listing = sorted((e.name, _is_dir(e), e.is_symlink()) for e in scan)
+        if is_learner(path) and not _holds_learners(path, listing):
             learners.append(path)
             continue
-        with os.scandir(path) as scan:
-            listing = sorted((e.name, e.is_dir(), e.is_symlink()) for e in scan)
+        for name, is_dir, link in listing:
+            if is_dir and not link and phase_number(name) is not None and not name.startswith("."):
+                note(f"{name}: skipped, a folder named like a phase among the learners' folders — rename it after its "
+                     "learner")
         entries = [path / name for name, _, _ in listing]
         for name, is_dir, link in listing:
             if is_dir and link and not name.startswith("."):  # a classmate's folder under another name: never graded twice
                 note(f"{name}: skipped, it is a link to another folder ({os.path.realpath(path / name)}), not a learner's own "
                      "folder — hand in the folder itself")
-        folders = [path / name for name, is_dir, link in listing if is_dir and not link and not name.startswith(".")]
+        folders = [path / name for name, is_dir, link in listing
+                   if is_dir and not link and not name.startswith(".") and phase_number(name) is None]
+        for name, is_dir, link in listing:
+            if is_dir and not link and name.startswith(".") and name not in (".git", ".ipynb_checkpoints") \
+                    and _readable_learner(path / name, note):
+                note(f"{name}: skipped, a hidden folder (its name starts with a dot) — rename it if it is a learner's")
         inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
             if phase_number(path.name) is not None:
@@ -103,6 +135,13 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
             raise UsageError(f"two learners are named {learner.name} ({names[learner.name]} and {learner}): "
                              "their reports would overwrite each other — grade them in separate runs")
         names[learner.name] = learner
+    looks: dict[str, str] = {}
+    for name in names:
+        seen = unicodedata.normalize("NFKC", name).casefold()
+        if seen in looks:
+            note(f"{looks[seen]} and {name}: two learner folders whose names look the same (one spelled with other "
+                 "Unicode characters or case) — rename one, so that their rows can be told apart")
+        looks.setdefault(seen, name)
     return unique
 
 
@@ -158,10 +197,18 @@ def _only_escapes(value: str) -> bool:
     return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in value)
 
 
-def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
-    """One learner's lab. A grader bug that this submission triggers costs this lab only, never the class."""
+def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None, content: str = "") -> LabResult:
+    """One learner's lab. A grader bug that this submission triggers costs this lab only, never the class.
+    ``content``: the submission's digest when the run was planned; a copy that differs was changed meanwhile, and
+    its result is not reused (what was graded is not what the key names)."""
     try:
-        return _grade_lab(rubric, learner, limits, note)
+        return _grade_lab(rubric, learner, limits, note, content)
+    except ServerLost as exc:
+        message = (f"the grading machine failed while grading this lab ({exc}): not your fault — it is graded again on "
+                   "the next run")
+        return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
+            CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
+                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
     except GraderError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything else is the grader's fault, shown on this lab's checks
@@ -172,7 +219,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
                         acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
 
 
-def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None) -> LabResult:
+def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None, content: str = "") -> LabResult:
     from grader.checks import Context, run_check  # the checks' machinery is loaded only when something is graded
     from grader.deliverable import parse_deliverable, parse_text
     from grader.runner import LearnerRun
@@ -220,6 +267,11 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
             ctx.results[check.id] = run_check(check, ctx)
         output = run.printed if run is not None else ""
         retry = run is not None and run.load.machine_fault or ctx.grader_fault
+        if content and run is not None and run.copied and run.copied != content:
+            retry = True
+            if note is not None:
+                note(f"{learner.name}: its files changed while it was being graded — graded as copied, and graded again "
+                     "on the next run")
     finally:
         if run is not None:
             run.close()

@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from grader.errors import SubmissionError
 
@@ -66,6 +67,9 @@ def read_bytes(path: Path, root: Path, limit: int, shown: str | None = None) -> 
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise SubmissionError(f"{name}: not a regular file; hand in a regular file")
+        if _secret(info):
+            raise SubmissionError(f"{name}: a hard link to a file that is not readable by everyone; hand in a copy of "
+                                  "your own file")
         if info.st_dev != os.stat(base).st_dev:
             raise SubmissionError(f"{name}: on another file system than your folder; hand in the file itself")
         chunks: list[bytes] = []
@@ -91,3 +95,130 @@ def size(path: Path) -> int:
         return os.lstat(path).st_size
     except OSError:
         return 0
+
+
+# --- one walk of a submission: the content key, and the copy for the sandbox --------------------------------------
+
+COPY_BYTES = 512 << 20  # what one learner's folder may hold to be copied for grading (sizes as listed, sparse or not)
+COPY_FILES = 20_000
+MAX_DEPTH = 64  # folders inside folders; deeper ones are left out (a path that long is never a submission's)
+
+
+class TooLarge(SubmissionError):
+    """The folder is larger than the grader copies: the learner's to fix (the message says what)."""
+
+
+def _kept(dir_fd: int, names: list[str]) -> list[tuple[str, os.stat_result]]:
+    """The entries of a folder that are part of the submission, with their ``lstat``, by name."""
+    out = []
+    for name in sorted(names):
+        if name in CLUTTER_DIRS or name in CLUTTER_FILES or name.endswith(".pyc"):
+            continue
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            out.append((name, info))
+    return out
+
+
+def _secret(info: os.stat_result) -> bool:
+    """A hard link to a file its owner keeps private (``/etc/shadow`` linked in): never read for a learner."""
+    return info.st_nlink > 1 and not info.st_mode & stat.S_IROTH
+
+
+def walk(root: Path, hasher: Any, copy: Path | None = None, limit_bytes: int = COPY_BYTES,
+         limit_files: int = COPY_FILES) -> tuple[str, ...]:
+    """Hash the submission under ``root`` into ``hasher`` — and, with ``copy``, copy it there while reading it, so the
+    key is of exactly the bytes that were copied. Folders are opened one below the other without following links
+    (``os.fwalk``), files with ``O_NOFOLLOW``: a folder swapped for a link mid-walk is never entered. Links stay
+    links inside the copy when they lead inside the folder; links out, FIFOs and devices, and hard links to private
+    files are never copied. Returns the links out (relative to ``root``). Raises TooLarge past the caps."""
+    top = os.fspath(root)
+    real = os.path.realpath(top)
+    outside: list[str] = []
+    total = files = 0
+    for folder, dirs, names, dir_fd in os.fwalk(top, follow_symlinks=False):
+        relative_folder = os.path.relpath(folder, top)
+        kept = _kept(dir_fd, dirs + names)
+        dirs[:] = [n for n, info in kept if stat.S_ISDIR(info.st_mode)]
+        if dirs and relative_folder.count(os.sep) >= MAX_DEPTH - 1:
+            hasher.update(b"E-deep")  # folders below this depth are neither hashed nor copied: no code needs them
+            dirs[:] = []
+        target = None if copy is None else os.path.normpath(os.path.join(copy, relative_folder))
+        if target is not None:
+            os.makedirs(target, mode=0o700, exist_ok=True)
+        for name, info in kept:
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            relative = os.path.normpath(os.path.join(relative_folder, name)).replace(os.sep, "/")
+            encoded = relative.encode("utf-8", "surrogateescape")
+            hasher.update(b"F" + len(encoded).to_bytes(4, "little") + encoded)
+            files += 1
+            if copy is not None and files > limit_files:
+                raise TooLarge(f"your folder holds more than {limit_files:,} files; the grader copies at most that many — "
+                               "remove generated files (datasets, caches, virtual environments)")
+            if stat.S_ISLNK(info.st_mode):
+                _link(folder, name, dir_fd, relative, real, copy, target, hasher, outside)
+                continue
+            total += info.st_size
+            if copy is None and info.st_size > limit_bytes:
+                hasher.update(b"S" + str(info.st_size).encode())  # too large to copy: its size is what decides
+                continue
+            if copy is not None and total > limit_bytes:
+                raise TooLarge(f"your folder holds more than {limit_bytes >> 20} MiB of files ({relative}: "
+                               f"{info.st_size / (1 << 20):,.0f} MiB); the grader copies at most that — remove large data files")
+            if _secret(info):
+                hasher.update(b"H")
+                outside.append(relative)
+                continue
+            _file(name, dir_fd, target, info, hasher)
+    return tuple(outside)
+
+
+def _link(folder: str, name: str, dir_fd: int, relative: str, real: str, copy: Path | None, target: str | None,
+          hasher: Any, outside: list[str]) -> None:
+    try:
+        pointed = os.readlink(name, dir_fd=dir_fd)
+    except OSError as exc:
+        hasher.update(f"E{exc.errno}".encode())
+        return
+    hasher.update(b"L" + pointed.encode("utf-8", "surrogateescape"))
+    resolved = os.path.realpath(os.path.join(folder, name))
+    if not (resolved == real or resolved.startswith(real + os.sep)):
+        outside.append(relative)
+        return
+    if copy is not None and target is not None:
+        inside = os.path.join(os.fspath(copy), os.path.relpath(resolved, real))
+        os.symlink(os.path.relpath(inside, target), os.path.join(target, name))
+
+
+def _file(name: str, dir_fd: int, target: str | None, info: os.stat_result, hasher: Any) -> None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        hasher.update(f"E{exc.errno}".encode())
+        return
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+            hasher.update(b"E-changed")  # replaced between the listing and the open: not what was listed
+            return
+        hasher.update(b"D")
+        out = -1
+        if target is not None:
+            out = os.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                          stat.S_IMODE(opened.st_mode) & 0o755 | 0o600)
+        try:
+            while chunk := os.read(fd, 1 << 20):  # streamed: a 50 MB file costs 1 MB of memory
+                hasher.update(chunk)
+                if out >= 0:
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(out, view):]
+        finally:
+            if out >= 0:
+                os.close(out)
+    finally:
+        os.close(fd)

@@ -5,6 +5,7 @@ Pure functions. Everything lab-specific (the words a heading may use) arrives as
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -113,15 +114,25 @@ def heading_matches(heading: str, words: Sequence[str]) -> str | None:
     "deriv" names "Derivative of the loss" and "Derivación"; "lesson" names "Lessons learned"; "part a"
     names "Part A — on paper". Entries shorter than four letters match whole words only (with a plural),
     so "a" never names "analytic"."""
-    have = normalise_heading(heading[:300]).split()
+    return _heading_matches(heading[:300], tuple(str(w) for w in words))
+
+
+@functools.lru_cache(maxsize=8192)
+def _heading_matches(heading: str, words: tuple[str, ...]) -> str | None:
+    have = normalise_heading(heading).split()
     for entry in words:
-        wanted = normalise_heading(entry).split()
+        wanted = _entry_words(entry)
         if not wanted or len(wanted) > len(have):
             continue
         for start in range(len(have) - len(wanted) + 1):
             if all(_word_matches(have[start + k], w) for k, w in enumerate(wanted)):
                 return entry
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _entry_words(entry: str) -> tuple[str, ...]:
+    return tuple(normalise_heading(entry).split())
 
 
 def _word_matches(word: str, stem: str) -> bool:

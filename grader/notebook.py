@@ -8,6 +8,7 @@ time things, IPython magics (``%timeit``) and shell lines (``!pip install``) are
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from grader.errors import SubmissionError
 from grader.learnerfiles import read_bytes
 
+MAX_CELLS, MAX_OUTPUTS = 5_000, 2_000  # read of a notebook: no lab is longer; outputs beyond are not looked at
 MAX_BYTES = 16 * 1024 * 1024  # stored outputs (plots) make notebooks large; only sources and text outputs are used
 MAX_OUTPUT = 4000  # characters of one cell's printed output kept in the deliverable
 _ANSI = re.compile(r"\x1b\[[0-9;]{0,20}[A-Za-z]")
@@ -41,7 +43,10 @@ def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
                               "(Kernel → Restart & Clear Output) and save it again")
     try:
         raw = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except RecursionError:
+        raise SubmissionError(f"{name}: not a valid notebook — its JSON is nested too deeply; open it in Jupyter and "
+                              "save it again, or hand in a .py file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise SubmissionError(f"{name}: not a valid notebook — it is not JSON{where}; open it in Jupyter and save it "
                               "again, or hand in a .py file") from None
@@ -51,6 +56,7 @@ def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
                               "and save it again, or hand in a .py file")
     import nbformat  # heavy: loaded only when a notebook is graded
 
+    dropped = _text_outputs_only(raw)
     try:
         notebook = nbformat.from_dict(raw)
         nbformat.validate(notebook)
@@ -58,7 +64,33 @@ def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
         reason = " ".join(str(exc).split())[:160]
         raise SubmissionError(f"{name}: not a valid nbformat 4 notebook ({reason}); open it in Jupyter and save it "
                               "again") from None
-    return _convert(notebook)
+    converted = _convert(notebook)
+    if dropped:
+        return dataclasses.replace(converted, left_out=(*converted.left_out, f"{dropped:,} cells after the first {MAX_CELLS:,}"))
+    return converted
+
+
+def _text_outputs_only(raw: dict) -> int:
+    """Stored plots and HTML are most of a notebook's bytes and none of what is graded: dropped before validation
+    (which costs time in proportion to what it walks), with cells and outputs beyond the caps."""
+    cells = raw.get("cells")
+    if not isinstance(cells, list):
+        return 0
+    dropped = max(0, len(cells) - MAX_CELLS)
+    del cells[MAX_CELLS:]
+    budget = MAX_OUTPUTS
+    for cell in cells:
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        if not isinstance(outputs, list):
+            continue
+        del outputs[max(0, min(budget, 50)):]
+        budget -= len(outputs)
+        for output in outputs:
+            data = output.get("data") if isinstance(output, dict) else None
+            if isinstance(data, dict):
+                for kind in [k for k in data if k != "text/plain"]:
+                    del data[kind]
+    return dropped
 
 
 def _source(cell: object) -> str:

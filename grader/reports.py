@@ -88,6 +88,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=lambda value: visible_controls(value) if isinstance(value, str) else value,
     )
     env.filters.update(
         num=format_number,
@@ -176,7 +177,7 @@ def headline(text: str, width: int = HEADLINE_WIDTH) -> str:
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$])")  # $ too: GitHub renders $…$ as mathematics
-_MD_LIVE = re.compile(r"(?<![\w@])@(?=\w)|(?<=[\w/])#(?=\d)|(?<=\w)(?=://)|(?<![\w.])(?=www\.)", re.IGNORECASE)
+_MD_LIVE = re.compile(r"@(?=\w)|#(?=\d)|(?<=\bGH)-(?=\d)|(?<=\w)(?=://)|(?<![\w.])(?=www\.)", re.IGNORECASE)
 _MD_LINE_START = re.compile(r"^(\s*)([#+\-=])")
 _MD_ORDERED = re.compile(r"^(\s*\d+)([.)])")
 
@@ -185,9 +186,17 @@ def markdown_text(text: str, cell: bool = False) -> str:
     """Learner-quoted text shown verbatim: markup escaped, line breaks kept (``<br>`` only, in a ``cell``)."""
     lines = [
         _MD_LIVE.sub(_inert, _MD_ORDERED.sub(r"\1\\\2", _MD_LINE_START.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", line))))
-        for line in str(text).splitlines()
+        for line in visible_controls(str(text)).splitlines()
     ]
     return ("<br>" if cell else "<br>\n").join(lines)
+
+
+_INVISIBLE = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible_controls(text: str) -> str:
+    """Bidirectional controls shown as ``<U+202E>``: a learner named "\u202eajrob" must not pass for "borja" on a page."""
+    return _INVISIBLE.sub(lambda m: f"<U+{ord(m[0]):04X}>", text)
 
 
 def _inert(match: re.Match[str]) -> str:

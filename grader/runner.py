@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import math
 import os
 import shutil
@@ -23,40 +24,18 @@ import numpy as np
 
 from grader import zygote
 from grader.child import MAX_ELEMENTS, ChildConfig
-from grader.learnerfiles import left_out
+from grader.learnerfiles import TooLarge, walk
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
-
-
-def _copy_learner(source: Path, target: Path) -> tuple[str, ...]:
-    """Copy a learner's folder; links stay links when they point inside it (made relative), and links out of
-    it are not copied at all: nothing in the copy leads out. Returns those links, relative to ``source``."""
-    root = os.path.realpath(source)
-    outside: list[str] = []
-
-    def ignore(folder: str, names: list[str]) -> set[str]:
-        skipped = left_out(folder, names)
-        for name in names:
-            path = os.path.join(folder, name)
-            if os.path.islink(path) and not _inside(os.path.realpath(path), root):
-                skipped.add(name)
-                outside.append(os.path.relpath(path, source).replace(os.sep, "/"))
-        return skipped
-
-    shutil.copytree(source, target, symlinks=True, ignore=ignore)
-    for folder, dirs, files in os.walk(target):
-        for name in dirs + files:
-            link = os.path.join(folder, name)
-            if os.path.islink(link) and os.path.isabs(os.readlink(link)):
-                original = os.path.join(source, os.path.relpath(link, target))
-                resolved = os.path.join(target, os.path.relpath(os.path.realpath(original), root))
-                os.unlink(link)
-                os.symlink(os.path.relpath(resolved, folder), link)
-    return tuple(sorted(outside))
+def _copy_learner(source: Path, target: Path) -> tuple[tuple[str, ...], str]:
+    """Copy a learner's folder for the sandbox (links inside it stay links, made relative; links out are not copied,
+    and nothing in the copy leads out), hashing what it copies: returns the links out and the content digest of
+    exactly the bytes copied — the same digest the content key is made of when nothing changed meanwhile."""
+    hasher = hashlib.sha256()
+    outside = walk(source, hasher, copy=target)
+    return outside, hasher.hexdigest()
 
 
 def remove_tree(path: Path | str) -> None:
@@ -266,8 +245,9 @@ class LearnerRun:
         self._machine_fault = False  # the copy failed for the machine's reasons (disk full): not the learner's fault
         self.outside_links: tuple[str, ...] = ()
         self.uid: int | None = None
+        self.copied = ""  # the content digest of the copy: what was graded
         try:
-            self.outside_links = _copy_learner(learner_root, copy)
+            self.outside_links, self.copied = _copy_learner(learner_root, copy)
             if module_source is not None:
                 self.module_path.write_text(module_source, encoding="utf-8")
                 for name, text in module_files:
@@ -278,6 +258,8 @@ class LearnerRun:
             (self._tmp / "tmp").mkdir()
             self.uid = self._server.next_uid()
             _hand_over(self._tmp, self.uid)
+        except TooLarge as exc:
+            self._copy_error = str(exc)
         except (OSError, shutil.Error) as exc:
             if _machine_errno(exc):
                 self._machine_fault = True

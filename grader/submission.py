@@ -22,6 +22,7 @@ from grader.model import Rubric
 _PHASE = re.compile(r"^(?:phase|fase)[-_ ]?0*(\d+)$", re.IGNORECASE)
 _STALE = re.compile(r"old|copy|copia|backup|bak|draft|borrador|stub|tmp|~|\(\d+\)", re.IGNORECASE)
 SCAN_BYTES = 2 << 20  # of a candidate source file, for the names it defines
+MAX_NOTEBOOKS = 4  # notebooks read to choose among (each is parsed and validated in the grader's own process)
 
 
 def phase_number(name: str) -> int | None:
@@ -146,7 +147,7 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
         named_notebooks = matching(notebooks, _patterns(rubric, ".ipynb"))
         ranked_py = [pc for pc in rank([phase / f for f in sources], functions, learner) if pc[1] > 0]
         read: list[tuple[Path, object, int]] = []
-        for name in named_notebooks or notebooks:
+        for name in sorted(named_notebooks or notebooks, key=lambda n: (bool(_STALE.search(n)), n))[:MAX_NOTEBOOKS]:
             try:
                 from grader.notebook import read_notebook
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import layers
-from grader.errors import SandboxError
+from grader.errors import SandboxError, ServerLost
 
 _MAX_MESSAGE = 1 << 16
 _KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONIOENCODING",
@@ -222,9 +222,11 @@ def _environment() -> dict[str, str]:
 _RUN_FOLDER = re.compile(r"^run-(\d+)-")
 
 
-def private_parent() -> str:
+def private_parent(strict: bool = True) -> str:
     """``$TMPDIR/grader-<uid>``: this user's folder of grader runs, made by us and checked to be ours (a real
-    folder, not a link, owned by this uid, writable by no one else). Nothing else in TMPDIR is ever touched."""
+    folder, not a link, owned by this uid, writable by no one else). Nothing else in TMPDIR is ever touched.
+    When another user planted something there (``strict=False``), a fresh folder of our own is used instead, so a
+    local account cannot stop the instructor's grading."""
     top = tempfile.gettempdir()
     parent = os.path.join(top, f"grader-{os.geteuid()}")
     try:
@@ -233,9 +235,20 @@ def private_parent() -> str:
         pass
     info = os.lstat(parent)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise SandboxError(f"{parent}: not a folder of this user's own (a link, or writable by others) — remove it, "
-                           "or point TMPDIR at another folder")
+        if strict:
+            raise SandboxError(f"{parent}: not a folder of this user's own (a link, or writable by others) — remove it, "
+                               "or point TMPDIR at another folder")
+        fallback = tempfile.mkdtemp(prefix=f"grader-{os.geteuid()}-")
+        os.chmod(fallback, 0o711)
+        return fallback
     return parent
+
+
+def _remove_empty(folder: str) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def sweep_stale_runs() -> None:
@@ -270,7 +283,7 @@ class Zygote:
         self.owner = os.getpid()
         self.requested = layer or layers.requested()
         sweep_stale_runs()
-        self.base = tempfile.mkdtemp(prefix=f"run-{self.owner}-", dir=private_parent())
+        self.base = tempfile.mkdtemp(prefix=f"run-{self.owner}-", dir=private_parent(strict=False))
         os.chmod(self.base, 0o711)
         self._lock = threading.Lock()
         self._exits: dict[int, int] = {}
@@ -372,8 +385,10 @@ class Zygote:
             data = self._sock.recv(_MAX_MESSAGE)
         except TimeoutError:
             return False
+        except OSError as exc:
+            raise ServerLost(f"the worker fork server is gone: {exc} — rerun the grader") from None
         if not data:
-            raise SandboxError("the worker fork server died — rerun the grader")
+            raise ServerLost("the worker fork server died — rerun the grader")
         message = json.loads(data)
         if "exited" in message:
             self._exits[int(message["exited"])] = int(message["code"])
@@ -387,13 +402,13 @@ class Zygote:
         try:
             socket.send_fds(self._sock, [json.dumps(message).encode()], list(fds))
         except OSError as exc:
-            raise SandboxError(f"the worker fork server is gone: {exc} — rerun the grader") from None
+            raise ServerLost(f"the worker fork server is gone: {exc} — rerun the grader") from None
 
     def _await(self, box: dict[int, Any], key: int, what: str) -> Any:
         deadline = time.monotonic() + 30
         while key not in box:
             if not self._pump(deadline - time.monotonic()) and time.monotonic() > deadline:
-                raise SandboxError(f"the worker fork server did not answer {what} within 30 s")
+                raise ServerLost(f"the worker fork server did not answer {what} within 30 s")
         return box.pop(key)
 
     def spawn(self, config: dict[str, Any], fds: tuple[int, int]) -> int:
@@ -443,6 +458,9 @@ class Zygote:
             if not self._stderr.closed:
                 self._stderr.close()
             shutil.rmtree(self.base, ignore_errors=True)
+            parent = os.path.dirname(self.base)
+            if os.path.basename(parent).startswith(f"grader-{os.geteuid()}-"):
+                _remove_empty(parent)  # the fallback folder of a run whose usual one was planted
 
 
 _ZYGOTE: Zygote | None = None

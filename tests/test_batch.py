@@ -120,7 +120,7 @@ def test_overrides_change_every_output_without_regrading(tmp_path: Path) -> None
     klass = make_class(tmp_path / "class", ["borja", "sign-flipped"])
     out = tmp_path / "out"
     run_class(klass, out, jobs=1)
-    overrides = klass / "overrides.yaml"
+    overrides = tmp_path / "overrides.yaml"
     overrides.write_text(
         "- learner: sign-flipped\n  lab: phase-04/lab-00\n  check: ce-grad-analytic\n  status: pass\n"
         "  reason: sign convention agreed in office hours\n", encoding="utf-8")

@@ -6,7 +6,7 @@ import difflib
 import inspect
 import traceback
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,12 @@ def _expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) 
     return array
 
 
+def listed(names: Sequence[str], most: int = 20) -> str:
+    """Names for a message: the first ``most``, then how many more."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def missing_message(ctx: Context, name: str) -> str:
     assert ctx.run is not None
     found = ctx.run.load.functions
@@ -184,7 +190,7 @@ def missing_message(ctx: Context, name: str) -> str:
     text = f"no function '{name}' in {file}"
     if close:
         return f"{text}; found '{close[0]}', which computes what '{name}' should — rename it to '{name}'."
-    return f"{text}; functions found: {', '.join(found) or 'none'}."
+    return f"{text}; functions found: {listed(found) or 'none'}."
 
 
 def _plays_the_role(ctx: Context, name: str, candidate: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grader.checks.base import Context, result
+from grader.checks.base import Context, listed, result
 from grader.model import Check, CheckResult, Status
 
 
@@ -33,7 +33,7 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     wanted = [f.name for f in rubric.functions]
     missing = [f for f in wanted if f not in load.functions]
     if len(missing) == len(wanted):
-        found = f"; it defines {', '.join(load.functions)}" if load.functions else "; it defines no functions"
+        found = f"; it defines {listed(load.functions)}" if load.functions else "; it defines no functions"
         return result(check, Status.FAIL, f"{name} defines none of the lab's functions ({', '.join(wanted)}){found}.")
     parts = [f"{name} loaded"]
     if ctx.implementation_note:
@@ -48,7 +48,7 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     if load.skipped:
         parts.append("top-level statements that failed: " + "; ".join(load.skipped[:3]))
     if missing:
-        parts.append("missing: " + ", ".join(missing) + (f" (found: {', '.join(load.functions)})" if load.functions else ""))
+        parts.append("missing: " + ", ".join(missing) + (f" (found: {listed(load.functions)})" if load.functions else ""))
     else:
         parts.append("all " + str(len(wanted)) + " functions found")
     return result(check, Status.PASS, "; ".join(parts) + ".")

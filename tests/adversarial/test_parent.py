@@ -99,17 +99,27 @@ def test_a_learners_own_overrides_are_never_applied(tmp_path: Path) -> None:
     assert not graded[("mallory", LAB)]["passed"] and graded[("sibling", LAB)]["passed"]
     assert "plagiarism" not in (tmp_path / "out2" / "gradebook.csv").read_text(encoding="utf-8")
     proc = run(tmp_path, klass, "--out", tmp_path / "out3", "--overrides", mallory / "overrides.yaml")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "inside the learner folder" in proc.stderr
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "which is being graded" in proc.stderr
     assert not (tmp_path / "out3" / "gradebook.csv").exists()
 
 
-def test_a_class_folders_overrides_are_used_and_said(tmp_path: Path) -> None:
+def test_overrides_come_only_from_outside_what_is_graded(tmp_path: Path) -> None:
+    """Finding 1, the zip layout: ``class/mallory/{overrides.yaml, mallory-main/phase-04}`` made the learner's file the
+    class's. No overrides file is picked up implicitly; one inside a folder being graded is refused."""
     klass = tmp_path / "class"
     honest(klass / "sibling")
-    (klass / "overrides.yaml").write_text(
-        "- {learner: sibling, lab: phase-04/lab-00, check: reflection, points: 0, reason: late}\n", encoding="utf-8")
-    proc = run(tmp_path, klass, "--out", tmp_path / "out")
-    assert f"overrides from {klass / 'overrides.yaml'}" in proc.stderr
+    honest(klass / "mallory" / "mallory-main")
+    rules = "- {learner: sibling, lab: phase-04/lab-00, check: reflection, points: 0, reason: plagiarism}\n"
+    (klass / "mallory" / "overrides.yaml").write_text(rules, encoding="utf-8")
+    (klass / "overrides.yaml").write_text(rules, encoding="utf-8")
+    proc = run(tmp_path, klass / "sibling", klass / "mallory", "--out", tmp_path / "out", "--json", tmp_path / "r.json")
+    assert "is not used" in proc.stderr and results(tmp_path / "r.json")[("sibling", LAB)]["passed"]
+    proc = run(tmp_path, klass, "--out", tmp_path / "out2", "--overrides", klass / "overrides.yaml")
+    assert proc.returncode == 2 and "which is being graded" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    outside = tmp_path / "overrides.yaml"
+    outside.write_text(rules.replace("plagiarism", "late"), encoding="utf-8")
+    proc = run(tmp_path, klass, "--out", tmp_path / "out3", "--overrides", outside)
+    assert f"overrides from {outside}" in proc.stderr
 
 
 def _rubric_that_reports(folder: Path, marker: Path) -> None:
@@ -120,7 +130,7 @@ def _rubric_that_reports(folder: Path, marker: Path) -> None:
                          encoding="utf-8")
 
 
-@pytest.mark.parametrize("where", ["inside-learner", "learner-named-rubrics", "explicit"])
+@pytest.mark.parametrize("where", ["inside-learner", "learner-named-rubrics", "beside-the-learners", "explicit"])
 def test_a_learners_rubrics_never_run_in_the_grader(where: str, tmp_path: Path) -> None:
     """Finding 2: ``cd learners/me && grade .`` or a learner folder named ``rubrics`` imported the learner's reference."""
     marker = tmp_path / "pwned"
@@ -129,7 +139,12 @@ def test_a_learners_rubrics_never_run_in_the_grader(where: str, tmp_path: Path) 
     if where == "inside-learner":
         _rubric_that_reports(me / "rubrics", marker)
         proc = run(me, ".", "--out", tmp_path / "reports")
-        assert proc.returncode == 0 and "bundled rubrics" in proc.stderr, proc.stderr
+        assert proc.returncode == 0 and "the bundled rubrics are" in proc.stderr, proc.stderr
+    elif where == "beside-the-learners":
+        honest(learners / "other")
+        _rubric_that_reports(learners / "rubrics", marker)
+        proc = run(learners, "me", "other", "--out", tmp_path / "reports")
+        assert proc.returncode == 0 and "the bundled rubrics are" in proc.stderr, proc.stderr
     elif where == "learner-named-rubrics":
         _rubric_that_reports(learners / "rubrics", marker)  # it has a phase-04/ folder: to the grader, a learner
         proc = run(learners, ".", "--out", tmp_path / "reports")
@@ -137,7 +152,7 @@ def test_a_learners_rubrics_never_run_in_the_grader(where: str, tmp_path: Path) 
     else:
         _rubric_that_reports(me / "rubrics", marker)
         proc = run(tmp_path, me, "--out", tmp_path / "reports", "--rubrics", me / "rubrics")
-        assert proc.returncode == 2 and "inside the learner folder" in proc.stderr
+        assert proc.returncode == 2 and "which is being graded" in proc.stderr
     assert not marker.exists()
 
 
@@ -393,9 +408,12 @@ def test_the_tmpdir_sweep_touches_only_the_graders_own_folders(tmp_path: Path) -
     assert (tmpdir / "grader-run-4000000-x").is_symlink() and (tmpdir / "grader-stray").read_text() == "someone else's\n"
     private = tmpdir / f"grader-{os.geteuid()}"
     shutil.rmtree(private)
-    private.symlink_to(tmp_path / "elsewhere")  # planted by another local user
+    (tmp_path / "elsewhere").mkdir()
+    private.symlink_to(tmp_path / "elsewhere")  # planted by another local user: grading must not stop, nor follow it
     proc = run(tmp_path, tmp_path / "me", "--out", tmp_path / "out2", env={"TMPDIR": str(tmpdir)})
-    assert proc.returncode == 3 and len(proc.stderr.splitlines()) == 1 and "not a folder of this user's own" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert private.is_symlink() and list((tmp_path / "elsewhere").iterdir()) == []
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith(f"grader-{os.geteuid()}-")] == []  # the fallback is gone
 
 
 # ----------------------------------------------------------------------------- 9, 11, 12: text that reaches a person
@@ -565,7 +583,8 @@ def test_the_content_key_hashes_exactly_what_is_copied(tmp_path: Path) -> None:
     recorder = Recorder()
     _digest_files(recorder, me)
     copy = tmp_path / "copy"
-    _copy_learner(me, copy)
+    _, copied = _copy_learner(me, copy)
+    assert copied == recorder.inner.hexdigest()  # the copy's own digest is the key's
     copied = sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.is_file() or p.is_symlink())
     hashed = sorted(n for n in recorder.names if n != "outside-link")  # a link out is never copied, its name still counts
     assert copied == hashed
@@ -577,3 +596,179 @@ def test_the_content_key_hashes_exactly_what_is_copied(tmp_path: Path) -> None:
     after = hashlib.sha256()
     _digest_files(after, me)
     assert before.hexdigest() != after.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the second red-team pass
+
+def test_a_learner_folder_named_like_a_phase_does_not_swallow_the_class(tmp_path: Path) -> None:
+    """``class/fase 4/`` made the class folder one learner, ``class``, whose code saw every classmate's files."""
+    klass = tmp_path / "class"
+    honest(klass / "alice")
+    honest(klass / "borja")
+    honest(klass / "fase 4")
+    proc = run(tmp_path, klass, "--out", tmp_path / "out", "--json", tmp_path / "r.json")
+    assert "fase 4: skipped, a folder named like a phase" in proc.stderr
+    assert {learner for learner, _ in results(tmp_path / "r.json")} == {"alice", "borja"}
+
+
+def test_a_file_swapped_while_grading_is_graded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content key was hashed when the run was planned and the code copied later: a good file swapped in after
+    planning (and the bad one put back after the run) kept the good result."""
+    from grader import runner
+    from grader.batch import Options, grade_class
+
+    klass = tmp_path / "class"
+    zed = honest(klass / "zed")
+    source = zed / "phase-04" / PY
+    good = source.read_text(encoding="utf-8")
+    bad = good.replace("g[y] -= 1.0", "g[y] += 1.0")
+    assert bad != good
+    source.write_text(bad, encoding="utf-8")
+    real = runner._copy_learner
+
+    def swapping(origin: Path, target: Path) -> tuple[tuple[str, ...], str]:
+        source.write_text(good, encoding="utf-8")  # after planning, before the copy
+        return real(origin, target)
+
+    monkeypatch.setattr(runner, "_copy_learner", swapping)
+    notes: list[str] = []
+    first = grade_class([klass], Options(out=tmp_path / "out", jobs=1), rubrics_dir=RUBRICS, lab=LAB, note=notes.append)
+    assert first.results[0].passed and any("changed while it was being graded" in n for n in notes)
+    monkeypatch.setattr(runner, "_copy_learner", real)
+    source.write_text(bad, encoding="utf-8")
+    again = grade_class([klass], Options(out=tmp_path / "out", jobs=1), rubrics_dir=RUBRICS, lab=LAB)
+    assert again.reused == 0 and not again.results[0].passed
+
+
+def test_a_sparse_file_is_refused_before_it_is_copied_or_hashed(tmp_path: Path, baseline: dict[str, str]) -> None:
+    """A 2 GiB sparse file (32 KB on disk) filled the copies' disk for the others and cost a minute of hashing."""
+    klass = tmp_path / "class"
+    big = honest(klass / "big")
+    with open(big / "phase-04" / "data.bin", "wb") as handle:
+        handle.truncate(20 << 30)
+    honest(klass / "sibling")
+    start = time.monotonic()
+    proc = run(tmp_path, klass, "--out", tmp_path / "out", "--lab", LAB, "--json", tmp_path / "r.json")
+    assert time.monotonic() - start < 60 and "Traceback" not in proc.stderr
+    graded = results(tmp_path / "r.json")
+    assert statuses(graded[("sibling", LAB)]) == baseline
+    found = graded[("big", LAB)]["checks"][0]
+    assert found["status"] == "fail" and "MiB of files" in found["message"] and "data.bin" in found["message"]
+
+
+@pytest.mark.skipif(not ROOT_USER, reason="only root (or fs.protected_hardlinks=0) can link another's private file")
+def test_a_hard_link_to_a_private_file_is_not_read(tmp_path: Path) -> None:
+    """A hard link to a 0600 file used as the deliverable: its heading was quoted in the report."""
+    secret = tmp_path / "secret.md"
+    secret.write_text("# TOP-SECRET-TOKEN-42\n", encoding="utf-8")
+    os.chmod(secret, 0o600)
+    me = honest(tmp_path / "me")
+    (me / "phase-04" / MD).unlink()
+    os.link(secret, me / "phase-04" / MD)
+    proc = run(tmp_path, me, "--out", tmp_path / "out", "--json", tmp_path / "r.json")
+    everything = proc.stdout + proc.stderr + (tmp_path / "r.json").read_text(encoding="utf-8") + "".join(
+        p.read_text(encoding="utf-8", errors="replace") for p in (tmp_path / "out").rglob("*.html"))
+    assert "TOP-SECRET-TOKEN-42" not in everything
+
+
+def test_a_learner_named_like_an_output_file_is_skipped_and_the_run_finishes(tmp_path: Path) -> None:
+    """A learner folder ``junit.xml`` with ``--junit out/junit.xml`` ended the run with exit 2 and no JUnit file."""
+    klass = tmp_path / "class"
+    honest(klass / "borja")
+    honest(klass / "junit.xml")
+    out = tmp_path / "out"
+    proc = run(tmp_path, klass, "--out", out, "--junit", out / "junit.xml", "--json", out / "r.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "junit.xml: skipped, its name is that of a file this run writes" in proc.stderr
+    assert (out / "junit.xml").is_file() and (out / "r.json").is_file()
+
+
+def test_names_that_look_alike_are_said_and_bidi_controls_are_visible(tmp_path: Path) -> None:
+    """``\\u202eajrob`` showed as "borja" on the class page; NFC and NFD "éva" gave two identical rows; ``.alice``
+    was dropped silently."""
+    klass = tmp_path / "class"
+    for name in ("borja", "\u202eajrob", "\u00e9va", "e\u0301va", ".alice"):
+        honest(klass / name)
+    proc = run(tmp_path, klass, "--out", tmp_path / "out")
+    assert "look the same" in proc.stderr and ".alice: skipped, a hidden folder" in proc.stderr
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "\u202e" not in page and "U+202E" in page
+
+
+def test_report_md_neutralises_issue_and_commit_references(tmp_path: Path) -> None:
+    me = honest(tmp_path / "me")
+    source = me / "phase-04" / PY
+    source.write_text(source.read_text(encoding="utf-8").replace(
+        "def ce_grad(z, y):", "def ce_grad(z, y):\n    raise ValueError('see #12, GH-5 and mail a@b.com')\n\n\ndef _x(z, y):", 1),
+        encoding="utf-8")
+    run(tmp_path, me, "--out", tmp_path / "out")
+    text = next((tmp_path / "out").rglob("*lab-00*.md")).read_text(encoding="utf-8")
+    assert re.search(r"#\d", text) is None and "GH-5" not in text and "a@b.com" not in text
+
+
+def test_many_large_notebooks_cost_seconds_not_minutes(tmp_path: Path) -> None:
+    """30 name-matching notebooks of 1.25 million outputs each took 204 s in the grader's own process."""
+    me = tmp_path / "me"
+    (me / "phase-04").mkdir(parents=True)
+    cell = {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "x = 1",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}] * 100_000}
+    notebook = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]})
+    for k in range(8):
+        (me / "phase-04" / f"lab-00-v{k}.ipynb").write_text(notebook, encoding="utf-8")
+    start = time.monotonic()
+    proc = run(tmp_path, me, "--out", tmp_path / "out", "--lab", LAB)
+    assert time.monotonic() - start < 60 and "Traceback" not in proc.stderr
+
+
+def test_heading_matching_is_linear_in_headings(tmp_path: Path) -> None:
+    """64,000 ``# a`` lines cost 27 s per lab."""
+    from grader.checks import Context, run_check
+    from grader.deliverable import parse_text
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(RUBRICS / "phase-04" / "lab-00.yaml")
+    check = next(c for c in rubric.checks if c.id == "reflection")
+
+    def grade_headings(n: int) -> None:
+        text = "".join(f"# a{k}\n\nword {k}\n\n" for k in range(n))
+        document = parse_text(text, tmp_path / "phase-04" / MD, tmp_path)
+        run_check(check, Context(rubric=rubric, learner="x", root=tmp_path, implementation=None, phase_files=(),
+                                 other_implementations=(), run=None, deliverable=tmp_path / MD, markdown_files=(MD,),
+                                 document=document, document_error=""))
+
+    small, large = linear(grade_headings, 16_000)
+    assert large < 3 * small + 0.1 and large < 10.0
+
+
+def test_thousands_of_functions_never_hide_the_labs(tmp_path: Path) -> None:
+    """A module with more than 1,000 functions lost the lab's from the list the grader reads (cut after sorting)."""
+    from grader.grading import grade
+
+    me = honest(tmp_path / "me")
+    source = me / "phase-04" / PY
+    source.write_text(source.read_text(encoding="utf-8") + "".join(f"\n\ndef a{k:04d}():\n    return {k}\n" for k in range(1500)),
+                      encoding="utf-8")
+    result = grade([me], rubrics_dir=RUBRICS, lab=LAB)[0]
+    assert result.passed, [c.message for c in result.checks if c.status.value != "pass"][:2]
+
+
+def test_a_fork_server_that_dies_costs_one_lab_which_is_graded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killing one fork server aborted the whole run (exit 3) instead of costing the lab it was grading."""
+    from grader import runner
+    from grader.grading import grade
+
+    real = runner.LearnerRun.start
+    killed: list[int] = []
+
+    def dying(self: Any) -> Any:
+        if not killed:
+            killed.append(self._server._proc.pid)
+            os.kill(self._server._proc.pid, signal.SIGKILL)
+            self._server._proc.wait()
+        return real(self)
+
+    monkeypatch.setattr(runner.LearnerRun, "start", dying)
+    first, second = grade([honest(tmp_path / "a"), honest(tmp_path / "b")], rubrics_dir=RUBRICS, lab=LAB)
+    assert first.retry and {c.status.value for c in first.checks} == {"error"}
+    assert "not your fault" in first.checks[0].message
+    assert second.passed
