@@ -17,6 +17,7 @@ from typing import Any
 from grader.atomicio import atomic_write_text
 from grader.model import CheckResult, LabResult, Override, Status
 from grader.reports import format_index, format_number, format_points, format_value, headline
+from grader.results import words
 
 __all__ = [
     "gradebook_csv",
@@ -100,7 +101,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str
     for i, r in enumerate(labs, start=1):
         for j, c in enumerate(r.checks, start=1):
             test: dict[str, Any] = {
-                "name": f"{r.lab} · {c.title} ({c.id})" if several else f"{c.title} ({c.id})",
+                "name": f"{r.lab} · {words(c.title, 'en')} ({c.id})" if several else f"{words(c.title, 'en')} ({c.id})",
                 "number": f"{i}.{j}",
                 "score": float(c.score),
                 "max_score": float(c.max_score),
@@ -209,7 +210,7 @@ def _junit_case(c: CheckResult, classname: str) -> ET.Element:
     case = ET.Element("testcase", name=_xml_text(c.id), classname=classname, time="0.000")
     outcome = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(c.status)
     if outcome is not None:
-        detail = ET.SubElement(case, outcome, message=_xml_text(headline(c.message) or c.status.value))
+        detail = ET.SubElement(case, outcome, message=_xml_text(headline(words(c.message, 'en')) or c.status.value))
         if outcome != "skipped":
             detail.set("type", c.status.value)
             points = f"score: {format_points(c.score)} / {format_points(c.max_score)}"
@@ -222,12 +223,13 @@ def _junit_case(c: CheckResult, classname: str) -> ET.Element:
 
 def _check_detail(c: CheckResult) -> str:
     """The message, then the evidence as labelled lines: the same facts the HTML report shows."""
-    lines = [c.message]
+    lines = [words(c.message, 'en')]
     e = c.evidence
     if e is not None:
         if e.input_label or e.input_value is not None:
             value = "" if e.input_value is None else format_value(e.input_value)
-            lines.append(f"input: {e.input_label}{' = ' if e.input_label and value else ''}{value}")
+            label = words(e.input_label, "en")
+            lines.append(f"input: {label}{' = ' if label and value else ''}{value}")
         if e.expected is not None or e.observed is not None:
             lines += [f"expected: {format_value(e.expected)}", f"observed: {format_value(e.observed)}"]
         if e.max_abs_error is not None:
@@ -237,14 +239,14 @@ def _check_detail(c: CheckResult) -> str:
         if e.where is not None:
             lines.append(f"where: {format_index(e.where)} (entry index, from 0)")
         if e.cause:
-            lines.append(f"likely cause: {e.cause}")
+            lines.append(f"likely cause: {words(e.cause, 'en')}")
     return "\n".join(line for line in lines if line)
 
 
 def _notes(c: CheckResult) -> str:
     notes = []
     if c.status is Status.REVIEW:
-        notes.append(f"review: a human must look; points given provisionally. {c.message}".rstrip())
+        notes.append(f"review: a human must look; points given provisionally. {words(c.message, 'en')}".rstrip())
     if c.override is not None:
         notes.append(_override_line(c.override, c.max_score))
     return "\n".join(notes)
@@ -285,4 +287,4 @@ def _tags(c: CheckResult) -> list[str]:
 
 def _lab_line(r: LabResult) -> str:
     verdict = "PASSED" if r.passed else "NOT PASSED"
-    return f"{r.lab} · {r.title}: {verdict}, {format_points(r.score)} / {format_points(r.max_score)} points"
+    return f"{r.lab} · {words(r.title, 'en')}: {verdict}, {format_points(r.score)} / {format_points(r.max_score)} points"

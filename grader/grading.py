@@ -14,6 +14,7 @@ from pathlib import Path
 
 from grader import zygote
 from grader.errors import GraderError, ServerLost, SubmissionError, UsageError
+from grader.i18n import map_strings, verbatim
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
@@ -208,7 +209,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
                    "the next run")
         return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
             CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
-                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
+                        acceptance=c.acceptance, message=verbatim(message), hidden=c.hidden) for c in rubric.checks))
     except GraderError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything else is the grader's fault, shown on this lab's checks
@@ -216,7 +217,7 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
                    "tell the instructor; the other learners are not affected")
         return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
             CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
-                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
+                        acceptance=c.acceptance, message=verbatim(message), hidden=c.hidden) for c in rubric.checks))
 
 
 def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None, content: str = "") -> LabResult:
@@ -280,7 +281,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         learner=learner.name,
         lab=rubric.lab,
         title=rubric.title,
-        checks=tuple(c if _text(c.message) is c.message else dataclasses.replace(c, message=_text(c.message)) for c in checks),
+        checks=tuple(dataclasses.replace(c, message=map_strings(c.message, _text)) for c in checks),
         output=_text(output),
         seconds=round(time.perf_counter() - started, 4),
         retry=retry,

@@ -8,6 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grader.i18n import Message, Texts, verbatim
+
 
 class Status(str, enum.Enum):
     PASS = "pass"
@@ -95,14 +97,18 @@ class Rubric:
 class Evidence:
     """What a failing code check saw: plain data the templates render."""
 
-    input_label: str = ""
+    input_label: Message | str = ""
     input_value: Any = None
     expected: Any = None
     observed: Any = None
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     where: tuple[int, ...] | None = None
-    cause: str | None = None
+    cause: Message | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cause, str):  # a rubric's or a test's own sentence
+            object.__setattr__(self, "cause", verbatim(self.cause))
 
 
 @dataclass(frozen=True)
@@ -118,26 +124,31 @@ class Override:
 @dataclass(frozen=True)
 class CheckResult:
     id: str
-    title: str
+    title: str | Texts
     status: Status
     score: float
     max_score: float
     acceptance: bool
-    message: str
+    message: Message  # words only when rendered, in the reader's language
     evidence: Evidence | None = None
     hidden: bool = False
     override: Override | None = None  # set when an instructor's rule replaced status/score
+
+    def __post_init__(self) -> None:
+        if isinstance(self.message, str):
+            object.__setattr__(self, "message", verbatim(self.message))
 
 
 @dataclass(frozen=True)
 class LabResult:
     learner: str
     lab: str
-    title: str
+    title: str | Texts
     checks: tuple[CheckResult, ...]
     output: str = ""  # what the learner's code printed (capped)
     seconds: float = 0.0
     retry: bool = False  # the grading machine failed, not the learner: never reused, graded again next run
+    language: str = ""  # the language the deliverable is written in ("en", "es"; "" when it does not say)
 
     @property
     def passed(self) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from grader.atomicio import atomic_write_text
+from grader.i18n import DEFAULT, Message, Texts, say
 from grader.model import CheckResult, LabResult, Status
 
 if TYPE_CHECKING:
@@ -98,8 +99,17 @@ def _environment() -> jinja2.Environment:
         headline=headline,
         md_text=markdown_text,
         md_code=markdown_code,
+        say=_say_filter(DEFAULT),
     )
     return env
+
+
+def _say_filter(lang: str) -> Any:
+    def words(value: Message | Texts | str | None) -> str:
+        if isinstance(value, Texts):
+            return value.get(lang)
+        return say(value, lang)
+    return words
 
 
 def _template_root() -> Traversable:

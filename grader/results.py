@@ -10,42 +10,66 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.errors import GraderError
+from grader.i18n import DEFAULT, Message, Texts, from_dict, message_from, say
 from grader.model import CheckResult, Evidence, LabResult, Override, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: messages as data (message_id, params) beside their words; language
 
 
-def results_document(results: Sequence[LabResult]) -> dict[str, Any]:
-    """The whole file; the version lets readers refuse a schema they do not know."""
-    return {"version": SCHEMA_VERSION, "results": [lab_to_dict(r) for r in results]}
+def results_document(results: Sequence[LabResult], lang: str | None = None) -> dict[str, Any]:
+    """The whole file; the version lets readers refuse a schema they do not know. ``lang``: the words'
+    language for every learner; ``None``, each learner's own (their deliverable's)."""
+    return {"version": SCHEMA_VERSION, "results": [lab_to_dict(r, lang) for r in results]}
 
 
-def lab_to_dict(r: LabResult) -> dict[str, Any]:
+def words(value: Message | Texts | str | None, lang: str) -> str:
+    return say(value, lang) if isinstance(value, Message) else value.get(lang) if isinstance(value, Texts) else str(value or "")
+
+
+def _texts(key: str, value: Any) -> dict[str, Any]:
+    return {key: value.to_dict()} if isinstance(value, Texts) else {}
+
+
+def _message(prefix: str, value: Any) -> dict[str, Any]:
+    """A message's id and parameters beside its words, so a tool can count causes without parsing English;
+    ``null`` when the words are not a message (a plain input label, no cause)."""
+    data = value.to_dict() if isinstance(value, Message) else {"id": None, "params": None}
+    return {f"{prefix}_id": data["id"], f"{prefix}_params": data["params"]} if prefix else \
+        {"message_id": data["id"], "params": data["params"]}
+
+
+def lab_to_dict(r: LabResult, lang: str | None = None) -> dict[str, Any]:
     """Totals are included although derivable, so readers need not re-implement the pass rule."""
+    lang = lang or r.language or DEFAULT
     return {
         "learner": r.learner,
         "lab": r.lab,
-        "title": r.title,
+        "language": lang,
+        **({"deliverable_language": r.language} if r.language else {}),
+        "title": words(r.title, lang),
+        **_texts("titles", r.title),
         "passed": r.passed,
         "score": float(r.score),
         "max_score": float(r.max_score),
         "seconds": float(r.seconds),
-        "checks": [check_to_dict(c) for c in r.checks],
+        "checks": [check_to_dict(c, lang) for c in r.checks],
         **({"retry": True} if r.retry else {}),
     }
 
 
-def check_to_dict(c: CheckResult) -> dict[str, Any]:
+def check_to_dict(c: CheckResult, lang: str = DEFAULT) -> dict[str, Any]:
     return {
         "id": c.id,
-        "title": c.title,
+        "title": words(c.title, lang),
+        **_texts("titles", c.title),
         "status": c.status.value,
         "score": float(c.score),
         "max_score": float(c.max_score),
         "acceptance": bool(c.acceptance),
-        "message": c.message,
+        "message": words(c.message, lang),
+        **_message("", c.message),
         "hidden": bool(c.hidden),
-        "evidence": None if c.evidence is None else evidence_to_dict(c.evidence),
+        "evidence": None if c.evidence is None else evidence_to_dict(c.evidence, lang),
         "override": None if c.override is None else override_to_dict(c.override),
     }
 
@@ -55,17 +79,19 @@ def override_to_dict(o: Override) -> dict[str, Any]:
     return {"reason": o.reason, "status": o.status.value, "score": float(o.score), "source": o.source}
 
 
-def evidence_to_dict(e: Evidence) -> dict[str, Any]:
+def evidence_to_dict(e: Evidence, lang: str = DEFAULT) -> dict[str, Any]:
     """Evidence holds arbitrary values (numpy arrays, tuples, nan); make them strict-JSON data."""
     return {
-        "input": e.input_label,
+        "input": words(e.input_label, lang),
+        **_message("input", e.input_label),
         "input_value": plain(e.input_value),
         "expected": plain(e.expected),
         "observed": plain(e.observed),
         "max_abs_error": plain(e.max_abs_error),
         "max_rel_error": plain(e.max_rel_error),
         "where": None if e.where is None else [int(i) for i in e.where],
-        "cause": e.cause,
+        "cause": None if e.cause is None else words(e.cause, lang),
+        **_message("cause", e.cause),
     }
 
 
@@ -97,15 +123,29 @@ def lab_from_dict(d: Mapping[str, Any]) -> LabResult:
         return LabResult(
             learner=str(d["learner"]),
             lab=str(d["lab"]),
-            title=str(d["title"]),
+            title=_title(d),
             checks=tuple(check_from_dict(c) for c in d["checks"]),
             output=str(d.get("output") or ""),
             seconds=float(d.get("seconds") or 0.0),
             retry=bool(d.get("retry", False)),
+            language=str(d.get("deliverable_language") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise GraderError(f"not a grader result (JSON v{SCHEMA_VERSION}): {problem}") from None
+
+
+def _title(d: Mapping[str, Any]) -> str | Texts:
+    titles = from_dict(d["titles"]) if "titles" in d else None
+    return titles if isinstance(titles, Texts) else str(d["title"])
+
+
+def _read_message(d: Mapping[str, Any], prefix: str, text_key: str) -> Message | None:
+    ident = d.get(f"{prefix}_id" if prefix else "message_id")
+    if isinstance(ident, str):
+        return message_from({"id": ident, "params": d.get(f"{prefix}_params" if prefix else "params") or {}})
+    text = d.get(text_key) if text_key else None
+    return None if text is None else message_from(str(text))
 
 
 def check_from_dict(d: Mapping[str, Any]) -> CheckResult:
@@ -113,12 +153,12 @@ def check_from_dict(d: Mapping[str, Any]) -> CheckResult:
     evidence, override = d.get("evidence"), d.get("override")
     return CheckResult(
         id=str(d["id"]),
-        title=str(d["title"]),
+        title=_title(d),
         status=Status(d["status"]),
         score=float(d["score"]),
         max_score=float(d["max_score"]),
         acceptance=bool(d["acceptance"]),
-        message=str(d.get("message") or ""),
+        message=_read_message(d, "", "message") or message_from(""),
         evidence=None if evidence is None else evidence_from_dict(evidence),
         hidden=bool(d.get("hidden", False)),
         override=None if override is None else override_from_dict(override),
@@ -128,14 +168,14 @@ def check_from_dict(d: Mapping[str, Any]) -> CheckResult:
 def evidence_from_dict(d: Mapping[str, Any]) -> Evidence:
     where = d.get("where")
     return Evidence(
-        input_label=str(d.get("input") or ""),
+        input_label=_read_message(d, "input", "") or str(d.get("input") or ""),
         input_value=unplain(d.get("input_value")),
         expected=unplain(d.get("expected")),
         observed=unplain(d.get("observed")),
         max_abs_error=None if d.get("max_abs_error") is None else float(d["max_abs_error"]),
         max_rel_error=None if d.get("max_rel_error") is None else float(d["max_rel_error"]),
         where=None if where is None else tuple(int(i) for i in where),
-        cause=d.get("cause"),
+        cause=_read_message(d, "cause", "cause"),
     )
 
 

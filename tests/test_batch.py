@@ -68,9 +68,9 @@ def test_a_hanging_or_crashing_learner_costs_only_their_own_checks(serial: Class
     by = {(r.learner, r.lab): r for r in serial.results}
     assert by[("borja", "phase-04/lab-00")].passed and by[("borja", "phase-05/lab-02")].passed
     hanging = by[("infinite-loop", "phase-04/lab-00")]
-    assert any(c.status.value == "error" and "timed out" in c.message for c in hanging.checks)
+    assert any(c.status.value == "error" and "timed out" in c.message.english() for c in hanging.checks)
     crashing = by[("segfault", "phase-04/lab-00")]
-    assert any("SIGSEGV" in c.message for c in crashing.checks)
+    assert any("SIGSEGV" in c.message.english() for c in crashing.checks)
     assert by[("p05-good", "phase-05/lab-02")].passed
 
 

@@ -27,7 +27,7 @@ def test_borja_exits_0_and_writes_reports(tmp_path: Path, capsys: pytest.Capture
     for name in ("phase-04-lab-00.html", "phase-04-lab-00.md", "phase-05-lab-02.html", "phase-05-lab-02.md"):
         assert (out / "borja" / name).stat().st_size > 500
     document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
-    assert document["version"] == 1
+    assert document["version"] == 2
     first = document["results"][0]
     assert {first["learner"], first["lab"], first["passed"]} == {"borja", "phase-04/lab-00", True}
     assert set(first["checks"][0]) >= {"id", "title", "status", "score", "max_score", "acceptance", "message"}
@@ -138,7 +138,7 @@ def test_json_to_standard_output_moves_the_summary_to_stderr(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--json", "-", "--out", str(tmp_path),
                            "--rubrics", str(ROOT / "rubrics")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
-    assert json.loads(proc.stdout)["version"] == 1
+    assert json.loads(proc.stdout)["version"] == 2
     assert "total: 2 of 2 passed" in proc.stderr
 
 

@@ -197,12 +197,12 @@ def _assert_case(result: LabResult, passed: bool, expected: dict[str, tuple[Stat
     by_id = {c.id: c for c in result.checks}
     for check_id, (status, words) in expected.items():
         got = by_id[check_id]
-        assert got.status == status, f"{check_id}: {got.status} — {got.message}"
+        assert got.status == status, f"{check_id}: {got.status} — {got.message.english()}"
         for word in words:
-            assert word in got.message, f"{check_id}: {word!r} not in {got.message!r}"
+            assert word in got.message.english(), f"{check_id}: {word!r} not in {got.message.english()!r}"
     for check in result.checks:
         if check.id not in expected:
-            assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message}"
+            assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message.english()}"
     assert result.passed is passed
 
 
@@ -235,7 +235,7 @@ def test_borja_passes_every_lab() -> None:
     results = grade([ROOT / "learners" / "borja"], rubrics_dir=ROOT / "rubrics")
     assert {r.lab for r in results} == {"phase-04/lab-00", "phase-05/lab-02"}
     for result in results:
-        bad = [(c.id, c.message) for c in result.checks if c.status != Status.PASS]
+        bad = [(c.id, c.message.english()) for c in result.checks if c.status != Status.PASS]
         assert not bad, bad
         assert result.passed and result.score == result.max_score
 
@@ -288,20 +288,20 @@ def test_a_broken_notebook_is_one_line_and_extra_files_are_named(tmp_path: Path,
     shutil.copy(FIXTURES / "forward-diff" / "phase-04" / "lab-00-softmax-gradient.md", nb / "phase-04")
     (nb / "phase-04" / "lab-00.ipynb").write_text(content, encoding="utf-8")
     first = grade_lab(rubrics["p04"], nb, FAST)  # type: ignore[arg-type]
-    assert first.checks[0].status == FAIL and words in first.checks[0].message and "\n" not in first.checks[0].message
-    assert first.checks[0].message.startswith("phase-04/lab-00.ipynb: ")
+    assert first.checks[0].status == FAIL and words in first.checks[0].message.english() and "\n" not in first.checks[0].message.english()
+    assert first.checks[0].message.english().startswith("phase-04/lab-00.ipynb: ")
 
     two = tmp_path / "two"
     shutil.copytree(ROOT / "learners" / "borja", two)
     shutil.copy(two / "phase-04" / "lab-00-softmax-gradient.py", two / "phase-04" / "lab_00_old.py")
     second = grade_lab(rubrics["p04"], two, FAST)  # type: ignore[arg-type]
-    assert "also found lab_00_old.py, not graded" in second.checks[0].message
+    assert "also found lab_00_old.py, not graded" in second.checks[0].message.english()
 
 
 def test_partial_credit_is_the_fraction_of_inputs_right(rubrics: dict[str, object]) -> None:
     result = _graded(rubrics, "page-copy", "p04")
     stable = next(c for c in result.checks if c.id == "ce-loss-stable")
-    assert stable.status == FAIL and "wrong on 2 of 9 inputs" in stable.message
+    assert stable.status == FAIL and "wrong on 2 of 9 inputs" in stable.message.english()
     assert stable.score == pytest.approx(stable.max_score * 7 / 9)
     assert result.score == pytest.approx(result.max_score - stable.max_score * 2 / 9)
 
@@ -328,7 +328,7 @@ def test_a_bold_line_in_place_of_a_heading_gets_a_hint(tmp_path: Path, rubrics: 
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     reflection = next(c for c in result.checks if c.id == "reflection")
     assert reflection.status == Status.PASS  # never failed for a heading's wording; told how to make it clearer
-    assert "looks like one: make it a heading, '## Reflection'" in reflection.message
+    assert "looks like one: make it a heading, '## Reflection'" in reflection.message.english()
 
 
 def test_a_stub_or_old_copy_with_the_same_names_does_not_win(tmp_path: Path, rubrics: dict[str, object]) -> None:
@@ -341,7 +341,7 @@ def test_a_stub_or_old_copy_with_the_same_names_does_not_win(tmp_path: Path, rub
     shutil.copy(learner / "phase-04" / "lab-00-softmax-gradient.py", learner / "phase-04" / "lab-00-softmax-gradient-old.py")
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     assert result.passed and result.score == result.max_score
-    assert result.checks[0].message.startswith("lab-00-softmax-gradient.py loaded")
+    assert result.checks[0].message.english().startswith("lab-00-softmax-gradient.py loaded")
 
 
 @pytest.mark.parametrize(("link", "make", "words"), [
@@ -361,7 +361,7 @@ def test_only_a_real_picture_stands_in_for_a_derivation(tmp_path: Path, rubrics:
     md.write_text(md.read_text(encoding="utf-8").replace("derivation.jpg", link), encoding="utf-8")
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     check = next(c for c in result.checks if c.id == "derivation-softmax")
-    assert check.status == FAIL and words in check.message
+    assert check.status == FAIL and words in check.message.english()
 
 
 def test_pasted_source_code_is_not_the_printed_output(tmp_path: Path, rubrics: dict[str, object]) -> None:
@@ -378,7 +378,7 @@ def test_pasted_source_code_is_not_the_printed_output(tmp_path: Path, rubrics: d
     md.write_text(text[:start] + source + text[end:], encoding="utf-8")
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     check = next(c for c in result.checks if c.id == "verification-output")
-    assert check.status == FAIL and re.search("source code, not the printed output", check.message)
+    assert check.status == FAIL and re.search("source code, not the printed output", check.message.english())
 
 
 def test_near_miss_file_names_get_a_rename_hint(tmp_path: Path, rubrics: dict[str, object]) -> None:
@@ -392,10 +392,10 @@ def test_near_miss_file_names_get_a_rename_hint(tmp_path: Path, rubrics: dict[st
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     by_id = {c.id: c for c in result.checks}
     found = by_id["implementation-found"]
-    assert found.status == Status.PASS and "defines 6 of the lab's 6 functions" in found.message and "rename it" in found.message
+    assert found.status == Status.PASS and "defines 6 of the lab's 6 functions" in found.message.english() and "rename it" in found.message.english()
     delivered = by_id["deliverable-found"]
-    assert delivered.status == Status.PASS and "graded lab-00-softmax-gradient.MD as the deliverable" in delivered.message
-    assert "rename it" in delivered.message and result.passed
+    assert delivered.status == Status.PASS and "graded lab-00-softmax-gradient.MD as the deliverable" in delivered.message.english()
+    assert "rename it" in delivered.message.english() and result.passed
 
 
 def test_a_function_named_in_other_words_is_suggested(tmp_path: Path, rubrics: dict[str, object]) -> None:
@@ -407,7 +407,7 @@ def test_a_function_named_in_other_words_is_suggested(tmp_path: Path, rubrics: d
     code.write_text(code.read_text(encoding="utf-8").replace("def softmax_jacobian(", "def jacobiano_softmax("), encoding="utf-8")
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     analytic = next(c for c in result.checks if c.id == "jacobian-analytic")
-    assert "found 'jacobiano_softmax', which computes what 'softmax_jacobian' should — rename it" in analytic.message
+    assert "found 'jacobiano_softmax', which computes what 'softmax_jacobian' should — rename it" in analytic.message.english()
 
 
 def test_a_suggested_function_must_play_the_missing_ones_role(tmp_path: Path, rubrics: dict[str, object]) -> None:
@@ -421,6 +421,6 @@ def test_a_suggested_function_must_play_the_missing_ones_role(tmp_path: Path, ru
     code.write_text(text.replace("def softmax_jacobian_fd(", "def numeric_jacobian("), encoding="utf-8")
     result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
     by_id = {c.id: c for c in result.checks}
-    assert "found 'softmax_jacobian_f'" in by_id["jacobian-analytic"].message
-    assert "softmax_jacobian_f'" not in by_id["jacobian-fd"].message and "rename" not in by_id["jacobian-fd"].message
-    assert "no function 'softmax_jacobian_fd'" in by_id["jacobian-fd"].message
+    assert "found 'softmax_jacobian_f'" in by_id["jacobian-analytic"].message.english()
+    assert "softmax_jacobian_f'" not in by_id["jacobian-fd"].message.english() and "rename" not in by_id["jacobian-fd"].message.english()
+    assert "no function 'softmax_jacobian_fd'" in by_id["jacobian-fd"].message.english()

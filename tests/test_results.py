@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from grader.atomicio import atomic_write_bytes, atomic_write_text
 from grader.errors import GraderError
+from grader.i18n import verbatim
 from grader.model import CheckResult, Evidence, LabResult, Override, Status
 from grader.results import (
     SCHEMA_VERSION,
@@ -30,9 +31,10 @@ from grader.results import (
 
 NAN, INF = float("nan"), float("inf")
 
-LAB_KEYS = {"learner", "lab", "title", "passed", "score", "max_score", "seconds", "checks"}
-CHECK_KEYS = {"id", "title", "status", "score", "max_score", "acceptance", "message", "hidden", "evidence", "override"}
-EVIDENCE_KEYS = {"input", "input_value", "expected", "observed", "max_abs_error", "max_rel_error", "where", "cause"}
+LAB_KEYS = {"learner", "lab", "language", "title", "passed", "score", "max_score", "seconds", "checks"}
+CHECK_KEYS = {"id", "title", "status", "score", "max_score", "acceptance", "message", "message_id", "params", "hidden", "evidence", "override"}
+EVIDENCE_KEYS = {"input", "input_id", "input_params", "input_value", "expected", "observed", "max_abs_error", "max_rel_error",
+                 "where", "cause", "cause_id", "cause_params"}
 
 
 def passing() -> LabResult:
@@ -93,11 +95,12 @@ def _strict_loads(text: str) -> Any:
 
 def test_passing_result_document_is_exactly_the_schema() -> None:
     assert results_document([passing()]) == {
-        "version": 1,
+        "version": 2,
         "results": [
             {
                 "learner": "borja",
                 "lab": "phase-04/lab-00",
+                "language": "en",
                 "title": "Finite differences",
                 "passed": True,
                 "score": 20.0,
@@ -112,6 +115,8 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "max_score": 2.0,
                         "acceptance": True,
                         "message": "shape (3,) as expected",
+                        "message_id": "text",
+                        "params": {"text": "shape (3,) as expected"},
                         "hidden": False,
                         "evidence": None,
                         "override": None,
@@ -124,6 +129,8 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "max_score": 16.0,
                         "acceptance": True,
                         "message": "",
+                        "message_id": "text",
+                        "params": {"text": ""},
                         "hidden": False,
                         "evidence": None,
                         "override": None,
@@ -136,6 +143,8 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
                         "max_score": 2.0,
                         "acceptance": False,
                         "message": "a human will look at the plot",
+                        "message_id": "text",
+                        "params": {"text": "a human will look at the plot"},
                         "hidden": False,
                         "evidence": None,
                         "override": None,
@@ -148,7 +157,7 @@ def test_passing_result_document_is_exactly_the_schema() -> None:
 
 def test_failing_result_keys_and_types() -> None:
     doc = _strict_loads(json.dumps(results_document([passing(), failing()]), allow_nan=False))
-    assert set(doc) == {"version", "results"} and doc["version"] == SCHEMA_VERSION == 1
+    assert set(doc) == {"version", "results"} and doc["version"] == SCHEMA_VERSION == 2
     for lab in doc["results"]:
         assert set(lab) == LAB_KEYS
         assert isinstance(lab["passed"], bool)
@@ -168,6 +177,8 @@ def test_evidence_becomes_strict_json_data() -> None:
     evidence = lab_to_dict(failing())["checks"][1]["evidence"]
     assert evidence == {
         "input": "identity",
+        "input_id": None,
+        "input_params": None,
         "input_value": [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], 0.001],
         "expected": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
         "observed": [[1.0, "nan", 0.0], [0.0, "inf", 0.0], [0.0, 0.0, "-inf"]],
@@ -175,6 +186,8 @@ def test_evidence_becomes_strict_json_data() -> None:
         "max_rel_error": "nan",
         "where": [1, 2],
         "cause": "divided by h twice",
+        "cause_id": "text",
+        "cause_params": {"text": "divided by h twice"},
     }
     assert lab_to_dict(failing())["checks"][2]["evidence"]["max_abs_error"] == "-inf"
     assert lab_to_dict(failing())["checks"][2]["evidence"]["where"] is None
@@ -320,7 +333,7 @@ def test_lab_from_dict_reads_back_what_was_written(make: Any) -> None:
 def test_lab_from_dict_restores_numbers_and_where() -> None:
     e = lab_from_dict(lab_to_dict(failing())).checks[1].evidence
     assert e is not None
-    assert e.where == (1, 2) and e.cause == "divided by h twice"
+    assert e.where == (1, 2) and e.cause == verbatim("divided by h twice")
     assert e.max_abs_error == INF and math.isnan(e.max_rel_error or 0.0)
     assert e.observed[1][1] == INF and math.isnan(e.observed[0][1]) and e.observed[2][2] == -INF
     assert e.input_value == [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], 0.001]
@@ -351,7 +364,7 @@ def test_lab_from_dict_rejects_what_is_not_a_result(damage: Any, fragment: str) 
     damage(doc)
     with pytest.raises(GraderError) as caught:
         lab_from_dict(doc)
-    assert str(caught.value).startswith("not a grader result (JSON v1): ") and fragment in str(caught.value)
+    assert str(caught.value).startswith("not a grader result (JSON v2): ") and fragment in str(caught.value)
 
 
 def test_unplain_is_plains_inverse_on_numbers() -> None:

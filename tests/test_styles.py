@@ -47,10 +47,10 @@ def _check(rubrics: dict[str, Any], case: Path, kind: str) -> None:
     for check in graded:
         want = wanted.get(check.id) or {"status": "pass", "words": []}
         if check.status.value != want["status"]:
-            problems.append(f"{check.id}: {check.status} (expected {want['status']}) — {check.message}")
+            problems.append(f"{check.id}: {check.status} (expected {want['status']}) — {check.message.english()}")
         for word in want.get("words") or []:
-            if word not in check.message:
-                problems.append(f"{check.id}: {word!r} not in {check.message!r}")
+            if word not in check.message.english():
+                problems.append(f"{check.id}: {word!r} not in {check.message.english()!r}")
     verdict = all(c.status.earns_points for c in graded if c.acceptance)
     if verdict != expected["passed"]:
         problems.append(f"lab verdict {verdict}, expected {expected['passed']}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from grader.deliverable import Document
 from grader.errors import RubricError
+from grader.i18n import Message, as_message
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
 from grader.runner import LearnerRun, Outcome
 
@@ -66,7 +67,7 @@ class Case:
         return f"{kind} ({shown})"
 
 
-def result(check: Check, status: Status, message: str, evidence: Evidence | None = None, fraction: float = 0.0) -> CheckResult:
+def result(check: Check, status: Status, message: Message | str, evidence: Evidence | None = None, fraction: float = 0.0) -> CheckResult:
     """``fraction`` is the partial credit of a failing check (0 to 1); passing earns all the points."""
     return CheckResult(
         id=check.id,
@@ -75,7 +76,7 @@ def result(check: Check, status: Status, message: str, evidence: Evidence | None
         score=check.points if status.earns_points else round(check.points * fraction, 6),
         max_score=check.points,
         acceptance=check.acceptance,
-        message=message,
+        message=as_message(message),
         evidence=evidence,
         hidden=check.hidden,
     )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from grader import diagnose
+from grader.i18n import as_message
 from grader.checks.base import Case, Context, cases, check_on, expected_value, fault_result, mutated_argument, plain, prefetch, short
 from grader.checks import fd
 from grader.model import Check, CheckResult, Evidence, FunctionSpec
@@ -46,7 +47,7 @@ def value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: d
         max_abs_error=diff.max_abs,
         max_rel_error=diff.max_rel,
         where=diff.where,
-        cause=cause,
+        cause=as_message(cause),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader import diagnose
+from grader.i18n import as_message
 from grader.checks.base import Case, Context, cases, expected_value, fault_result, inputs_phrase, mutated_argument, plain, prefetch, result, short
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, Status
 from grader.rubric import arity
@@ -58,7 +59,7 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
         message = (f"{name} changed its argument #{position + 1} in place on {case.label}: it was {short(sent)} and became "
                    f"{short(after)}. Callers (and the grader) see the change. Likely cause: "
                    f"{say or 'an in-place operation such as z -= z.max() or z[...] = …; compute into a new array (z = z - z.max()) instead'}.")
-        evidence = Evidence(input_label=case.label, input_value=case.named_args, expected=plain(sent), observed=plain(after), cause=say)
+        evidence = Evidence(input_label=case.label, input_value=case.named_args, expected=plain(sent), observed=plain(after), cause=as_message(say))
         return result(check, Status.FAIL, message, evidence)
     if prop == "finite":
         if np.all(np.isfinite(value)):
@@ -81,6 +82,6 @@ def _property_failure(check: Check, ctx: Context, prop: str, atol: float, fn_spe
         if cause:
             message += f" Likely cause: {cause}."
         evidence = Evidence(input_label=case.label, input_value=case.named_args, expected=plain(value.T),
-                            observed=plain(value), max_abs_error=float(asym[i, j]), where=(i, j), cause=cause)
+                            observed=plain(value), max_abs_error=float(asym[i, j]), where=(i, j), cause=as_message(cause))
         return result(check, Status.FAIL, message, evidence)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader import diagnose
+from grader.i18n import as_message
 from grader.checks.base import Context, cases, fault_result, inputs_phrase, plain, prefetch, reference_call, result, short
 from grader.checks.evidence import describe_diff
 from grader.model import Check, CheckResult, Evidence, Status
@@ -46,6 +47,6 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
             message += f" Likely cause: {cause}."
         evidence = Evidence(input_label=case.label, input_value=dict(zip(case.arg_names, (plain(a) for a in moved_args))), expected=plain(wanted),
                             observed=plain(moved.value.array), max_abs_error=diff.max_abs, max_rel_error=diff.max_rel,
-                            where=diff.where, cause=cause)
+                            where=diff.where, cause=as_message(cause))
         return result(check, Status.FAIL, message, evidence)
     return result(check, Status.PASS, f"{name} keeps the law on {inputs_phrase(total)} (tolerance {atol:g}).")

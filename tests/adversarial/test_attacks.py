@@ -352,12 +352,12 @@ def leftovers(server: zygote.Zygote) -> list[int]:
 def _expect(result: LabResult, attack: Attack) -> None:
     by_id = {c.id: c for c in result.checks}
     hit = by_id[attack.check]
-    assert hit.status in attack.statuses, f"{attack.check}: {hit.status} — {hit.message}"
-    assert any(word in hit.message for word in attack.words), f"{attack.check}: none of {attack.words} in {hit.message!r}"
+    assert hit.status in attack.statuses, f"{attack.check}: {hit.status} — {hit.message.english()}"
+    assert any(word in hit.message.english() for word in attack.words), f"{attack.check}: none of {attack.words} in {hit.message.english()!r}"
     may_fail = USES.get(attack.function or "", set()) | {attack.check} | attack.extra_ok
     for check in result.checks:
         if check.id not in may_fail:
-            assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message}"
+            assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message.english()}"
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -390,7 +390,7 @@ def test_attack(attack: str, layer: Layer, listener: Listener, tmp_path: Path, m
         if spec.output_cap:
             assert "output cut here" in attacker.output and len(attacker.output.encode()) < LIMITS.output_bytes + 200
         for result in results:
-            assert layer.secret not in result.output and all(layer.secret not in c.message for c in result.checks)
+            assert layer.secret not in result.output and all(layer.secret not in c.message.english() for c in result.checks)
 
         sibling = by_learner["sibling"]
         assert sibling.checks == layer.baseline.checks
