@@ -48,13 +48,13 @@ def main() -> int:
                 want = wanted.get(check.id) or {"status": "pass", "words": []}
                 if want["status"] == "pass" and check.status.value != "pass":
                     false_fail += 1
-                    print(f"  false fail: {folder.name} {check.id}: {check.message[:160]}")
+                    print(f"  false fail: {folder.name} {check.id}: {check.message.english()[:160]}")
                 elif want["status"] != "pass" and check.status.value == "pass":
                     false_pass += 1
-                    print(f"  false pass: {folder.name} {check.id}: {check.message[:160]}")
-                elif any(w not in check.message for w in want.get("words") or []):
+                    print(f"  false pass: {folder.name} {check.id}: {check.message.english()[:160]}")
+                elif any(w not in check.message.english() for w in want.get("words") or []):
                     words += 1
-                    print(f"  cause missing: {folder.name} {check.id}: {check.message[:160]}")
+                    print(f"  cause missing: {folder.name} {check.id}: {check.message.english()[:160]}")
             verdict = all(c.status.earns_points for c in graded if c.acceptance)
             verdicts += verdict != expected["passed"]
         ms = (time.perf_counter() - started) / max(len(folders), 1) * 1000

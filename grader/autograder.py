@@ -11,6 +11,7 @@ import fnmatch
 import json
 import os
 import shutil
+import sys
 import stat
 import tempfile
 import time
@@ -109,6 +110,7 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
                     "output": f"The autograder could not grade this submission: {reason}", "visibility": "visible",
                     "stdout_visibility": "hidden", "tests": []}
         code = 2
+        print(f"grade: {reason} — {target} says so", file=sys.stderr)
     atomic_write_text(target, json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n",
                       hint="check that the results folder is writable")
     return code

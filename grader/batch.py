@@ -360,7 +360,7 @@ def grade_class(
         raise
 
     fresh_count = sum(1 for plan, *_ in work if plan.to_grade)
-    progress.start(len(work), len(plans) - len(work))  # the rate and the time left count only what is done now
+    progress.start(len(work), len(plans) - len(work), fresh_count)  # the rate and the time left count only what is done now
     jobs = min(options.jobs or default_jobs(), max(1, len(work)))
     pool: Any = None
     if dask is not None:

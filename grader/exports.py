@@ -236,7 +236,7 @@ def _check_detail(c: CheckResult) -> str:
             lines.append(f"max abs error: {format_number(e.max_abs_error)}")
         if e.max_rel_error is not None:
             lines.append(f"max rel error: {format_number(e.max_rel_error)}")
-        if e.where is not None:
+        if e.where:
             lines.append(f"where: {format_index(e.where)} (entry index, from 0)")
         if e.cause:
             lines.append(f"likely cause: {words(e.cause, 'en')}")

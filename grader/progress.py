@@ -10,7 +10,7 @@ from typing import Any, Protocol, TextIO
 
 
 class Progress(Protocol):
-    def start(self, total: int, reused: int) -> None: ...
+    def start(self, total: int, reused: int, graded: int | None = None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
     def close(self) -> None: ...
 
@@ -18,7 +18,7 @@ class Progress(Protocol):
 class Silent:
     """``-q``, or a single learner: progress would only be noise."""
 
-    def start(self, total: int, reused: int) -> None:
+    def start(self, total: int, reused: int, graded: int | None = None) -> None:
         pass
 
     def advance(self, n: int = 1) -> None:
@@ -36,10 +36,10 @@ class Lines:
         self._total = self._done = 0
         self._started = self._last = 0.0
 
-    def start(self, total: int, reused: int) -> None:
+    def start(self, total: int, reused: int, graded: int | None = None) -> None:
         self._total, self._started = total, time.monotonic()
         self._last = self._started
-        print(_opening(total, reused), file=self._stream, flush=True)
+        print(_opening(total, reused, graded), file=self._stream, flush=True)
 
     def advance(self, n: int = 1) -> None:
         self._done += n
@@ -67,9 +67,9 @@ class Bar:
         self._stream = stream
         self._bar: Any = None
 
-    def start(self, total: int, reused: int) -> None:
+    def start(self, total: int, reused: int, graded: int | None = None) -> None:
         if not total:
-            print(_opening(total, reused), file=self._stream, flush=True)
+            print(_opening(total, reused, graded), file=self._stream, flush=True)
             return
         import tqdm
 
@@ -87,11 +87,21 @@ class Bar:
             self._bar = None
 
 
-def _opening(total: int, reused: int) -> str:
+def _opening(total: int, reused: int, graded: int | None = None) -> str:
+    """``graded``: of ``total``, how many are graded; the others only have their reports written again (an
+    override changed, a report was deleted), which an instructor must not read as a regrade."""
     if not total:
         return f"grade: nothing to grade again: all {reused} learners are unchanged (results reused)"
     unchanged = f" ({reused} more unchanged, reused)" if reused else ""
-    return f"grade: grading {total} learner{'s' if total != 1 else ''}{unchanged}"
+    graded = total if graded is None else graded
+    if graded == total:
+        return f"grade: grading {total} learner{'s' if total != 1 else ''}{unchanged}"
+    rewritten = total - graded
+    reports = f"rewriting the reports of {rewritten} learner{'s' if rewritten != 1 else ''} (results reused)"
+    if not graded:
+        return f"grade: nothing to grade again; {reports}" + (f", {reused} more unchanged" if reused else "")
+    return f"grade: grading {graded} learner{'s' if graded != 1 else ''}, {reports}" + \
+        (f", {reused} more unchanged" if reused else "")
 
 
 def choose(quiet: bool, stream: TextIO | None = None) -> Progress:

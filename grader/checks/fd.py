@@ -557,11 +557,24 @@ def _ignored(fn_spec: FunctionSpec, verdict: Verdict) -> str:
     """What a function that does not use the h it is given does instead (after its name)."""
     if verdict.honours_step:
         return ""
-    uses = f" and uses a {verdict.scheme} difference with h ≈ {verdict.step:g}" if verdict.scheme and verdict.step else ""
+    uses = f"; it uses a {verdict.scheme} difference with h ≈ {nice_step(verdict.step)}" if verdict.scheme and verdict.step else ""
     if not verdict.takes_step:
-        return (f"ignores h: it cannot be called with a step as argument #{(fn_spec.step_arg or 0) + 1}, as the lab's "
-                f"signature has it{uses}")
+        return (f"ignores h: it takes no step (the lab's signature has h as argument #{(fn_spec.step_arg or 0) + 1})"
+                f"{uses}")
     return f"ignores h (the step it is given){uses}"
+
+
+def nice_step(h: float) -> str:
+    """A step estimated from the error, said as the learner wrote it: 9.95e-05 is the 1e-4 of a book's helper."""
+    if not math.isfinite(h) or h == 0:
+        return f"{h:g}"
+    exponent = math.floor(math.log10(abs(h)))
+    for mantissa in (1, 2, 5, 10):
+        if abs(abs(h) / (mantissa * 10.0**exponent) - 1) <= 0.05:
+            value = math.copysign(mantissa * 10.0**exponent, h)
+            return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e+").replace("e+", "e") if abs(value) < 1e-2 \
+                else f"{value:g}"
+    return f"{h:.2g}"
 
 
 def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> str:
@@ -570,7 +583,7 @@ def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> str:
     if verdict is None or verdict.fake:
         return ""
     if verdict.scheme in ("forward", "backward", "one-sided"):
-        step = f" with h = {verdict.step:g}" if verdict.step else ""
+        step = f" with h ≈ {nice_step(verdict.step)}" if verdict.step else ""
         return (f"{fn_spec.name} is a {_WORDS[verdict.scheme]}{step}: within tolerance here, but its error shrinks only like "
                 "h, O(h), where the centred difference (f(z+h) − f(z−h)) / 2h is O(h²) — use the centred one")
     if verdict.honours_step:

@@ -45,6 +45,7 @@ class _Finding:
     status: Status
     text: str
     note: str = ""  # said after the outcome (found elsewhere, a clearer heading helps)
+    lines: tuple[int, ...] = ()  # where what it found is: the message names only the sections holding these
 
 
 def analysis_of(ctx: Context) -> Analysis | None:
@@ -131,10 +132,11 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     inside = _inside(matches, sections)
     if inside:  # the last statement of it is the learner's conclusion
         return _Finding(Status.PASS, f"reaches the result ({_shown(inside[-1].text)}, {_where(ctx, inside[-1])})",
-                        _contradicted(ctx, analysis, name, inside[-1]))
+                        _contradicted(ctx, analysis, name, inside[-1]), (inside[-1].line,))
     if matches:
         note = "; ".join(n for n in (_elsewhere(ctx, spec, sections), _contradicted(ctx, analysis, name, matches[-1])) if n)
-        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})", note)
+        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})", note,
+                        (matches[-1].line,))
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
         return picture
@@ -213,7 +215,8 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
     if not missing:
         inside = all(_inside(m, sections) for m in found.values())
         said = "; ".join(text_of(s.say) for s in steps)
-        return _Finding(Status.PASS, f"shows the steps: {said}", "" if inside else _elsewhere(ctx, spec, sections))
+        return _Finding(Status.PASS, f"shows the steps: {said}", "" if inside else _elsewhere(ctx, spec, sections),
+                        tuple(m[0].line for m in found.values()))
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
         return picture
@@ -370,8 +373,10 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
         findings.append(_output(check, ctx, sections))
     if not findings:
         findings.append(_Finding(Status.PASS, "present") if sections else _Finding(Status.FAIL, _no_section(check, ctx)))
-    named = ", ".join(f"'{s.heading}' ({ctx.document.where(s.line)})" for s in sections)
-    lead = f"section {named}: " if sections else ""
+    located = [line for f in findings for line in f.lines]
+    shown = [s for s in sections if any(s.holds(line) for line in located)] if located else list(sections)
+    named = ", ".join(f"'{s.heading}' ({ctx.document.where(s.line)})" for s in shown)
+    lead = f"section {named}: " if shown else ""
     for status in (Status.FAIL, Status.REVIEW):
         chosen = [f for f in findings if f.status == status]
         if chosen:
