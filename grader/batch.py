@@ -48,6 +48,7 @@ class Options:
     overrides: Path | None = None
     gradescope: bool = False
     junit: Path | None = None
+    lang: str = "auto"  # the reports' language: "en", "es", or each learner's own ("auto")
     argv: tuple[str, ...] = ()
     also_writes: tuple[Path, ...] = ()  # other files of the run (--json): no learner's reports may take their place
 
@@ -144,6 +145,7 @@ _RUBRICS: dict[str, Rubric] = {}
 _LIMITS = Limits()
 _OUT: Path = Path("reports")
 _GRADESCOPE = False
+_LANG = "auto"
 
 
 def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str, Any]],
@@ -161,20 +163,21 @@ def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str,
             result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append, content)
             fresh[lab] = {**lab_to_dict(result), "output": result.output}
     if render:
-        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], rules, _OUT, _GRADESCOPE)
+        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], rules, _OUT, _GRADESCOPE, _LANG)
     return fresh, notes
 
 
-def write_learner_outputs(raw: Sequence[dict[str, Any]], rules: Sequence[Any], out: Path, gradescope: bool) -> None:
+def write_learner_outputs(raw: Sequence[dict[str, Any]], rules: Sequence[Any], out: Path, gradescope: bool,
+                          lang: str = "auto") -> None:
     from grader.exports import write_gradescope
     from grader.overrides import apply_overrides
     from grader.reports import write_reports
     from grader.results import lab_from_dict
 
     results = apply_overrides([lab_from_dict(r) for r in raw], rules)
-    write_reports(results, out, durable=False)  # the class run syncs once at its end
+    write_reports(results, out, durable=False, lang=lang)  # the class run syncs once at its end
     if gradescope:
-        write_gradescope(out, results, durable=False)
+        write_gradescope(out, results, durable=False, lang=lang)
 
 
 def _pool_initializer(lock: int, parent: int) -> None:
@@ -291,7 +294,7 @@ def grade_class(
     from grader.overrides import apply_overrides, check_rules, load_overrides
     from grader.store import Store
 
-    global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE
+    global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE, _LANG
     say = note or (lambda _: None)
     progress = progress or Silent()
     limits = limits or Limits()
@@ -308,7 +311,7 @@ def grade_class(
     grader_hash = grader_digest()
     rubric_hashes = {r.lab: rubric_digest(r) for r in rubrics}
     by_lab = {r.lab: r for r in rubrics}
-    _RUBRICS, _LIMITS, _OUT, _GRADESCOPE = by_lab, limits, out, options.gradescope
+    _RUBRICS, _LIMITS, _OUT, _GRADESCOPE, _LANG = by_lab, limits, out, options.gradescope, options.lang
 
     dask = None
     if options.executor == "dask":  # connected before anything is recorded: a wrong address costs nothing
@@ -348,7 +351,7 @@ def grade_class(
             if plan.to_grade:
                 work.append((plan, stored, mine, True))
                 continue
-            digest = _output_digest(plan, mine, options.gradescope, grader_hash)
+            digest = _output_digest(plan, mine, (options.gradescope, options.lang), grader_hash)
             if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
                 work.append((plan, stored, mine, True))
             else:
@@ -386,10 +389,10 @@ def grade_class(
                              reused=lab_name not in fresh)
             if options.executor == "dask":
                 write_learner_outputs([entry.raw[name] for name in plan.labs], rules_for.get(plan.learner.name, []),
-                                      out, options.gradescope)
+                                      out, options.gradescope, options.lang)
             entry.rendered = True
             mine = rules_for.get(plan.learner.name, [])
-            entry.digest = _output_digest(plan, mine, options.gradescope, grader_hash)
+            entry.digest = _output_digest(plan, mine, (options.gradescope, options.lang), grader_hash)
             store.set_output_digest(str(out.resolve()), plan.learner.name, entry.digest)
             entry.settle()
             progress.advance()
@@ -437,7 +440,7 @@ def grade_class(
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
-         str(options.junit), whole_class, lab, len(class_results),
+         str(options.junit), options.lang, whole_class, lab, len(class_results),
          [(r.learner, r.lab, r.score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
@@ -524,10 +527,10 @@ def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Ca
     return tuple(r.lab for r in chosen)
 
 
-def _output_digest(plan: Plan, rules: Sequence[Any], gradescope: bool, grader_hash: str) -> str:
+def _output_digest(plan: Plan, rules: Sequence[Any], flags: Any, grader_hash: str) -> str:
     """What the learner's files were rendered from: the results (named by their content keys, which include the
     grader's own hash), the learner's overrides and the flags."""
-    material = [grader_hash, gradescope, list(plan.keys), [repr(r) for r in rules]]
+    material = [grader_hash, flags, list(plan.keys), [repr(r) for r in rules]]
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Dask scheduler for --executor dask, e.g. tcp://scheduler:8786")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="wall-time limit for one call of a learner function (default: 10)")
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto",
+                        help="the reports' language: en, es, or auto (each learner in the language of their deliverable; "
+                             "the class's own text in the locale's, LANG)")
     parser.add_argument("--doctor", action="store_true", help="say which sandbox layers protect this machine, and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
@@ -227,24 +230,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
                           scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
-                          junit=args.junit, argv=tuple(argv),
+                          junit=args.junit, lang=args.lang, argv=tuple(argv),
                           also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
         rubrics_dir = _rubrics(args, note)
         run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
                           progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
         results = list(run.results)
         to_stdout = args.json == "-"
+        chosen = None if args.lang == "auto" else args.lang
         if to_stdout:
-            sys.stdout.write(dumps(results))
+            sys.stdout.write(dumps(results, chosen))
         elif args.json is not None:
-            write_json(Path(args.json), results)
+            write_json(Path(args.json), results, chosen)
         if not args.quiet:
             learners = len({r.learner for r in results})
-            text = (render_summary(results, run.report_paths, detailed=learners == 1) if learners <= _LIST_UP_TO
-                    else render_class_summary(results, run))
+            text = (render_summary(results, run.report_paths, detailed=learners == 1, lang=_terminal_language(args.lang, results))
+                    if learners <= _LIST_UP_TO else render_class_summary(results, run))
             print(terminal_safe(text), end="", file=sys.stderr if to_stdout else sys.stdout)
         code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
     return code[0]
+
+
+def _terminal_language(lang: str, results: Sequence[Any]) -> str:
+    """One learner reads their own results in their deliverable's language; a class is the instructor's, in the
+    locale's (``LANG``)."""
+    from grader.i18n import locale_language
+
+    if lang != "auto":
+        return lang
+    learners = {r.learner for r in results}
+    spoken = {r.language for r in results if r.language}
+    if len(learners) == 1 and len(spoken) == 1:
+        return spoken.pop()
+    return locale_language()
 
 
 _LIST_UP_TO = 20  # learners: above this the terminal gets the class totals and index.html, not every line

@@ -17,6 +17,8 @@ from typing import Any
 from grader.atomicio import atomic_write_text
 from grader.model import CheckResult, LabResult, Override, Status
 from grader.reports import format_index, format_number, format_points, format_value, headline
+from grader.i18n import DEFAULT, msg, say
+from grader.reports import reader_language
 from grader.results import words
 
 __all__ = [
@@ -85,7 +87,7 @@ def write_junit(path: Path, results: Sequence[LabResult]) -> None:
     atomic_write_text(Path(path), junit_xml(results), hint="choose another JUnit path")
 
 
-def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str, Any]:
+def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str = "auto") -> dict[str, Any]:
     """Gradescope's autograder ``results.json`` for one learner (every lab given, in lab order).
 
     Test numbers are ``<lab index>.<check index>``; with several labs each name starts with its lab.
@@ -96,17 +98,18 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str
     if len(learners) > 1:
         raise ValueError(f"gradescope_results takes one learner's results, got {', '.join(sorted(learners))}")
     labs = sorted(results_for_one_learner, key=lambda r: r.lab)
+    lang = reader_language(labs[0], lang) if labs else DEFAULT
     several = len(labs) > 1
     tests = []
     for i, r in enumerate(labs, start=1):
         for j, c in enumerate(r.checks, start=1):
             test: dict[str, Any] = {
-                "name": f"{r.lab} · {words(c.title, 'en')} ({c.id})" if several else f"{words(c.title, 'en')} ({c.id})",
+                "name": f"{r.lab} · {words(c.title, lang)} ({c.id})" if several else f"{words(c.title, lang)} ({c.id})",
                 "number": f"{i}.{j}",
                 "score": float(c.score),
                 "max_score": float(c.max_score),
                 "status": "passed" if c.status.earns_points else "failed",
-                "output": _gradescope_output(c),
+                "output": _gradescope_output(c, lang),
                 "visibility": "after_published" if c.hidden else "visible",
             }
             tags = _tags(c)
@@ -116,7 +119,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str
     return {
         "score": float(round(sum(r.score for r in labs), 6)),
         "execution_time": round(sum(r.seconds for r in labs), 2),
-        "output": "\n".join(_lab_line(r) for r in labs),
+        "output": "\n".join(_lab_line(r, lang) for r in labs),
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",
@@ -133,11 +136,11 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult]) -> dict[str
     }
 
 
-def write_gradescope(out_dir: Path, results: Sequence[LabResult], *, durable: bool = True) -> list[Path]:
+def write_gradescope(out_dir: Path, results: Sequence[LabResult], *, durable: bool = True, lang: str = "auto") -> list[Path]:
     """``<out>/<learner>/results.json``, beside that learner's reports; all are serialised before any is written."""
     documents = {
         Path(out_dir) / learner / _GRADESCOPE_FILE: json.dumps(
-            gradescope_results(list(mine.values())), ensure_ascii=False, indent=2, allow_nan=False
+            gradescope_results(list(mine.values()), lang), ensure_ascii=False, indent=2, allow_nan=False
         )
         + "\n"
         for learner, mine in _by_learner(results).items()
@@ -210,7 +213,7 @@ def _junit_case(c: CheckResult, classname: str) -> ET.Element:
     case = ET.Element("testcase", name=_xml_text(c.id), classname=classname, time="0.000")
     outcome = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(c.status)
     if outcome is not None:
-        detail = ET.SubElement(case, outcome, message=_xml_text(headline(words(c.message, 'en')) or c.status.value))
+        detail = ET.SubElement(case, outcome, message=_xml_text(headline(words(c.message, DEFAULT)) or c.status.value))
         if outcome != "skipped":
             detail.set("type", c.status.value)
             points = f"score: {format_points(c.score)} / {format_points(c.max_score)}"
@@ -221,56 +224,54 @@ def _junit_case(c: CheckResult, classname: str) -> ET.Element:
     return case
 
 
-def _check_detail(c: CheckResult) -> str:
+def _check_detail(c: CheckResult, lang: str = DEFAULT) -> str:
     """The message, then the evidence as labelled lines: the same facts the HTML report shows."""
-    lines = [words(c.message, 'en')]
+    def label(message_id: str) -> str:
+        text = say(msg(message_id), lang)
+        return text[:1].lower() + text[1:]
+
+    lines = [words(c.message, lang)]
     e = c.evidence
     if e is not None:
         if e.input_label or e.input_value is not None:
             value = "" if e.input_value is None else format_value(e.input_value)
-            label = words(e.input_label, "en")
-            lines.append(f"input: {label}{' = ' if label and value else ''}{value}")
+            given = words(e.input_label, lang)
+            lines.append(f"{label('evidence.input')}: {given}{' = ' if given and value else ''}{value}")
         if e.expected is not None or e.observed is not None:
-            lines += [f"expected: {format_value(e.expected)}", f"observed: {format_value(e.observed)}"]
+            lines += [f"{label('evidence.expected')}: {format_value(e.expected)}",
+                      f"{label('evidence.observed')}: {format_value(e.observed)}"]
         if e.max_abs_error is not None:
-            lines.append(f"max abs error: {format_number(e.max_abs_error)}")
+            lines.append(f"{label('evidence.max_abs')}: {format_number(e.max_abs_error)}")
         if e.max_rel_error is not None:
-            lines.append(f"max rel error: {format_number(e.max_rel_error)}")
+            lines.append(f"{label('evidence.max_rel')}: {format_number(e.max_rel_error)}")
         if e.where:
-            lines.append(f"where: {format_index(e.where)} (entry index, from 0)")
+            lines.append(f"{label('evidence.where')}: {format_index(e.where)} ({say(msg('export.where.hint'), lang)})")
         if e.cause:
-            lines.append(f"likely cause: {words(e.cause, 'en')}")
+            lines.append(say(msg("report.likely_cause", cause=e.cause), lang))
     return "\n".join(line for line in lines if line)
 
 
 def _notes(c: CheckResult) -> str:
     notes = []
     if c.status is Status.REVIEW:
-        notes.append(f"review: a human must look; points given provisionally. {words(c.message, 'en')}".rstrip())
+        notes.append(f"review: a human must look; points given provisionally. {words(c.message, DEFAULT)}".rstrip())
     if c.override is not None:
         notes.append(_override_line(c.override, c.max_score))
     return "\n".join(notes)
 
 
-def _override_line(o: Override, max_score: float) -> str:
-    source = f" [{o.source}]" if o.source else ""
-    return (
-        f"overridden by instructor{source}: {o.reason} "
-        f"(the grader said {o.status.value}, {format_points(o.score)} / {format_points(max_score)} points)"
-    )
+def _override_line(o: Override, max_score: float, lang: str = DEFAULT) -> str:
+    return say(msg("export.overridden", source=f" [{o.source}]" if o.source else "", reason=o.reason,
+                   status=msg(f"status.{o.status.value}"), score=format_points(o.score), max=format_points(max_score)), lang)
 
 
-def _gradescope_output(c: CheckResult) -> str:
+def _gradescope_output(c: CheckResult, lang: str = DEFAULT) -> str:
     lines = []
     if c.override is not None:
-        lines.append(_override_line(c.override, c.max_score))
-    if c.status is Status.REVIEW:
-        lines.append("under review: a human must look; the points are given provisionally")
-    elif c.status is Status.ERROR:
-        lines.append("error: your code raised, crashed, exited or timed out")
-    elif c.status is Status.SKIP:
-        lines.append("skipped: a prerequisite is missing")
-    lines.append(_check_detail(c))
+        lines.append(_override_line(c.override, c.max_score, lang))
+    if c.status in (Status.REVIEW, Status.ERROR, Status.SKIP):
+        lines.append(say(msg(f"export.status.{c.status.value}"), lang))
+    lines.append(_check_detail(c, lang))
     return "\n".join(line for line in lines if line)
 
 
@@ -285,6 +286,7 @@ def _tags(c: CheckResult) -> list[str]:
     return [tag for tag, on in candidates if on]
 
 
-def _lab_line(r: LabResult) -> str:
-    verdict = "PASSED" if r.passed else "NOT PASSED"
-    return f"{r.lab} · {words(r.title, 'en')}: {verdict}, {format_points(r.score)} / {format_points(r.max_score)} points"
+def _lab_line(r: LabResult, lang: str = DEFAULT) -> str:
+    verdict = say(msg("verdict.passed" if r.passed else "verdict.not_passed"), lang)
+    points = say(msg("report.points", score=format_points(r.score), max=format_points(r.max_score)), lang)
+    return f"{r.lab} · {words(r.title, lang)}: {verdict}, {points}"

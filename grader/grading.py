@@ -14,7 +14,7 @@ from pathlib import Path
 
 from grader import zygote
 from grader.errors import GraderError, ServerLost, SubmissionError, UsageError
-from grader.i18n import map_strings, verbatim
+from grader.i18n import detect, map_strings, verbatim
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
@@ -285,6 +285,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         output=_text(output),
         seconds=round(time.perf_counter() - started, 4),
         retry=retry,
+        language=detect([document.prose]) if document is not None else "",
     )
 
 

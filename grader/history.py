@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from grader.reports import _environment
+from grader.reports import environment
 from grader.store import HistoryRow
 
 
 def render_history(rows: Sequence[HistoryRow], learner: str, *, db: Path | None = None, lab: str | None = None) -> str:
     """Plain text, one line per attempt, oldest first; ``db`` and ``lab`` only shape the empty-history message."""
-    return _environment().get_template("history.txt.j2").render(rows=list(rows), learner=learner, db=db, lab=lab)
+    return environment().get_template("history.txt.j2").render(rows=list(rows), learner=learner, db=db, lab=lab)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from grader.atomicio import atomic_write_text
-from grader.i18n import DEFAULT, Message, Texts, say
+from grader.i18n import DEFAULT, LANGUAGES, Message, Texts, language, msg, plural, say
 from grader.model import CheckResult, LabResult, Status
 
 if TYPE_CHECKING:
@@ -31,27 +31,38 @@ HEADLINE_WIDTH = 100
 _TEMPLATE_CHECK = "report.html.j2"
 
 
-def render_html(result: LabResult) -> str:
+def reader_language(result: LabResult, lang: str = "auto") -> str:
+    """The language a learner reads: the one asked for, else the one their deliverable is written in."""
+    if lang in LANGUAGES:
+        return lang
+    return result.language if result.language in LANGUAGES else DEFAULT
+
+
+def render_html(result: LabResult, lang: str = "auto") -> str:
     """One self-contained page (inline CSS, no scripts, no remote assets) so it works offline and prints."""
-    return _environment().get_template("report.html.j2").render(r=result)
+    chosen = reader_language(result, lang)
+    return environment(chosen).get_template("report.html.j2").render(r=result, lang=chosen)
 
 
-def render_markdown(result: LabResult) -> str:
+def render_markdown(result: LabResult, lang: str = "auto") -> str:
     """GitHub-flavoured Markdown for a pull-request comment; learner text cannot break its layout."""
-    return _environment().get_template("report.md.j2").render(r=result)
+    chosen = reader_language(result, lang)
+    return environment(chosen).get_template("report.md.j2").render(r=result, lang=chosen)
 
 
 def render_summary(
-    results: Sequence[LabResult], report_paths: Mapping[tuple[str, str], Path] | None = None, detailed: bool = False
+    results: Sequence[LabResult], report_paths: Mapping[tuple[str, str], Path] | None = None, detailed: bool = False,
+    lang: str = DEFAULT,
 ) -> str:
     """Plain terminal text (no colour codes, so it can be piped or logged); ends with a newline.
 
     ``detailed`` (one learner checking their own work) prints each failing message whole, not its headline.
     """
+    chosen = language(lang)
     return (
-        _environment()
+        environment(chosen)
         .get_template("summary.txt.j2")
-        .render(results=list(results), paths=dict(report_paths or {}), detailed=detailed)
+        .render(results=list(results), paths=dict(report_paths or {}), detailed=detailed, lang=chosen)
     )
 
 
@@ -62,11 +73,12 @@ def report_paths(out_dir: Path, result: LabResult) -> tuple[Path, Path]:
     return folder / f"{stem}.html", folder / f"{stem}.md"
 
 
-def write_reports(results: Sequence[LabResult], out_dir: Path, *, durable: bool = True) -> dict[tuple[str, str], Path]:
+def write_reports(results: Sequence[LabResult], out_dir: Path, *, durable: bool = True,
+                  lang: str = "auto") -> dict[tuple[str, str], Path]:
     """Both files of a result are rendered before either is written, so a rendering bug replaces neither."""
     written: dict[tuple[str, str], Path] = {}
     for result in results:
-        html, md = render_html(result), render_markdown(result)
+        html, md = render_html(result, lang), render_markdown(result, lang)
         html_path, md_path = report_paths(out_dir, result)
         atomic_write_text(html_path, html, durable=durable)
         atomic_write_text(md_path, md, durable=durable)
@@ -75,7 +87,9 @@ def write_reports(results: Sequence[LabResult], out_dir: Path, *, durable: bool 
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
+def environment(lang: str = DEFAULT) -> jinja2.Environment:
+    """One environment per language: ``_("id", **params)`` and ``_n("id", n)`` say catalogue messages, the
+    ``say`` filter a finding's message — both in this language, through the same renderer as every export."""
     root = _template_root()
 
     def load(name: str) -> str | None:
@@ -99,7 +113,11 @@ def _environment() -> jinja2.Environment:
         headline=headline,
         md_text=markdown_text,
         md_code=markdown_code,
-        say=_say_filter(DEFAULT),
+        say=_say_filter(lang),
+    )
+    env.globals.update(
+        _=lambda message_id, **params: say(msg(message_id, **params), lang),
+        _n=lambda message_id, n, **params: say(plural(message_id, n, **params), lang),
     )
     return env
 
@@ -290,7 +308,7 @@ def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str 
     """
     labs, rows = _class_view(results, Path(out_dir))
     return (
-        _environment()
+        environment()
         .get_template("index.html.j2")
         .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1)
     )
@@ -375,4 +393,4 @@ def _name_order(name: str) -> tuple[str, str]:
 def render_class_summary(results: Sequence[LabResult], run: Any) -> str:
     """A class on the terminal: totals per lab, the learners who did not pass (first few), where to look."""
     learners = sorted({r.learner for r in results})
-    return _environment().get_template("class_summary.txt.j2").render(results=list(results), run=run, learners=learners)
+    return environment().get_template("class_summary.txt.j2").render(results=list(results), run=run, learners=learners)

@@ -200,10 +200,10 @@ def unplain(value: Any) -> Any:
     return value
 
 
-def dumps(results: Sequence[LabResult]) -> str:
-    return json.dumps(results_document(results), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+def dumps(results: Sequence[LabResult], lang: str | None = None) -> str:
+    return json.dumps(results_document(results, lang), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
-def write_json(path: Path, results: Sequence[LabResult]) -> None:
+def write_json(path: Path, results: Sequence[LabResult], lang: str | None = None) -> None:
     """Serialise first, then write: a serialisation bug leaves the previous file in place."""
-    atomic_write_text(path, dumps(results), hint="choose another --json file")
+    atomic_write_text(path, dumps(results, lang), hint="choose another --json file")

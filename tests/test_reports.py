@@ -284,7 +284,7 @@ def test_render_failure_keeps_old_reports(tmp_path: Path, monkeypatch: pytest.Mo
     html.write_text("old html", encoding="utf-8")
     md.write_text("old md", encoding="utf-8")
 
-    def broken(result: LabResult) -> NoReturn:
+    def broken(result: LabResult, *rest: object) -> NoReturn:
         raise RuntimeError("template bug")
 
     monkeypatch.setattr(reports, "render_markdown", broken)

@@ -6,13 +6,14 @@ from grader import diagnose
 from grader.checks.base import Context, cases, expected_value, fault_result, inputs_phrase, prefetch, result, short
 from grader.checks.evidence import cause_for, value_evidence
 from grader.checks import fd
+from grader.i18n import Message, joined, msg
 from grader.model import Check, CheckResult, Status
 from grader.runner import Observed
 
 
 def check_agree(check: Check, ctx: Context) -> CheckResult:
     if ctx.run is None:
-        return result(check, Status.SKIP, "skipped: no implementation")
+        return result(check, Status.SKIP, msg("skip.no_implementation"))
     first, second = (ctx.rubric.function(n) for n in check.spec["functions"])
     atol, rtol = float(check.spec.get("atol", 1e-9)), float(check.spec.get("rtol", 0.0))
     total = 0
@@ -32,24 +33,25 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         if diff.ok:
             continue
         truth = expected_value(ctx, first, case.args)
-        blame = []
+        blame: list[Message] = []
         cause = None
         worst: tuple[Observed, diagnose.Diff] | None = None
         for spec, outcome in ((first, a), (second, b)):
             assert outcome.value is not None
             own = diagnose.compare(truth, outcome.value.array, atol, rtol)
             if own.ok:
-                blame.append(f"{spec.name} is right")
+                blame.append(msg("agree.right", name=spec.name))
                 continue
-            blame.append(f"{spec.name} is off by {short(own.max_abs, 3)}" if own.max_abs is not None else f"{spec.name} is wrong")
+            blame.append(msg("agree.off", name=spec.name, err=short(own.max_abs, 3)) if own.max_abs is not None
+                         else msg("agree.wrong", name=spec.name))
             cause = cause or cause_for(check, ctx, spec, case, truth, outcome.value, own, outcome, atol)
             worst = worst or (outcome.value, own)
-        what = f"shapes {a.value.array.shape} and {b.value.array.shape}" if diff.reason == "shape" else \
-            f"max abs difference {short(diff.max_abs, 3)}" + (f" at entry {list(diff.where)}" if diff.where else "")
-        message = (f"{first.name} and {second.name} disagree on {case.label}: {what}, tolerance {atol:g}. "
-                   f"Against the true value: {'; '.join(blame)}.")
-        if cause:
-            message += f" Likely cause: {cause}."
+        what = msg("agree.shapes", a=str(a.value.array.shape), b=str(b.value.array.shape)) if diff.reason == "shape" else \
+            msg("agree.difference", d=short(diff.max_abs, 3),
+                at=msg("diff.at", where=str(list(diff.where))) if diff.where else "")
+        message = joined(msg("agree.disagree", a=first.name, b=second.name, input=case.label_message, what=what,
+                             atol=f"{atol:g}", blame=joined(*blame, sep="; ")),
+                         msg("sentence.likely_cause", cause=cause) if cause else None)
         shown, shown_diff = worst or (b.value, diff)
         return result(check, Status.FAIL, message, value_evidence(case, truth, shown, shown_diff, cause))
     case = all_cases[0]
@@ -57,6 +59,6 @@ def check_agree(check: Check, ctx: Context) -> CheckResult:
         observed = ctx.run.call(spec.name, case.args).value
         verdict = fd.judge(ctx, spec, case.args, observed.array, atol) if observed is not None else None
         if verdict is not None and verdict.fake:
-            return result(check, Status.FAIL, f"{first.name} and {second.name} agree, but that proves nothing: {spec.name} "
-                          f"is not a finite difference — {verdict.fake}.")
-    return result(check, Status.PASS, f"{first.name} and {second.name} agree on {inputs_phrase(total)} (tolerance {atol:g}).")
+            return result(check, Status.FAIL, msg("agree.fake", a=first.name, b=second.name, fd=spec.name, why=verdict.fake))
+    return result(check, Status.PASS, msg("agree.pass", a=first.name, b=second.name, inputs=inputs_phrase(total),
+                                          atol=f"{atol:g}"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from grader.deliverable import Document
 from grader.errors import RubricError
-from grader.i18n import Message, as_message
+from grader.i18n import Message, as_message, joined, msg, verbatim
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
 from grader.runner import LearnerRun, Outcome
 
@@ -58,6 +58,13 @@ class Case:
     def named_args(self) -> dict[str, Any]:
         """The arguments by name, as plain data (for evidence)."""
         return {n: plain(a) for n, a in zip(self.arg_names, self.args)}
+
+    @property
+    def label_message(self) -> Message:
+        """The input as the learner finds it on the lab page, in their language: ``input 'seed-y' #1 (z=…)``."""
+        shown = ", ".join(f"{n}={short(a)}" for n, a in zip(self.arg_names, self.args))
+        kind = "hidden" if self.inputs.hidden else ("case" if len(self.inputs.cases) > 1 else "only")
+        return msg(f"input.{kind}", name=self.inputs.name, i=self.index + 1, args=shown)
 
     @property
     def label(self) -> str:
@@ -172,7 +179,7 @@ def listed(names: Sequence[str], most: int = 20) -> str:
     return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
 
 
-def missing_message(ctx: Context, name: str) -> str:
+def missing_message(ctx: Context, name: str) -> Message:
     assert ctx.run is not None
     found = ctx.run.load.functions
     wanted = {f.name for f in ctx.rubric.functions}
@@ -183,15 +190,13 @@ def missing_message(ctx: Context, name: str) -> str:
         by_words = difflib.get_close_matches(words[name], [words[c] for c in candidates], n=3, cutoff=0.75)
         close = [c for c in candidates if words[c] in by_words]
     close = [c for c in close if _plays_the_role(ctx, name, c)][:1]
-    file = ctx.implementation.name if ctx.implementation else "the implementation"
+    file: Message | str = ctx.implementation.name if ctx.implementation else msg("missing.the_implementation")
     failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
     if failed:
-        return (f"'{name}' is defined in {file}, but its definition failed to run ({failed}): with the top-level "
-                "script skipped, its default arguments or decorators used a name that script was to create.")
-    text = f"no function '{name}' in {file}"
+        return msg("missing.failed_def", name=name, file=file, failed=failed)
     if close:
-        return f"{text}; found '{close[0]}', which computes what '{name}' should — rename it to '{name}'."
-    return f"{text}; functions found: {listed(found) or 'none'}."
+        return msg("missing.rename", name=name, file=file, close=close[0])
+    return msg("missing.none", name=name, file=file, found=listed(found) or msg("missing.no_functions"))
 
 
 def _plays_the_role(ctx: Context, name: str, candidate: str) -> bool:
@@ -224,28 +229,28 @@ def _plays_the_role(ctx: Context, name: str, candidate: str) -> bool:
     return not np.array_equal(steps[0], steps[1])
 
 
-def inputs_phrase(total: int) -> str:
-    return "the 1 input" if total == 1 else f"all {total} inputs"
+def inputs_phrase(total: int) -> Message:
+    return msg("inputs.one") if total == 1 else msg("inputs.all", n=total)
 
 
 def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Case | None = None) -> CheckResult:
-    where = f" on {case.label}" if case and not outcome.message.startswith("not called") else ""
+    what = verbatim(outcome.message)
+    said = msg("fault.on", what=what, input=case.label_message) if case and not outcome.message.startswith("not called") \
+        else msg("fault.plain", what=what)
     if outcome.fault == "missing":
         if ctx.run is not None and ctx.run.load.ok:
             return result(check, Status.FAIL, missing_message(ctx, fn))
-        return result(check, Status.SKIP, "skipped: the implementation could not be loaded (see implementation-found)")
+        return result(check, Status.SKIP, msg("skip.not_loaded"))
     if outcome.fault == "bad-return":
-        return result(check, Status.FAIL, f"{outcome.message}{where}.")
-    hint = ""
+        return result(check, Status.FAIL, said)
+    hint = None
     load = ctx.run.load if ctx.run is not None else None
     if outcome.fault == "raised" and ("NameError" in outcome.message or "ImportError" in outcome.message) and load and load.skipped:
-        hint = f" It probably follows from a top-level statement that failed: {load.skipped[0]}."
+        hint = msg("fault.hint.top_level", statement=load.skipped[0])
     elif outcome.fault == "raised" and case is not None and any(e in outcome.message for e in _SHAPE_ERRORS) \
             and _batch_only(ctx, fn, case):
-        first = case.args[0]
-        hint = (f" It works on a batch of one example, shape (1, {first.shape[0]}), but the lab calls it with one example "
-                f"of shape ({first.shape[0]},): make it accept a 1-D array too (axis=-1 with keepdims=True, or np.atleast_2d).")
-    return result(check, Status.ERROR, f"{outcome.message}{where}.{hint}")
+        hint = msg("fault.hint.batch", n=case.args[0].shape[0])
+    return result(check, Status.ERROR, joined(said, hint))
 
 
 _SHAPE_ERRORS = ("AxisError", "IndexError", "axis 1 is out of bounds", "too many indices", "tuple index out of range")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from grader import diagnose
-from grader.i18n import as_message
+from grader.i18n import Message, as_message, joined, msg
 from grader.checks.base import Case, Context, cases, check_on, expected_value, fault_result, mutated_argument, plain, prefetch, short
 from grader.checks import fd
 from grader.model import Check, CheckResult, Evidence, FunctionSpec
@@ -38,9 +38,10 @@ def first_failure(
     return None, failures, total
 
 
-def value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff, cause: str | None) -> Evidence:
+def value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: diagnose.Diff,
+                   cause: Message | str | None) -> Evidence:
     return Evidence(
-        input_label=case.label,
+        input_label=case.label_message,
         input_value=case.named_args,
         expected=plain(expected),
         observed=plain(observed.array),
@@ -51,19 +52,19 @@ def value_evidence(case: Case, expected: np.ndarray, observed: Observed, diff: d
     )
 
 
-def describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed) -> str:
+def describe_diff(diff: diagnose.Diff, expected: np.ndarray, observed: Observed) -> Message:
     if diff.reason == "shape":
-        return f"shape {observed.array.shape} where {expected.shape} was expected"
-    at = f" at entry {list(diff.where)}" if diff.where else ""
+        return msg("diff.shape", got=str(observed.array.shape), want=str(expected.shape))
+    at: Message | str = msg("diff.at", where=str(list(diff.where))) if diff.where else ""
     got = diff.observed_at
     if got is not None and not np.isfinite(got):
-        return f"{short(got)} where {short(diff.expected_at, 10)} was expected{at}"
-    return (f"max abs error {short(diff.max_abs, 3)}{at} (expected {short(diff.expected_at, 10)}, got {short(got, 10)})")
+        return msg("diff.nonfinite", got=short(got), want=short(diff.expected_at, 10), at=at)
+    return msg("diff.max_abs", err=short(diff.max_abs, 3), at=at, want=short(diff.expected_at, 10), got=short(got, 10))
 
 
 def cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, expected: np.ndarray, observed: Observed,
               diff: diagnose.Diff, outcome: Outcome, atol: float = 1e-7,
-              failures: tuple[tuple[np.ndarray, Observed], ...] = ()) -> str | None:
+              failures: tuple[tuple[np.ndarray, Observed], ...] = ()) -> Message | str | None:
     """The most specific cause, said once: a finite difference's own verdict, then a lab function it builds on
     being wrong, then the rubric's causes and the built-in detectors (which may read every failing input)."""
     cause = fd.cause(ctx, fn_spec, case.args, expected, observed, atol) if diff.reason != "shape" else None
@@ -72,12 +73,12 @@ def cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, exp
     cause = cause or diagnose.likely_cause(check.causes + fn_spec.causes, ctx.rubric.reference, expected, observed, diff,
                                            case.args, failures)
     if mutated_argument(outcome, case.args) is not None:
-        extra = "it also changes its input in place (see no-input-mutation)"
-        cause = f"{cause}; {extra}" if cause else extra
+        extra = msg("cause.also_mutates")
+        return joined(as_message(cause), extra, sep="; ") if cause else extra
     return cause
 
 
-def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: Observed | None = None) -> str | None:
+def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: Observed | None = None) -> Message | None:
     """A lab function this one builds on (the rubric's ``uses``) is itself wrong on these arguments: that is the
     cause to fix first, with that function's own likely cause. With a builder in the reference, the grader first
     checks that the learner's value really is this function computed from their wrong one."""
@@ -96,12 +97,12 @@ def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...],
             continue
         said = diagnose.likely_cause(spec.causes, ctx.rubric.reference, truth, outcome.value, diff, call)
         where = check_on(ctx, spec, call)
-        detail = (f" ({said})" if said else "") + (f" — see {where}" if where else "")
+        detail = joined(msg("dep.said", said=said) if said else None, msg("dep.see", where=where) if where else None, sep="")
         if builder:
             if observed is None or not _rebuilt(ctx, builder, outcome.value.array, args[needed:], observed.array):
                 continue
-            return f"{fn_spec.name} is computed correctly from your {name}, which is wrong here{detail}; fix {name} first"
-        return f"your {name} is wrong on this input too{detail}; if {fn_spec.name} builds on it, fix {name} first"
+            return msg("dep.built_on", fn=fn_spec.name, name=name, detail=detail)
+        return msg("dep.also_wrong", fn=fn_spec.name, name=name, detail=detail)
     return None
 
 
@@ -148,7 +149,7 @@ def _predicate_fired(ctx: Context, causes: tuple[Any, ...], value: Observed, arg
     return False
 
 
-def only_when(all_cases: Sequence[Case], failed: Sequence[Case]) -> str:
+def only_when(all_cases: Sequence[Case], failed: Sequence[Case]) -> Message | str:
     """What every failing input has in common that some passing one has not: an integer argument at the last
     index (or the first) of the array it indexes — "only when y is the last class" tells where to look."""
     if not failed or len(failed) == len(all_cases):
@@ -166,6 +167,5 @@ def only_when(all_cases: Sequence[Case], failed: Sequence[Case]) -> str:
             if all(m is True for m in marks):
                 others = [at(c, end) for c in all_cases if all(c is not f for f in failed)]
                 if any(m is False for m in others):
-                    where = "n − 1" if end == "last" else "0"
-                    return f"it fails only when {name} is the {end} index ({name} = {where})"
+                    return msg(f"pattern.only_{end}", name=name)
     return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from grader import diagnose
-from grader.i18n import as_message
+from grader.i18n import as_message, joined, msg
 from grader.checks.base import Context, cases, fault_result, inputs_phrase, plain, prefetch, reference_call, result, short
 from grader.checks.evidence import describe_diff
 from grader.model import Check, CheckResult, Evidence, Status
@@ -34,19 +34,18 @@ def check_relation(check: Check, ctx: Context) -> CheckResult:
         try:  # it is given the learner's value: a value it cannot take is the learner's, not the rubric's
             wanted = np.asarray(getattr(reference, check.spec["relate"])(base.value.array.copy(), *case.args), dtype=np.float64)
         except Exception as exc:  # noqa: BLE001
-            return result(check, Status.FAIL, f"{name}'s value on {case.label} (shape {base.value.array.shape}) is not one "
-                                              f"the law \"{check.title}\" can be checked on ({type(exc).__name__}).")
+            return result(check, Status.FAIL, msg("relation.cannot", name=name, input=case.label_message,
+                                                  shape=str(base.value.array.shape), law=check.title, error=type(exc).__name__))
         diff = diagnose.compare(wanted, moved.value.array, atol, rtol)
         if diff.ok:
             continue
         cause = diagnose.likely_cause(check.causes + fn_spec.causes, reference, wanted, moved.value, diff, moved_args)
         moved_label = ", ".join(short(a) for a in moved_args)
-        message = (f"{name} breaks the law \"{check.title}\" on {case.label}: called on the transformed input "
-                   f"({moved_label}) it gives {describe_diff(diff, wanted, moved.value)}, tolerance {atol:g}.")
-        if cause:
-            message += f" Likely cause: {cause}."
-        evidence = Evidence(input_label=case.label, input_value=dict(zip(case.arg_names, (plain(a) for a in moved_args))), expected=plain(wanted),
+        message = joined(msg("relation.broken", name=name, law=check.title, input=case.label_message, moved=moved_label,
+                             diff=describe_diff(diff, wanted, moved.value), atol=f"{atol:g}"),
+                         msg("sentence.likely_cause", cause=cause) if cause else None)
+        evidence = Evidence(input_label=case.label_message, input_value=dict(zip(case.arg_names, (plain(a) for a in moved_args))), expected=plain(wanted),
                             observed=plain(moved.value.array), max_abs_error=diff.max_abs, max_rel_error=diff.max_rel,
                             where=diff.where, cause=as_message(cause))
         return result(check, Status.FAIL, message, evidence)
-    return result(check, Status.PASS, f"{name} keeps the law on {inputs_phrase(total)} (tolerance {atol:g}).")
+    return result(check, Status.PASS, msg("relation.pass", name=name, inputs=inputs_phrase(total), atol=f"{atol:g}"))

@@ -1,0 +1,176 @@
+"""The catalogues: complete in both languages, placeholders kept, findings as data, the reader's language chosen."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2.nodes
+import pytest
+from babel.messages.pofile import read_po
+
+from grader import i18n
+from grader.i18n import Message, Texts, detect, fields, from_dict, joined, msg, plural, say, verbatim
+from grader.reports import environment
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUSES = ("pass", "fail", "error", "skip", "review")
+# ids built from a prefix and a value: every value the code can give
+DYNAMIC = {
+    "status.": STATUSES, "badge.": STATUSES, "count.": STATUSES, "export.status.": ("review", "error", "skip"),
+    "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
+    "property.pass.": tuple(f"{p}.{n}" for p in ("symmetric", "finite", "unmutated") for n in ("one", "other")),
+}
+PLURAL_SUFFIXES = (".one", ".other")
+# modules whose findings are all catalogue messages: no sentence may be built there
+CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py")
+
+
+def _catalogue(lang: str) -> dict[str, str]:
+    with (ROOT / "grader" / "locale" / f"{lang}.po").open("rb") as f:
+        return {m.id: m.string for m in read_po(f, locale=lang) if m.id}
+
+
+def _code_ids() -> set[str]:
+    """Literal ids given to msg(), plural() and templates' _() / _n() — what the catalogues must hold."""
+    ids: set[str] = set()
+    for path in (ROOT / "grader").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("msg", "plural"):
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    word = node.args[0].value
+                    ids |= {word + s for s in PLURAL_SUFFIXES} if node.func.__dict__.get("id") == "plural" else {word}
+                elif node.args and isinstance(node.args[0], ast.IfExp):
+                    ids |= {b.value for b in (node.args[0].body, node.args[0].orelse) if isinstance(b, ast.Constant)}
+    env = environment("en")
+    for template in (ROOT / "templates").glob("*.j2"):
+        tree = env.parse(template.read_text(encoding="utf-8"))
+        for call in tree.find_all(jinja2.nodes.Call):
+            name = getattr(call.node, "name", "")
+            if name in ("_", "_n") and call.args and isinstance(call.args[0], jinja2.nodes.Const):
+                word = call.args[0].value
+                ids |= {word + s for s in PLURAL_SUFFIXES} if name == "_n" else {word}
+    return ids
+
+
+def _all_expected() -> set[str]:
+    return _code_ids() | {prefix + value for prefix, values in DYNAMIC.items() for value in values}
+
+
+def test_every_id_used_is_in_the_english_catalogue() -> None:
+    missing = sorted(_all_expected() - set(_catalogue("en")))
+    assert not missing, f"ids used but not in en.po: {missing}"
+
+
+def test_no_catalogue_entry_is_dead() -> None:
+    unused = sorted(set(_catalogue("en")) - _all_expected())
+    assert not unused, f"en.po ids no code or template uses: {unused}"
+
+
+@pytest.mark.parametrize("lang", [code for code in i18n.LANGUAGES if code != "en"])
+def test_every_language_has_every_id_with_the_same_placeholders(lang: str) -> None:
+    english, other = _catalogue("en"), _catalogue(lang)
+    assert sorted(set(english) - set(other)) == [], f"{lang}.po lacks these ids"
+    assert sorted(set(other) - set(english)) == [], f"{lang}.po has ids English does not"
+    empty = [k for k, v in other.items() if not v.strip()]
+    assert not empty, f"{lang}.po: untranslated {empty}"
+    dropped = {k: (fields(english[k]), fields(other[k])) for k in english if fields(english[k]) != fields(other[k])}
+    assert not dropped, f"{lang}.po: placeholders differ {dropped}"
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_every_message_renders_with_its_parameters(lang: str) -> None:
+    for key, text in _catalogue(lang).items():
+        params = {name: "X" for name in fields(text)}
+        words = say(Message(key, params), lang)
+        assert words and "{" not in words.replace("{X", ""), (key, words)
+
+
+def test_a_missing_parameter_falls_back_to_english_then_to_the_id() -> None:
+    assert say(msg("no.such.id"), "es") == "no.such.id"
+    assert say(msg("inputs.all", n=3), "es") == "las 3 entradas"
+    assert say(msg("inputs.all", n=3), "fr") == "all 3 inputs"  # an unknown language is English
+
+
+def test_numbers_keep_their_technical_form_in_spanish() -> None:
+    words = say(msg("compare.off", name="ce_grad", input=msg("input.only", name="seed", args="z=[1, 2]"),
+                    diff=msg("diff.max_abs", err="1.2e-07", at="", want="0.5", got="0.5000001"), atol="1e-09",
+                    count=""), "es")
+    assert words == ("ce_grad falla en la entrada 'seed' (z=[1, 2]): error absoluto máx. 1.2e-07 (se esperaba 0.5, "
+                     "se obtuvo 0.5000001), tolerancia 1e-09.")
+    assert say(msg("sentence.note", note=0.1 + 0.2), "es") == "Nota: 0.3."
+
+
+def test_messages_travel_as_plain_data_and_come_back_equal() -> None:
+    nested = joined(msg("compare.pass", name="softmax", inputs=msg("inputs.all", n=4), atol="1e-09"),
+                    msg("sentence.note", note=verbatim("ignores h")))
+    titled = msg("relation.pass", name="f", inputs=Texts.of({"en": "two", "es": "dos"}), atol="0")
+    for message in (nested, titled, plural("report.skipped", 2)):
+        assert from_dict(message.to_dict()) == message
+        assert say(from_dict(message.to_dict()), "es") == say(message, "es")
+
+
+@pytest.mark.parametrize(
+    ("prose", "lang"),
+    [
+        ("The derivative of the softmax is easy to get when we use the quotient rule, and it is what I expected.", "en"),
+        ("La derivada de la softmax se obtiene con la regla del cociente, y es lo que esperaba cuando empecé.", "es"),
+        ("Lo que aprendí: que el gradiente de la entropía cruzada es p menos el one-hot, y que es muy simple.", "es"),
+        ("p_i (δ_ij − p_j)", ""),  # a formula says no language
+        ("", ""),
+    ],
+)
+def test_the_deliverables_language_is_told_from_its_function_words(prose: str, lang: str) -> None:
+    assert detect([prose]) == lang
+
+
+def test_rubric_text_in_two_languages_is_read_in_the_readers() -> None:
+    title = Texts.of({"en": "Softmax Jacobian", "es": "Jacobiano de la softmax"})
+    assert (title.get("en"), title.get("es"), title.get("fr")) == ("Softmax Jacobian", "Jacobiano de la softmax", "Softmax Jacobian")
+    assert Texts.of("one text").get("es") == "one text"
+
+
+@pytest.mark.parametrize("module", CONVERTED)
+def test_converted_checks_build_no_sentences(module: str) -> None:
+    """Their findings are ids and parameters: an f-string or a string literal handed to result() would be English
+    in every language."""
+    source = (ROOT / "grader" / "checks" / module).read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "result" and len(node.args) >= 3:
+            said = node.args[2]
+            assert not isinstance(said, (ast.JoinedStr, ast.Constant)), f"{module}:{node.lineno} builds a sentence"
+    assert not re.search(r"message \+?= f\"", source), f"{module} concatenates a sentence"
+
+
+def _grade(tmp_path: Path, learner: Path, *flags: str) -> tuple[str, str, str]:
+    copy = tmp_path / "learners" / learner.name
+    shutil.copytree(learner, copy)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "grader", str(copy), "--out", str(out), *flags],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    html = next(out.glob(f"{learner.name}/phase-04-*.html")).read_text(encoding="utf-8")
+    md = next(out.glob(f"{learner.name}/phase-04-*.md")).read_text(encoding="utf-8")
+    return proc.stdout, html, md
+
+
+def test_a_spanish_deliverable_gets_spanish_reports_and_terminal(tmp_path: Path) -> None:
+    stdout, html, md = _grade(tmp_path, ROOT / "tests" / "fixtures" / "deliverable-spanish")
+    assert '<html lang="es">' in html and "puntos" in html and "Salida de tu código" in html
+    assert "| Estado | Comprobación | Título | Puntos |" in md
+    assert "APROBADO" in stdout and "total:" in stdout and "aprobados" in stdout
+
+
+def test_lang_en_gives_english_to_a_spanish_deliverable(tmp_path: Path) -> None:
+    stdout, html, md = _grade(tmp_path, ROOT / "tests" / "fixtures" / "deliverable-spanish", "--lang", "en")
+    assert '<html lang="en">' in html and "Output of your code" in html
+    assert "| Status | Check | Title | Score |" in md and "PASSED" in stdout
+
+
+def test_lang_es_gives_spanish_to_an_english_deliverable(tmp_path: Path) -> None:
+    stdout, html, _ = _grade(tmp_path, ROOT / "learners" / "borja", "--lang", "es")
+    assert '<html lang="es">' in html and "coincide con la referencia" in html and "APROBADO" in stdout
