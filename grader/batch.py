@@ -508,7 +508,7 @@ def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[
     from grader.reports import write_index
 
     out = Path(options.out)
-    written = [write_index(out, results)]
+    written = [write_index(out, results, class_language(options.lang))]
     write_gradebook(out / GRADEBOOK, results)
     written.append(out / GRADEBOOK)
     if options.junit is not None:
@@ -525,6 +525,13 @@ def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Ca
         folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
         say(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
     return tuple(r.lab for r in chosen)
+
+
+def class_language(lang: str) -> str:
+    """The class's own pages are the instructor's: the language asked for, else the locale's."""
+    from grader.i18n import LANGUAGES, locale_language
+
+    return lang if lang in LANGUAGES else locale_language()
 
 
 def _output_digest(plan: Plan, rules: Sequence[Any], flags: Any, grader_hash: str) -> str:

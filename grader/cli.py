@@ -74,6 +74,7 @@ def build_history_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lab", default=None, metavar="LAB", help="only this lab")
     parser.add_argument("--out", default="reports", metavar="DIR", help="the --out of the runs (default: reports/)")
     parser.add_argument("--db", type=Path, default=None, metavar="FILE", help="the history file (default: <out>/gradebook.sqlite)")
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help="en, es, or auto (the locale's, LANG)")
     return parser
 
 
@@ -245,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             learners = len({r.learner for r in results})
             text = (render_summary(results, run.report_paths, detailed=learners == 1, lang=_terminal_language(args.lang, results))
-                    if learners <= _LIST_UP_TO else render_class_summary(results, run))
+                    if learners <= _LIST_UP_TO else render_class_summary(results, run, _terminal_language(args.lang, results)))
             print(terminal_safe(text), end="", file=sys.stderr if to_stdout else sys.stdout)
         code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
     return code[0]
@@ -351,7 +352,8 @@ def _history(args: argparse.Namespace) -> int:
         try:
             for learner in args.learners:
                 name = Path(learner).name or Path(learner).resolve().name
-                print(terminal_safe(render_history(store.history(name, args.lab), name, db=db, lab=args.lab)), end="")
+                print(terminal_safe(render_history(store.history(name, args.lab), name, db=db, lab=args.lab,
+                                                                lang=_terminal_language(args.lang, []))), end="")
         finally:
             store.close()
     return code[0]

@@ -9,6 +9,7 @@ from grader.reports import environment
 from grader.store import HistoryRow
 
 
-def render_history(rows: Sequence[HistoryRow], learner: str, *, db: Path | None = None, lab: str | None = None) -> str:
+def render_history(rows: Sequence[HistoryRow], learner: str, *, db: Path | None = None, lab: str | None = None,
+                   lang: str = "en") -> str:
     """Plain text, one line per attempt, oldest first; ``db`` and ``lab`` only shape the empty-history message."""
-    return environment().get_template("history.txt.j2").render(rows=list(rows), learner=learner, db=db, lab=lab)
+    return environment(lang).get_template("history.txt.j2").render(rows=list(rows), learner=learner, db=db, lab=lab)

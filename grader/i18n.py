@@ -66,6 +66,9 @@ class Texts:
     def to_dict(self) -> dict[str, str]:
         return {k or "*": v for k, v in self.by_language}
 
+    def __str__(self) -> str:  # a text still said inside an English sentence: its English
+        return self.get(DEFAULT)
+
 
 VERBATIM = "text"  # a text that is already words (a learner's exception, a rubric's own sentence)
 
@@ -172,6 +175,9 @@ def _compiled(lang: str, data: bytes) -> bytes:
         with tempfile.NamedTemporaryFile(dir=base, delete=False) as tmp:
             tmp.write(compiled)
         os.replace(tmp.name, path)
+        for stale in base.glob(f"{lang}-*.mo"):  # an older catalogue's: never read again
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home: the catalogue is compiled again next run, nothing else changes
     return compiled
@@ -263,10 +269,12 @@ def detect(prose: Iterable[str], limit: int = 20_000) -> str:
     return "es" if es > en else "en"
 
 
-def as_message(value: Message | str | None) -> Message | None:
+def as_message(value: Message | Texts | str | None) -> Message | None:
     """Words that are not yet data (a rubric's sentence, an exception's text) carried as a verbatim message."""
     if value is None or isinstance(value, Message):
         return value
+    if isinstance(value, Texts):
+        return Message(VERBATIM, {"text": value})
     return verbatim(str(value))
 
 

@@ -31,7 +31,7 @@ class Cause:
     """A recognisable mistake: a built-in detector or a reference-module predicate, and what to say."""
 
     when: str
-    say: str | None = None
+    say: str | Texts | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class InputSet:
 class Check:
     id: str
     kind: str
-    title: str
+    title: str | Texts
     points: float
     acceptance: bool
     spec: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -75,7 +75,7 @@ class Check:
 @dataclass(frozen=True)
 class Rubric:
     lab: str  # "phase-04/lab-00"
-    title: str
+    title: str | Texts
     path: Path
     phase_dir: str  # "phase-04"
     implementation: tuple[str, ...]  # glob patterns

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import markupsafe
 
 from grader.atomicio import atomic_write_text
 from grader.i18n import DEFAULT, LANGUAGES, Message, Texts, language, msg, plural, say
@@ -103,7 +104,8 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        finalize=lambda value: visible_controls(value) if isinstance(value, str) else value,
+        finalize=lambda value: visible_controls(value) if isinstance(value, str) and not isinstance(value, markupsafe.Markup)
+        else value,  # Markup is the templates' own (tojson): made safe already
     )
     env.filters.update(
         num=format_number,
@@ -301,24 +303,25 @@ class _LabSummary:
     rates: tuple[_CheckRate, ...]  # worst first: the checks the class missed most
 
 
-def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "") -> str:
+def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT) -> str:
     """The class page: one self-contained file (inline CSS, SVG and a small sort script, nothing remote).
 
     Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is.
     """
     labs, rows = _class_view(results, Path(out_dir))
+    chosen = language(lang)
     return (
-        environment()
+        environment(chosen)
         .get_template("index.html.j2")
-        .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1)
+        .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1, lang=chosen)
     )
 
 
-def write_index(out_dir: Path, results: Sequence[LabResult]) -> Path:
+def write_index(out_dir: Path, results: Sequence[LabResult], lang: str = DEFAULT) -> Path:
     """``<out>/index.html`` beside the learners' folders, so its relative links resolve."""
     path = Path(out_dir) / INDEX_NAME
     generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    atomic_write_text(path, render_index(results, out_dir, generated=generated))
+    atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang))
     return path
 
 
@@ -390,7 +393,8 @@ def _name_order(name: str) -> tuple[str, str]:
     return "".join(ch for ch in folded if not unicodedata.combining(ch)), name
 
 
-def render_class_summary(results: Sequence[LabResult], run: Any) -> str:
+def render_class_summary(results: Sequence[LabResult], run: Any, lang: str = DEFAULT) -> str:
     """A class on the terminal: totals per lab, the learners who did not pass (first few), where to look."""
     learners = sorted({r.learner for r in results})
-    return environment().get_template("class_summary.txt.j2").render(results=list(results), run=run, learners=learners)
+    return environment(language(lang)).get_template("class_summary.txt.j2").render(results=list(results), run=run,
+                                                                                  learners=learners)

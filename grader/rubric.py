@@ -46,16 +46,17 @@ class _Field:
 
 
 _NUM = (int, float)
+_TEXT = (str, dict)  # words a learner reads: one text, or one per language {en: …, es: …}
 _COMMON = {
     "id": _Field((str,), True),
     "kind": _Field((str,), True),
-    "title": _Field((str,), True),
+    "title": _Field(_TEXT, True),
     "points": _Field(_NUM, True),
     "acceptance": _Field((bool,), True),
     "hidden": _Field((bool,)),
     "requires": _Field((list,)),
     "causes": _Field((list,)),
-    "description": _Field((str,)),
+    "description": _Field(_TEXT),
 }
 KINDS: dict[str, dict[str, _Field]] = {
     "implementation": {},
@@ -102,7 +103,7 @@ KINDS: dict[str, dict[str, _Field]] = {
 }
 _TOP = {
     "lab": _Field((str,), True),
-    "title": _Field((str,), True),
+    "title": _Field(_TEXT, True),
     "phase_dir": _Field((str,), True),
     "implementation": _Field((list,), True),
     "deliverable": _Field((str,), True),
@@ -110,7 +111,7 @@ _TOP = {
     "functions": _Field((dict,), True),
     "inputs": _Field((dict,), True),
     "checks": _Field((list,), True),
-    "description": _Field((str,)),
+    "description": _Field(_TEXT),
     "notation": _Field((dict,)),
 }
 _FUNCTION = {
@@ -129,7 +130,7 @@ _INPUT = {
     "cases": _Field((list,)),
     "generate": _Field((str,)),
 }
-_CAUSE = {"when": _Field((str,), True), "say": _Field((str,))}
+_CAUSE = {"when": _Field((str,), True), "say": _Field(_TEXT)}
 
 
 def _type_fix(key: str, types: tuple[type, ...]) -> str:
@@ -270,8 +271,32 @@ def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str
         ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
         if not ok:
             raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {_shown(value)} — {_type_fix(key, field.types)}")
+        if field.types == _TEXT and isinstance(value, dict):
+            _check_languages(doc, at + (key,), value, f"{what}: '{key}'")
         if field.choices and value not in field.choices:
             raise doc.fail(at + (key,), f"{what}: '{key}: {value}' is not known{did_you_mean(value, field.choices)}")
+
+
+def _check_languages(doc: _Doc, at: tuple[Any, ...], value: dict[Any, Any], what: str) -> None:
+    """``{en: …, es: …}``: known languages, each a non-empty text."""
+    from grader.i18n import LANGUAGES
+
+    for lang, text in value.items():
+        if lang not in LANGUAGES:
+            raise doc.fail(at + (lang,), f"{what}: {_shown(lang)} is not a language of the grader "
+                                         f"({', '.join(LANGUAGES)}){did_you_mean(str(lang), LANGUAGES) or ' — use one of them'}")
+        if not isinstance(text, str) or not text.strip():
+            raise doc.fail(at + (lang,), f"{what}: its '{lang}' text must be a non-empty string, not {_shown(text)} — "
+                                         f"write it in quotes, '{lang}: \"…\"'")
+    if not value:
+        raise doc.fail(at, f"{what}: no text — give one, or one per language ('en: …' and 'es: …')")
+
+
+def rubric_text(value: Any) -> Any:
+    """A rubric text as the model holds it: a plain string, or the author's words per language."""
+    from grader.i18n import Texts
+
+    return Texts.of(value) if isinstance(value, dict) else value
 
 
 def _finite(value: float) -> bool:
@@ -429,7 +454,7 @@ def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any]
             if not hasattr(module, when):
                 raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(builtin))}")
             _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
-        causes.append(Cause(when=when, say=cause.get("say")))
+        causes.append(Cause(when=when, say=rubric_text(cause.get("say"))))
     return tuple(causes)
 
 
@@ -496,7 +521,7 @@ def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence
     return Check(
         id=check_id,
         kind=kind,
-        title=data["title"],
+        title=rubric_text(data["title"]),
         points=float(data["points"]),
         acceptance=data["acceptance"],
         spec=spec,
@@ -589,7 +614,7 @@ def load_rubric(path: Path) -> Rubric:
                 raise doc.fail((key, j), f"{_shown(pattern)} is not a file-name pattern — use a glob like 'lab-00*.py'")
     return Rubric(
         lab=data["lab"],
-        title=data["title"],
+        title=rubric_text(data["title"]),
         path=path,
         phase_dir=data["phase_dir"],
         implementation=tuple(data["implementation"]),

@@ -51,9 +51,12 @@ def _code_ids() -> set[str]:
         tree = env.parse(template.read_text(encoding="utf-8"))
         for call in tree.find_all(jinja2.nodes.Call):
             name = getattr(call.node, "name", "")
-            if name in ("_", "_n") and call.args and isinstance(call.args[0], jinja2.nodes.Const):
-                word = call.args[0].value
-                ids |= {word + s for s in PLURAL_SUFFIXES} if name == "_n" else {word}
+            first = call.args[0] if call.args else None
+            words = [first] if isinstance(first, jinja2.nodes.Const) else \
+                [e for e in (first.expr1, first.expr2) if isinstance(e, jinja2.nodes.Const)] if isinstance(first, jinja2.nodes.CondExpr) else []
+            if name in ("_", "_n"):
+                for word in (w.value for w in words):
+                    ids |= {word + s for s in PLURAL_SUFFIXES} if name == "_n" else {word}
     return ids
 
 

@@ -39,7 +39,7 @@ def _line_of(path: Path, needle: str) -> int:
 CASES = [
     ("    atol: 1.0e-12\n    rtol: 1.0e-9\n    sums_to", "    tolerance: 1.0e-12\n    rtol: 1.0e-9\n    sums_to", "tolerance:",
      ["unknown key 'tolerance'", "did you mean 'atol'"]),
-    ("    kind: compare\n    title: \"softmax matches", "    kind: compair\n    title: \"softmax matches", "kind: compair",
+    ("    kind: compare\n    title: {en: \"softmax matches", "    kind: compair\n    title: {en: \"softmax matches", "kind: compair",
      ["unknown check kind 'compair'", "did you mean 'compare'"]),
     ("    points: 2\n    acceptance: true\n\n  - id: jacobian-symmetric", "    points: two\n    acceptance: true\n\n  - id: jacobian-symmetric",
      "points: two", ["'points' must be a number", "'two'"]),

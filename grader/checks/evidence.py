@@ -115,7 +115,7 @@ def _rebuilt(ctx: Context, builder: str, value: np.ndarray, rest: tuple[Any, ...
         return again.shape == observed.shape and bool(np.allclose(again, observed, rtol=1e-7, atol=1e-9, equal_nan=True))
 
 
-def characteristic(ctx: Context, check: Check, fn_spec: FunctionSpec, case: Case) -> str | None:
+def characteristic(ctx: Context, check: Check, fn_spec: FunctionSpec, case: Case) -> Message | None:
     """Where a value is only NaN or inf, which many mistakes give alike, the mistake the rubric recognises in the
     same function on its first input (where the numbers are finite) is the likely one here too."""
     if ctx.run is None:
@@ -135,7 +135,9 @@ def characteristic(ctx: Context, check: Check, fn_spec: FunctionSpec, case: Case
             return None
         predicates = tuple(c for c in check.causes + fn_spec.causes if c.when not in diagnose.NAMES)
         found = diagnose.likely_cause(predicates, ctx.rubric.reference, truth, outcome.value, diff, first.args) if predicates else None
-        return f"{found} (as on {first.label})" if found and predicates and _predicate_fired(ctx, predicates, outcome.value, first.args) else None
+        if found and predicates and _predicate_fired(ctx, predicates, outcome.value, first.args):
+            return msg("cause.as_on", cause=found, input=first.label_message)
+        return None
     return None
 
 

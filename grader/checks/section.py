@@ -345,7 +345,7 @@ def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding
         return _Finding(Status.PASS, f"a code block with the printed output ({_where(ctx, Match(found.line, ''))})",
                         _elsewhere(ctx, spec, sections))
     if any(b.kind == "output" for b in here or everywhere) and pattern:
-        want = spec.get("description") or f"text matching {pattern}"
+        want = text_of(spec["description"]) if spec.get("description") else f"text matching {pattern}"
         return _Finding(Status.FAIL, f"its code block does not show {want}")
     if here or everywhere:
         if all(b.kind == "source" for b in here or everywhere):
