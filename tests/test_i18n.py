@@ -27,7 +27,7 @@ DYNAMIC = {
 }
 PLURAL_SUFFIXES = (".one", ".other")
 # modules whose findings are all catalogue messages: no sentence may be built there
-CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py")
+CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py", "implementation.py", "deliverable.py")
 
 
 def _catalogue(lang: str) -> dict[str, str]:

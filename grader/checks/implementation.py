@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grader.checks.base import Context, listed, result
+from grader.i18n import Message, joined, msg, verbatim
 from grader.model import Check, CheckResult, Status
 
 
@@ -14,41 +15,37 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     rubric = ctx.rubric
     patterns = " or ".join(rubric.implementation)
     if ctx.implementation is None:
-        found = f" (found: {', '.join(ctx.phase_files[:10])})" if ctx.phase_files else " (the folder is missing or empty)"
-        hint = ""
+        found = msg("impl.found", files=", ".join(ctx.phase_files[:10])) if ctx.phase_files else msg("impl.folder_empty")
         prefixes = {_alnum(p.split("*")[0]) for p in rubric.implementation}
         near = [f for f in ctx.phase_files if f.lower().endswith(".py") and any(_alnum(f).startswith(x) for x in prefixes)]
-        if near:
-            hint = f" Is {near[0]} it? Rename it to match {patterns} (names are case-sensitive)."
         if ctx.implementation_error:
-            return result(check, Status.FAIL, ctx.implementation_error.rstrip(".") + ".")
-        return result(check, Status.FAIL, f"no file matching {patterns} in {rubric.phase_dir}/{found}.{hint}")
+            return result(check, Status.FAIL, msg("fault.plain", what=verbatim(ctx.implementation_error.rstrip("."))))
+        return result(check, Status.FAIL, joined(msg("impl.none", patterns=patterns, folder=rubric.phase_dir, found=found),
+                                                 msg("impl.near", file=near[0], patterns=patterns) if near else None))
     assert ctx.run is not None
     load = ctx.run.load
     name = ctx.implementation.name
     if not load.ok and load.machine_fault:
-        return result(check, Status.ERROR, load.error.rstrip(".") + ".")
+        return result(check, Status.ERROR, msg("fault.plain", what=verbatim(load.error.rstrip("."))))
     if not load.ok:
-        return result(check, Status.FAIL, f"{name} could not be loaded: {load.error}.")
+        return result(check, Status.FAIL, msg("impl.not_loaded", name=name, error=load.error))
     wanted = [f.name for f in rubric.functions]
     missing = [f for f in wanted if f not in load.functions]
     if len(missing) == len(wanted):
-        found = f"; it defines {listed(load.functions)}" if load.functions else "; it defines no functions"
-        return result(check, Status.FAIL, f"{name} defines none of the lab's functions ({', '.join(wanted)}){found}.")
-    parts = [f"{name} loaded"]
-    if ctx.implementation_note:
-        parts.append(ctx.implementation_note)
-    if ctx.phase_note:
-        parts.append(ctx.phase_note)
+        defines = msg("impl.defines", names=listed(load.functions)) if load.functions else msg("impl.defines_none")
+        return result(check, Status.FAIL, msg("impl.none_of_the_lab", name=name, wanted=", ".join(wanted), defines=defines))
+    first = msg("impl.loaded.ast", name=name, note=load.note) if load.mode in ("ast", "ast-strict") else \
+        msg("impl.loaded", name=name)
+    parts: list[Message | None] = [first]
+    parts += [verbatim(ctx.implementation_note) if ctx.implementation_note else None,
+              verbatim(ctx.phase_note) if ctx.phase_note else None]
     if ctx.other_implementations:
-        parts.append(f"also found {', '.join(ctx.other_implementations)}, not graded (the graded file is the one defining most "
-                     "of the lab's functions, then the fuller one; keep one file)")
-    if load.mode in ("ast", "ast-strict"):
-        parts[0] += f" from its definitions only: {load.note}; its top-level script was skipped and the functions were graded"
+        parts.append(msg("impl.others", files=", ".join(ctx.other_implementations)))
     if load.skipped:
-        parts.append("top-level statements that failed: " + "; ".join(load.skipped[:3]))
+        parts.append(msg("impl.skipped", statements="; ".join(load.skipped[:3])))
     if missing:
-        parts.append("missing: " + ", ".join(missing) + (f" (found: {listed(load.functions)})" if load.functions else ""))
+        parts.append(msg("impl.missing.found" if load.functions else "impl.missing", names=", ".join(missing),
+                         found=listed(load.functions)))
     else:
-        parts.append("all " + str(len(wanted)) + " functions found")
-    return result(check, Status.PASS, "; ".join(parts) + ".")
+        parts.append(msg("impl.all_found", n=len(wanted)))
+    return result(check, Status.PASS, msg("sentence.end", text=joined(*parts, sep="; ")))
