@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.i18n import Message, Texts, msg
 from grader.model import Cause
 from grader.runner import Observed
 
@@ -72,33 +73,33 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9 * scale))
 
 
-def _sign(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _sign(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason == "value" and np.any(np.abs(expected) > 1e-12) and _same(observed.array, -expected):
-        return "the sign is flipped: you return the negative of the expected value"
+        return msg("cause.sign")
     return None
 
 
-def _transposed(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _transposed(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason == "value" and expected.ndim == 2 and not _same(expected, expected.T) and _same(observed.array, expected.T):
-        return "the result is transposed (rows and columns swapped)"
+        return msg("cause.transposed")
     return None
 
 
-def _float32(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _float32(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if observed.dtype in ("float32", "float16"):
-        return f"computed in {observed.dtype}: it keeps only about {7 if observed.dtype == 'float32' else 3} significant digits; use float64"
+        return msg("cause.low_precision", dtype=observed.dtype, digits=7 if observed.dtype == "float32" else 3)
     values = observed.array[np.isfinite(observed.array)]
     if diff.reason == "value" and values.size and np.array_equal(values.astype(np.float32).astype(np.float64), values) \
             and diff.max_rel is not None and 1e-9 < diff.max_rel < 1e-5 and np.any(values != np.round(values)):
-        return "the values look like float32 arithmetic (about 7 significant digits); use float64"
+        return msg("cause.looks_float32")
     return None
 
 
-def _symmetric(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _symmetric(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     a = observed.array
     if diff.reason == "value" and expected.ndim == 2 and expected.shape[0] == expected.shape[1] \
             and _same(expected, expected.T) and a.shape == expected.shape and not _same(a, a.T):
-        return "your matrix is not symmetric, but the true one is"
+        return msg("cause.not_symmetric")
     return None
 
 
@@ -110,34 +111,34 @@ def _error_vector(expected: np.ndarray, observed: Observed, diff: Diff, min_size
     return d if d.size >= min_size and np.all(np.isfinite(d)) else None
 
 
-def _offset(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _offset(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     d = _error_vector(expected, observed, diff, 2)
     if d is None:
         return None
     c = float(np.mean(d))
     if abs(c) > 1e-9 and np.allclose(d, c, rtol=1e-6, atol=1e-9):
-        return f"every entry is off by the same constant ≈ {c:.4g} (a missing or extra shift)"
+        return msg("cause.offset", c=f"{c:.4g}")
     return None
 
 
-def _index_shift(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _index_shift(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     d = _error_vector(expected, observed, diff, 3)
     if d is None:
         return None
     big = np.flatnonzero(np.abs(d) > 1e-6)
     if big.size == 2 and np.isclose(d[big[0]], -d[big[1]], rtol=1e-6):
         i, j = (np.unravel_index(k, expected.shape) for k in big)
-        return f"only two entries are wrong, by +{abs(d[big[0]]):.4g} and −{abs(d[big[0]]):.4g} (at {_index(i)} and {_index(j)}): an index put in the wrong place"
+        return msg("cause.index_shift", d=f"{abs(d[big[0]]):.4g}", i=_index(i), j=_index(j))
     return None
 
 
-def _nonfinite(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _nonfinite(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason == "nonfinite":
-        return "the result has inf or NaN where the true value is finite: an overflow (exp of a large number) or log(0); subtract the maximum first (the log-sum-exp trick)"
+        return msg("cause.nonfinite")
     return None
 
 
-def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...] = ()) -> str | None:
+def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...] = ()) -> Message | None:
     e, o = expected.ravel(), observed.array.ravel()
     first = next((a for a in args if isinstance(a, np.ndarray)), None)
     if diff.reason == "value" and e.size == o.size == 1 and e[0] != 0 and first is not None and first.size > 1:
@@ -145,8 +146,7 @@ def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[An
         if _log_base(ratio):
             return _log_base(ratio)
         if abs(ratio * first.size - 1) < 1e-9:
-            return (f"the value is divided by n = {first.size} (a factor of 1/n): a mean over the {first.size} entries where "
-                    "the value of one example is a single term; drop the mean")
+            return msg("cause.mean", n=first.size)
         return None
     if diff.reason != "value" or e.size < 2 or float(e @ e) == 0.0:
         return None
@@ -155,42 +155,37 @@ def _scaled(expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[An
         sizes = {e.size} | ({first.size, first.shape[0]} if first is not None and first.ndim else set())
         n = next((s for s in sorted(sizes) if s > 1 and abs(c * s - 1) < 1e-6), None)
         if n is not None:
-            return (f"every entry is divided by n = {n} (a factor of 1/n): an average over the entries where the value "
-                    "of one example belongs; drop the division")
-        return _log_base(c) or f"every entry is off by the same factor ≈ {c:.4g}"
+            return msg("cause.divided", n=n)
+        return _log_base(c) or msg("cause.factor", c=f"{c:.4g}")
     return None
 
 
-def _log_base(ratio: float) -> str:
+def _log_base(ratio: float) -> Message | None:
     """A logarithm in base 10 or 2 where the natural one belongs: off by exactly 1/ln 10 or 1/ln 2."""
     for base, name in ((10, "np.log10"), (2, "np.log2")):
         if abs(ratio * math.log(base) - 1) < 1e-7:
-            return (f"the value is the true one divided by ln {base} (×{1 / math.log(base):.4f}): a logarithm in base {base} "
-                    f"({name}, or math.log(x, {base})) where the natural logarithm belongs; use np.log")
-    return ""
+            return msg("cause.log_base", base=base, factor=f"{1 / math.log(base):.4f}", name=name)
+    return None
 
 
-def _nan(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _nan(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason == "nonfinite" and diff.observed_at is not None and np.isnan(diff.observed_at):
-        return ("the result is NaN where the true value is finite: an overflow before it (exp of a large number is inf, "
-                "and inf/inf or inf − inf is NaN); subtract the maximum before exp")
+        return msg("cause.nan")
     return None
 
 
-def _infinite(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _infinite(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason == "nonfinite" and diff.observed_at is not None and np.isinf(diff.observed_at):
-        return ("the result is infinite where the true value is finite: log(0) of a probability that underflowed, or exp "
-                "of a large number; work in logs (log-sum-exp) instead")
+        return msg("cause.infinite")
     return None
 
 
-def _diagonal(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _diagonal(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     """A matrix returned as the vector of its diagonal."""
     got = observed.array
     if diff.reason == "shape" and expected.ndim == 2 and expected.shape[0] == expected.shape[1] and got.ndim == 1 \
             and got.shape[0] == expected.shape[0] and _same(got, np.diag(expected).copy()):
-        return (f"only the diagonal of the matrix is there, as a vector of shape {got.shape}: the off-diagonal entries "
-                f"are missing; return the whole {expected.shape[0]}×{expected.shape[1]} matrix")
+        return msg("cause.diagonal", shape=str(got.shape), rows=expected.shape[0], cols=expected.shape[1])
     return None
 
 
@@ -216,7 +211,7 @@ def _probabilities(failures: Sequence[tuple[np.ndarray, Observed]]) -> list[tupl
     return pairs
 
 
-def _log_epsilon(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
+def _log_epsilon(failures: Sequence[tuple[np.ndarray, Observed]]) -> Message | None:
     """−log(p + ε): exp(−value) − p is the same small ε on every input."""
     pairs = _probabilities(failures)
     if not pairs:
@@ -225,11 +220,10 @@ def _log_epsilon(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
     first = eps[0]
     if first <= 0 or not all(abs(e - first) <= 1e-3 * first for e in eps) or not (_round(first) or len(eps) >= 3):
         return None
-    return (f"an epsilon inside the log, −log(p + ε) with ε ≈ {first:.0e}: it biases every loss by about ε/p_y and caps "
-            "it near −log ε; compute the loss from the logits (log-sum-exp) instead of the log of a probability")
+    return msg("cause.log_epsilon", eps=f"{first:.0e}")
 
 
-def _log_clip(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
+def _log_clip(failures: Sequence[tuple[np.ndarray, Observed]]) -> Message | None:
     """−log(clip(p, ε, 1 − ε)): a certain class costs −log(1 − ε) ≈ ε instead of 0, a far-behind one −log ε."""
     pairs = _probabilities(failures)
     if not pairs:
@@ -245,31 +239,27 @@ def _log_clip(failures: Sequence[tuple[np.ndarray, Observed]]) -> str | None:
     first = eps[0]
     if not _round(first) or not all(abs(e - first) <= 1e-3 * first for e in eps):
         return None
-    return (f"the probability is clipped to [ε, 1 − ε] with ε ≈ {first:.0e} before the log: a certain class costs ε "
-            f"instead of 0 and a far-behind one is capped at −log ε ≈ {-math.log(first):.3g}; compute the loss from the "
-            "logits (log-sum-exp) instead of clipping")
+    return msg("cause.log_clip", eps=f"{first:.0e}", cap=f"{-math.log(first):.3g}")
 
 
-def _shape(expected: np.ndarray, observed: Observed, diff: Diff) -> str | None:
+def _shape(expected: np.ndarray, observed: Observed, diff: Diff) -> Message | None:
     if diff.reason != "shape":
         return None
     got, want = observed.array.shape, expected.shape
     if got == () and want != ():
-        return f"a single number where an array of shape {want} belongs (a dot product or a sum where an outer product or a vector was meant?)"
+        return msg("cause.scalar", want=str(want))
     if observed.array.size == expected.size:
         same = np.allclose(observed.array.ravel(), expected.ravel(), rtol=1e-6, atol=1e-9)
-        return (f"the result has shape {got}, but shape {want} was expected"
-                + (" — the numbers are right, only the shape differs (use .ravel() or .reshape)" if same else
-                   " — the same number of entries in a different layout"))
-    return f"the result has shape {got}, but shape {want} was expected"
+        return msg("cause.shape.same" if same else "cause.shape.layout", got=str(got), want=str(want))
+    return msg("cause.shape", got=str(got), want=str(want))
 
 
 def _index(ix: Sequence[Any]) -> str:
     return "[" + ", ".join(str(int(i)) for i in ix) + "]"
 
 
-Detector = Callable[[np.ndarray, Observed, Diff], "str | None"]
-Many = Callable[[Sequence[tuple[np.ndarray, Observed]]], "str | None"]
+Detector = Callable[[np.ndarray, Observed, Diff], "Message | None"]
+Many = Callable[[Sequence[tuple[np.ndarray, Observed]]], "Message | None"]
 # The specific before the generic: the first that fires is the cause said.
 BUILTIN: dict[str, Detector] = {
     "diagonal": _diagonal,
@@ -298,7 +288,7 @@ def likely_cause(
     diff: Diff,
     args: tuple[Any, ...],
     failures: Sequence[tuple[np.ndarray, Observed]] = (),
-) -> str | None:
+) -> Message | Texts | str | None:
     """The most specific cause, said once. In order: the rubric's own predicates (lab knowledge of this very
     mistake), the detectors that read every failing input at once, the rubric's built-in causes in its words, then
     the built-in detectors, specific before generic. inf and NaN are expected here."""
@@ -329,13 +319,13 @@ def likely_cause(
     return None
 
 
-def _run(detector: Detector, name: str, expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...]) -> str | None:
+def _run(detector: Detector, name: str, expected: np.ndarray, observed: Observed, diff: Diff, args: tuple[Any, ...]) -> Message | None:
     if name == "scaled":
         return _scaled(expected, observed, diff, args)
     return detector(expected, observed, diff)
 
 
-def say_for(causes: Sequence[Cause], when: str) -> str | None:
+def say_for(causes: Sequence[Cause], when: str) -> Texts | str | None:
     for cause in causes:
         if cause.when == when:
             return cause.say

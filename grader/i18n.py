@@ -46,6 +46,9 @@ class Message:
     def __bool__(self) -> bool:
         return not (self.id == VERBATIM and not self.params.get("text"))
 
+    def __str__(self) -> str:  # a message still said inside an English sentence (a check not yet in the catalogue)
+        return self.english()
+
 
 @dataclass(frozen=True)
 class Texts:
