@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
+from grader.i18n import Message, msg
 from grader.errors import SubmissionError
 from grader.learnerfiles import read_bytes, size
 from grader.maths.extract import Piece
@@ -112,6 +113,15 @@ class Document:
             if section.holds(line) and (found is None or section.level > found.level):
                 found = section
         return found
+
+    def place(self, line: int, start: bool = False) -> Message:
+        """``where``, as a message: "line 12" or "cell 4"; ``start`` for the beginning of a sentence."""
+        cell = None
+        for first, number in self.cells:
+            if first <= line:
+                cell = number
+        kind = "cell" if cell is not None else "line"
+        return msg(f"place.{kind}{'.start' if start else ''}", n=cell if cell is not None else line)
 
     def where(self, line: int) -> str:
         """A line as the learner finds it: "line 12", or "cell 4" in a notebook."""

@@ -23,11 +23,12 @@ STATUSES = ("pass", "fail", "error", "skip", "review")
 DYNAMIC = {
     "status.": STATUSES, "badge.": STATUSES, "count.": STATUSES, "export.status.": ("review", "error", "skip"),
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
+    "place.": ("line", "cell", "line.start", "cell.start"),
     "property.pass.": tuple(f"{p}.{n}" for p in ("symmetric", "finite", "unmutated") for n in ("one", "other")),
 }
 PLURAL_SUFFIXES = (".one", ".other")
 # modules whose findings are all catalogue messages: no sentence may be built there
-CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py", "implementation.py", "deliverable.py")
+CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py", "implementation.py", "deliverable.py", "section.py")
 
 
 def _catalogue(lang: str) -> dict[str, str]:

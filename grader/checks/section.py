@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.checks.base import Context, result
+from grader.rubric import rubric_text
 from grader.deliverable import CodeBlock, Image, Section
 from grader.maths.match import Analysis, Match, analyse
+from grader.i18n import Message, joined, msg, plural, verbatim
 from grader.model import Check, CheckResult, Status
 from grader.notation import heading_matches, sentences
 
@@ -43,8 +45,8 @@ class _Finding:
     """One requirement of the check: its outcome and what to say about it."""
 
     status: Status
-    text: str
-    note: str = ""  # said after the outcome (found elsewhere, a clearer heading helps)
+    text: Message
+    note: Message | None = None  # said after the outcome (found elsewhere, a clearer heading helps)
     lines: tuple[int, ...] = ()  # where what it found is: the message names only the sections holding these
 
 
@@ -71,7 +73,7 @@ def _is_picture(ctx: Context, src: str) -> bool:
 _CODE_SPAN = re.compile(r"`[^`\n]{0,200}`")
 
 
-def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
+def _heading_hint(ctx: Context, words: Sequence[str]) -> Message | None:
     """A line that reads like the wanted heading but is not one (bold text, a label with a colon)."""
     assert ctx.document is not None
     for piece in ctx.document.pieces:
@@ -83,16 +85,17 @@ def _heading_hint(ctx: Context, words: Sequence[str]) -> str:
             looks = plain.startswith(("**", "__")) or plain.endswith(":")  # a bold line, or a label
             if looks and bare and len(bare) <= 60 and len(bare.split()) <= 8 and "=" not in bare and "$" not in bare \
                     and heading_matches(bare, words):
-                return f" {ctx.document.where(piece.line + k).capitalize()} ('{line.strip()[:80]}') looks like one: make it a heading, '## {bare}'"
-    return ""
+                return msg("section.looks_like", where=ctx.document.place(piece.line + k, start=True),
+                           line=line.strip()[:80], bare=bare)
+    return None
 
 
-def _where(ctx: Context, match: Match) -> str:
+def _where(ctx: Context, match: Match) -> Message:
     """"line 12 (under 'Part A')": where the learner will find it."""
     assert ctx.document is not None
-    place = ctx.document.where(match.line)
+    place = ctx.document.place(match.line)
     section = ctx.document.section_at(match.line)
-    return f"{place}, under '{section.heading}'" if section is not None and section.heading else place
+    return msg("section.under", place=place, heading=section.heading) if section is not None and section.heading else place
 
 
 def _shown(text: str) -> str:
@@ -104,11 +107,10 @@ def _suggest(spec: dict[str, Any]) -> str:
     return first[:1].upper() + first[1:]
 
 
-def _elsewhere(ctx: Context, spec: dict[str, Any], sections: Sequence[Section]) -> str:
+def _elsewhere(ctx: Context, spec: dict[str, Any], sections: Sequence[Section]) -> Message:
     if sections:
-        return f"outside the section headed like '{_suggest(spec)}'"
-    hint = _heading_hint(ctx, spec["headings"]).strip()
-    return hint or f"a heading such as '## {_suggest(spec)}' would help your reader find it"
+        return msg("section.outside", heading=_suggest(spec))
+    return _heading_hint(ctx, spec["headings"]) or msg("section.heading_helps", heading=_suggest(spec))
 
 
 def _images(sections: Sequence[Section], ctx: Context) -> tuple[list[str], list[str], list[str]]:
@@ -131,60 +133,52 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
     matches = analysis.results.get(name, [])
     inside = _inside(matches, sections)
     if inside:  # the last statement of it is the learner's conclusion
-        return _Finding(Status.PASS, f"reaches the result ({_shown(inside[-1].text)}, {_where(ctx, inside[-1])})",
+        return _Finding(Status.PASS, msg("section.reaches", formula=_shown(inside[-1].text), where=_where(ctx, inside[-1])),
                         _contradicted(ctx, analysis, name, inside[-1]), (inside[-1].line,))
     if matches:
-        note = "; ".join(n for n in (_elsewhere(ctx, spec, sections), _contradicted(ctx, analysis, name, matches[-1])) if n)
-        return _Finding(Status.PASS, f"reaches the result ({_shown(matches[-1].text)}, {_where(ctx, matches[-1])})", note,
-                        (matches[-1].line,))
+        note = joined(_elsewhere(ctx, spec, sections), _contradicted(ctx, analysis, name, matches[-1]), sep="; ")
+        return _Finding(Status.PASS, msg("section.reaches", formula=_shown(matches[-1].text), where=_where(ctx, matches[-1])),
+                        note, (matches[-1].line,))
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
         return picture
     steps = notation.results[name].steps
     shown = [k for k in range(len(steps)) if analysis.steps.get((name, k))]
-    incomplete = "" if analysis.complete else (f" (only the first {analysis.read} of its {analysis.total} formulas could be "
-                                               "read in time; shorten the deliverable)")
+    incomplete: Message | str = "" if analysis.complete else msg("section.incomplete", read=analysis.read, total=analysis.total)
     near = analysis.near.get(name, [])
     for wanted in ("sign", "other", "diagonal"):  # the most telling near miss first; the last one written of its kind
         found = [m for m, kind in near if kind == wanted]
         if not found or wanted == "diagonal" and len(shown) == len(steps) > 1:
             continue  # a diagonal beside the other cases is just the case i = j
         match = found[-1]
-        where = f"{_shown(match.text)} ({_where(ctx, match)})"
+        where = msg("section.formula_at", formula=_shown(match.text), where=_where(ctx, match))
         if wanted == "sign":
-            return _Finding(Status.FAIL, f"it does not reach the result: {where} is its negative — check the sign{incomplete}")
+            return _Finding(Status.FAIL, msg("section.negative", where=where, incomplete=incomplete))
         if wanted == "other":
-            return _Finding(Status.FAIL, f"it does not reach the result: {where} is not {_describe(ctx, name)} — check it "
-                                         f"term by term{incomplete}")
-        return _Finding(Status.FAIL, f"it does not reach the result: {where} is only its diagonal (i = j); the entries "
-                                     f"with i ≠ j are missing — write the whole result as one formula{incomplete}")
+            return _Finding(Status.FAIL, msg("section.not_it", where=where, result=_describe(ctx, name), incomplete=incomplete))
+        return _Finding(Status.FAIL, msg("section.diagonal", where=where, incomplete=incomplete))
     broken, others = _images(sections or ctx.document.top_sections(), ctx)[1:]  # type: ignore[union-attr]
     if broken:
-        return _Finding(Status.FAIL, f"it links to the image {', '.join(broken)}, which is not in the folder, and the result "
-                                     "is not written as text")
+        return _Finding(Status.FAIL, msg("section.broken_image.result", images=", ".join(broken)))
     if others:
-        return _Finding(Status.FAIL, f"it links to {', '.join(others)}, which is not a picture (or is empty), and the result "
-                                     "is not written as text")
+        return _Finding(Status.FAIL, msg("section.not_picture.result", files=", ".join(others)))
     said = "; ".join(text_of(steps[k].say) for k in shown)
     if len(steps) > 1 and len(shown) == len(steps):
-        return _Finding(Status.FAIL, f"it does not reach the result: it shows {said}, but not one formula that combines "
-                                     f"them — write {_describe(ctx, name)}{incomplete}")
+        return _Finding(Status.FAIL, msg("section.not_combined", said=said, result=_describe(ctx, name), incomplete=incomplete))
     if shown:
-        return _Finding(Status.FAIL, f"it does not reach the result: it shows {said}, but stops before {_describe(ctx, name)}"
-                                     f"{incomplete}")
-    code = " — formulas in Python code blocks are not read" if any(
+        return _Finding(Status.FAIL, msg("section.stops_before", said=said, result=_describe(ctx, name), incomplete=incomplete))
+    code: Message | str = msg("section.code_not_read") if any(
         b.kind == "source" for sec in ctx.document.top_sections() for b in sec.code_blocks) else ""  # type: ignore[union-attr]
-    return _Finding(Status.FAIL, f"it does not reach the result: no formula states {_describe(ctx, name)} "
-                                 f"(any notation: LaTeX, Unicode or ASCII){code}{incomplete}")
+    return _Finding(Status.FAIL, msg("section.no_formula", result=_describe(ctx, name), code=code, incomplete=incomplete))
 
 
-def _contradicted(ctx: Context, analysis: Analysis, name: str, match: Match) -> str:
+def _contradicted(ctx: Context, analysis: Analysis, name: str, match: Match) -> Message | None:
     """A later statement of the same result that says something else (the right component form, then a wrong
     boxed matrix form): the check still passes — the result is there — but the learner is told where to look."""
     later = [m for m, kind in analysis.near.get(name, []) if kind in ("sign", "other") and m.line > match.line]
     if not later:
-        return ""
-    return f"but {_shown(later[-1].text)} ({_where(ctx, later[-1])}) states it differently — check that line"
+        return None
+    return msg("section.contradicted", formula=_shown(later[-1].text), where=_where(ctx, later[-1]))
 
 
 def _describe(ctx: Context, name: str) -> str:
@@ -201,9 +195,8 @@ def _picture_review(check: Check, ctx: Context, sections: Sequence[Section]) -> 
         present, broken, _ = _images(ctx.document.top_sections(), ctx)
     if not present:
         return None
-    extra = f" (the link to {', '.join(broken)} is broken)" if broken else ""
-    return _Finding(Status.REVIEW, f"the derivation is given as an image ({', '.join(present)}){extra}: an instructor will "
-                                   "read it; points are given provisionally")
+    extra: Message | str = msg("section.link_broken", images=", ".join(broken)) if broken else ""
+    return _Finding(Status.REVIEW, msg("section.picture", images=", ".join(present), extra=extra))
 
 
 def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: Analysis) -> _Finding:
@@ -215,29 +208,28 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
     if not missing:
         inside = all(_inside(m, sections) for m in found.values())
         said = "; ".join(text_of(s.say) for s in steps)
-        return _Finding(Status.PASS, f"shows the steps: {said}", "" if inside else _elsewhere(ctx, spec, sections),
+        return _Finding(Status.PASS, msg("section.steps_shown", said=said), None if inside else _elsewhere(ctx, spec, sections),
                         tuple(m[0].line for m in found.values()))
     picture = _picture_review(check, ctx, sections)
     if picture is not None:
         return picture
     broken = _images(sections or ctx.document.top_sections(), ctx)[1]  # type: ignore[union-attr]
     if broken and not any(found.values()):
-        return _Finding(Status.FAIL, f"it links to the image {', '.join(broken)}, which is not in the folder, and the steps "
-                                     "are not written as text")
+        return _Finding(Status.FAIL, msg("section.broken_image.steps", images=", ".join(broken)))
     wanted = "; ".join(text_of(steps[k].say) for k in missing)
-    incomplete = "" if analysis.complete else f" (only the first {analysis.read} formulas could be read in time)"
+    incomplete: Message | str = "" if analysis.complete else msg("section.incomplete.short", read=analysis.read)
     flipped = [(k, analysis.near[f"{name}#{k}"][-1][0]) for k in missing if analysis.near.get(f"{name}#{k}")]
     if flipped:
         k, match = flipped[0]
-        return _Finding(Status.FAIL, f"{text_of(steps[k].say)}: {_shown(match.text)} ({_where(ctx, match)}) has its sign "
-                                     f"flipped{incomplete}")
+        return _Finding(Status.FAIL, msg("section.step_sign", step=text_of(steps[k].say), formula=_shown(match.text),
+                                         where=_where(ctx, match), incomplete=incomplete))
     if analysis.results.get(name):
         if len(missing) == len(steps):
-            return _Finding(Status.FAIL, f"the result is there but not how you got there: show {wanted}{incomplete}")
-        return _Finding(Status.FAIL, f"the result is there; show also {wanted}{incomplete}")
+            return _Finding(Status.FAIL, msg("section.result_no_steps", wanted=wanted, incomplete=incomplete))
+        return _Finding(Status.FAIL, msg("section.show_also", wanted=wanted, incomplete=incomplete))
     if len(missing) < len(steps):
-        return _Finding(Status.FAIL, f"a step is missing: {wanted}{incomplete}")
-    return _Finding(Status.FAIL, f"no step of the derivation is written out: show {wanted}{incomplete}")
+        return _Finding(Status.FAIL, msg("section.step_missing", wanted=wanted, incomplete=incomplete))
+    return _Finding(Status.FAIL, msg("section.no_steps", wanted=wanted, incomplete=incomplete))
 
 
 def _reflective_runs(ctx: Context, skip: Sequence[Section], page: Sequence[str] = ()) -> tuple[int, Section | None]:
@@ -290,29 +282,27 @@ def _sentences(check: Check, ctx: Context, sections: Sequence[Section]) -> _Find
     own, copied = own_sentences("\n\n".join(s.prose for s in sections), page) if sections else ([], 0)
     n = len(own)
     if sections and n >= wanted:
-        return _Finding(Status.PASS, f"{n} sentences")
+        return _Finding(Status.PASS, plural("section.sentences", n))
     if sections and copied:
-        return _Finding(Status.FAIL, f"it has {n} sentence{'s' if n != 1 else ''} of your own; {copied} more are the lab "
-                                     f"page's own words, which do not count — at least {wanted} are asked: answer the "
-                                     "questions in your words")
+        return _Finding(Status.FAIL, plural("section.copied", n, copied=copied, wanted=wanted))
     count, where = _reflective_runs(ctx, sections, page)  # not under its heading: the part written as a reflection
     if where is not None and count >= wanted:
-        place = f"under '{where.heading}'" if where.heading else "in the text before the first heading"
-        return _Finding(Status.PASS, f"{count} sentences of reflection {place} ({ctx.document.where(where.line)})",
+        place = msg("section.under_heading", heading=where.heading) if where.heading else msg("section.before_headings")
+        return _Finding(Status.PASS, msg("section.reflection_at", n=count, place=place, where=ctx.document.place(where.line)),
                         _elsewhere(ctx, check.spec, sections))
     if sections:
-        return _Finding(Status.FAIL, f"it has {n} sentence{'s' if n != 1 else ''}; at least {wanted} are asked "
-                                     "(placeholders such as TODO, fragments under 3 words and repeated sentences do not count)")
+        return _Finding(Status.FAIL, plural("section.too_few", n, wanted=wanted))
     return _Finding(Status.FAIL, _no_section(check, ctx))
 
 
-def _no_section(check: Check, ctx: Context) -> str:
+def _no_section(check: Check, ctx: Context) -> Message:
     assert ctx.document is not None
     spec = check.spec
     seen = [h for h in ctx.document.headings() if h]
     hint = _heading_hint(ctx, spec["headings"])
-    return (f"no section headed like '{_suggest(spec)}' and no such text elsewhere; headings found: "
-            f"{', '.join(repr(h) for h in seen[:10]) or 'none'}" + (f".{hint}" if hint else ""))
+    found = msg("section.no_section", heading=_suggest(spec),
+                headings=", ".join(repr(h) for h in seen[:10]) or msg("missing.no_functions"))
+    return joined(msg("sentence.end", text=found), hint, sep=" ") if hint else found
 
 
 _PATTERN_TEXT, _PATTERN_LINES, _PATTERN_LINE = 20_000, 400, 300  # of an output block, for a rubric's code_pattern
@@ -337,28 +327,26 @@ def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding
 
     here = [b for s in sections for b in s.code_blocks]
     if any(shows(b) for b in here):
-        return _Finding(Status.PASS, "a code block with the printed output")
+        return _Finding(Status.PASS, msg("section.output"))
     everywhere = [b for s in ctx.document.top_sections() for b in s.code_blocks]
     elsewhere = [b for b in everywhere if shows(b)]
     if elsewhere:
         found = elsewhere[0]
-        return _Finding(Status.PASS, f"a code block with the printed output ({_where(ctx, Match(found.line, ''))})",
+        return _Finding(Status.PASS, msg("section.output_at", where=_where(ctx, Match(found.line, ''))),
                         _elsewhere(ctx, spec, sections))
     if any(b.kind == "output" for b in here or everywhere) and pattern:
-        want = text_of(spec["description"]) if spec.get("description") else f"text matching {pattern}"
-        return _Finding(Status.FAIL, f"its code block does not show {want}")
+        want = rubric_text(spec["description"]) if spec.get("description") else msg("section.matching", pattern=pattern)
+        return _Finding(Status.FAIL, msg("section.output_lacks", want=want))
     if here or everywhere:
         if all(b.kind == "source" for b in here or everywhere):
-            return _Finding(Status.FAIL, "its code blocks hold source code, not the printed output: run the script and "
-                                         "paste what it printed")
-        return _Finding(Status.FAIL, "no code block holds printed output (numbers, messages or a traceback): run the "
-                                     "script and paste what it printed")
-    return _Finding(Status.FAIL, "it has no code block with the printed output (paste it between ``` lines)")
+            return _Finding(Status.FAIL, msg("section.output_is_source"))
+        return _Finding(Status.FAIL, msg("section.output_none_printed"))
+    return _Finding(Status.FAIL, msg("section.output_no_block"))
 
 
 def check_section(check: Check, ctx: Context) -> CheckResult:
     if ctx.document is None:
-        return result(check, Status.SKIP, "skipped: the deliverable is missing or unreadable (see deliverable-found)")
+        return result(check, Status.SKIP, msg("section.skip"))
     spec = check.spec
     sections = ctx.document.find(spec["headings"])
     findings: list[_Finding] = []
@@ -372,15 +360,16 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
     if spec.get("output"):
         findings.append(_output(check, ctx, sections))
     if not findings:
-        findings.append(_Finding(Status.PASS, "present") if sections else _Finding(Status.FAIL, _no_section(check, ctx)))
+        findings.append(_Finding(Status.PASS, msg("section.present")) if sections else _Finding(Status.FAIL, _no_section(check, ctx)))
     located = [line for f in findings for line in f.lines]
     shown = [s for s in sections if any(s.holds(line) for line in located)] if located else list(sections)
-    named = ", ".join(f"'{s.heading}' ({ctx.document.where(s.line)})" for s in shown)
-    lead = f"section {named}: " if shown else ""
+    named = joined(*(msg("section.named", heading=s.heading, where=ctx.document.place(s.line)) for s in shown), sep=", ")
+    lead: Message | str = msg("section.lead", named=named) if shown else ""
     for status in (Status.FAIL, Status.REVIEW):
         chosen = [f for f in findings if f.status == status]
         if chosen:
-            notes = "".join(f" Note: {text}." for text in ctx.document.notes) if status == Status.FAIL else ""
-            return result(check, status, lead + "; ".join(f.text for f in chosen) + "." + notes)
-    said = "; ".join(f.text + (f" — {f.note}" if f.note else "") for f in findings)
-    return result(check, Status.PASS, lead + said + ".")
+            notes = [msg("sentence.note", note=verbatim(text)) for text in ctx.document.notes] if status == Status.FAIL else []
+            return result(check, status, joined(msg("section.says", lead=lead, text=joined(*(f.text for f in chosen), sep="; ")),
+                                                *notes))
+    said = joined(*(msg("section.with_note", text=f.text, note=f.note) if f.note else f.text for f in findings), sep="; ")
+    return result(check, Status.PASS, msg("section.says", lead=lead, text=said))
