@@ -23,12 +23,14 @@ STATUSES = ("pass", "fail", "error", "skip", "review")
 DYNAMIC = {
     "status.": STATUSES, "badge.": STATUSES, "count.": STATUSES, "export.status.": ("review", "error", "skip"),
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
-    "place.": ("line", "cell", "line.start", "cell.start"),
+    "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
+    "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
+    "scheme.words.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "property.pass.": tuple(f"{p}.{n}" for p in ("symmetric", "finite", "unmutated") for n in ("one", "other")),
 }
 PLURAL_SUFFIXES = (".one", ".other")
 # modules whose findings are all catalogue messages: no sentence may be built there
-CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py", "implementation.py", "deliverable.py", "section.py")
+CONVERTED = ("compare.py", "agree.py", "property.py", "relation.py", "implementation.py", "deliverable.py", "section.py", "fd.py")
 
 
 def _catalogue(lang: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from grader import diagnose
+from grader.i18n import Message, joined, msg
 from grader.checks.base import Context, check_on, expected_value, prefetch, reference_call
 from grader.model import FunctionSpec
 from grader.rubric import arity
@@ -31,9 +32,17 @@ _GRID = tuple(10.0 ** (k / 4) for k in range(-36, 25))  # 1e-9 … 1e6, for fitt
 _LEARNER_STEPS = (1e-4, 1e-5, 1e-3, 1e-6, 1e-7, 1e-2)
 _STEP_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12,
                 1e-13, 1e-14)
-_WORDS = {"centred": "centred difference (f(z+h) − f(z−h)) / 2h", "forward": "forward (one-sided) difference (f(z+h) − f(z)) / h",
-          "backward": "backward (one-sided) difference (f(z) − f(z−h)) / h", "five-point": "five-point centred difference",
-          "one-sided": "one-sided difference", "higher-order": "higher-order difference", "adaptive": "adaptive difference"}
+SCHEMES_SAID = ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive")
+
+
+def _words(scheme: str) -> Message:
+    """The difference by name and formula: "forward (one-sided) difference (f(z+h) − f(z)) / h"."""
+    return msg(f"scheme.words.{scheme}")
+
+
+def _scheme(scheme: str) -> Message:
+    """The scheme as an adjective: a "centred" difference."""
+    return msg(f"scheme.{scheme}")
 
 Values = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -47,7 +56,7 @@ class Verdict:
     scheme: str = ""  # the difference it computes, when known
     step: float | None = None  # the step it uses: its default (h honoured) or the one it hides (h ignored)
     own: str = ""  # the learner's function it differences, when that function is not the true one
-    fake: str = ""  # why it is not a finite difference, when it is not
+    fake: Message | None = None  # why it is not a finite difference, when it is not
     analytic: bool = False  # its values are the derivative itself, to the last bits
     times_step: int = 0  # its values are the derivative times h (1) or h² (2): the step multiplies instead of divides
 
@@ -381,12 +390,10 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
         centred = _difference(reference, x, "centred", PROBES[0])
         theirs = float(np.max(np.abs(probes[0] - truth))) if probes[0].shape == truth.shape else math.nan
         true_gap = float(np.max(np.abs(centred - truth))) if centred is not None else math.nan
-        return Verdict(True, True, fake=(f"at h = {PROBES[0]:g} a difference is off the derivative in proportion to a higher "
-                                         f"derivative of the function (a centred one by {true_gap:.1e}), but yours is off by "
-                                         f"{theirs:.1e}" + (" in every entry alike" if _uniform(probes[0] - truth) else
-                                                            " in a pattern no difference has")))
+        return Verdict(True, True, fake=msg("fd.fake.large_step.uniform" if _uniform(probes[0] - truth) else "fd.fake.large_step",
+                                            h=f"{PROBES[0]:g}", gap=f"{true_gap:.1e}", theirs=f"{theirs:.1e}"))
     if observed.shape == truth.shape and _analytic(ctx, fn_spec, args, observed, truth):
-        return Verdict(takes, False, fake="its values are the analytic derivative itself, to the last bits", analytic=True)
+        return Verdict(takes, False, fake=msg("fd.fake.analytic"), analytic=True)
     error = float(np.max(np.abs(observed - truth))) if observed.shape == truth.shape else math.inf
     if error <= atol * 1e-3:  # rounding only: accurate, and nothing to read its scheme from
         return Verdict(takes, False)
@@ -412,7 +419,7 @@ def _judge(ctx: Context, fn_spec: FunctionSpec, prim: FunctionSpec, args: tuple[
             gap = float(np.max(np.abs(noisy - truth)))
             if gap / 5 <= error <= gap * 5:
                 return Verdict(takes, False, "centred", h)
-    return Verdict(takes, False, fake=f"its error ({error:.1e}) has the shape of no difference's truncation error at any step")
+    return Verdict(takes, False, fake=msg("fd.fake.shape", error=f"{error:.1e}"))
 
 
 def _step_scaled(x: np.ndarray, expected: np.ndarray, observed: np.ndarray) -> str:
@@ -442,9 +449,8 @@ def _switched(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observ
     scale = max(float(np.max(np.abs(truth))) if truth.size else 0.0, 1e-300)
     if gap <= 1e-14 * scale:
         return None  # at this step even an honest difference is exact
-    return Verdict(True, True, scheme, step, fake=(f"it is a {scheme} difference at h = {PROBES[0]:g} and {PROBES[1]:g}, but at "
-                                                   f"its default h = {step:g} it returns the analytic derivative itself, to "
-                                                   f"the last bits — a {scheme} difference there is off by about {gap:.0e}"))
+    return Verdict(True, True, scheme, step, fake=msg("fd.fake.switched", scheme=_scheme(scheme), h1=f"{PROBES[0]:g}",
+                                                      h2=f"{PROBES[1]:g}", step=f"{step:g}", gap=f"{gap:.0e}"))
 
 
 def _times_step(probes: list[np.ndarray], truth: np.ndarray) -> int:
@@ -479,7 +485,7 @@ def _wrong(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> bool:
     return not _same(outcome.value.array, truth)
 
 
-def own_cause(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> str:
+def own_cause(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> Any:
     """What is wrong with the learner's own version of the function, in the rubric's words when it has them."""
     assert ctx.run is not None
     needed = arity(getattr(ctx.rubric.reference, prim.reference))
@@ -492,15 +498,14 @@ def own_cause(ctx: Context, prim: FunctionSpec, args: tuple[Any, ...]) -> str:
     return diagnose.likely_cause(prim.causes, ctx.rubric.reference, truth, outcome.value, diff, call) or ""
 
 
-def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed, atol: float) -> str | None:
+def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: np.ndarray, observed: Observed,
+          atol: float) -> Message | None:
     """Why a finite difference is off: the most specific thing its values tell."""
     if fn_spec.step_arg is None:
         return None
     if observed.dtype in ("float32", "float16"):
         digits = 7 if observed.dtype == "float32" else 3
-        return (f"computed in {observed.dtype}, which keeps about {digits} significant digits: no step makes a difference "
-                f"accurate to the {atol:g} asked here (a small h loses the digits of f(z+h) − f(z−h) to cancellation, a "
-                "larger one such as 1e-3 leaves truncation error); compute in float64")
+        return msg("fd.low_precision", dtype=observed.dtype, digits=digits, atol=f"{atol:g}")
     verdict = judge(ctx, fn_spec, args, observed.array, atol)
     if verdict is None:
         return None
@@ -510,58 +515,49 @@ def cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], expected: 
         assert prim is not None
         said = own_cause(ctx, prim, args)
         where = check_on(ctx, prim, tuple(args[: arity(getattr(ctx.rubric.reference, prim.reference))]))
-        return (f"{fn_spec.name} is a correct {verdict.scheme} difference of your {verdict.own}, which is wrong"
-                + (f" ({said})" if said else "") + (f" — see {where}" if where else "") + f"; fix {verdict.own} first")
+        detail = joined(msg("dep.said", said=said) if said else None, msg("dep.see", where=where) if where else None, sep="")
+        return msg("fd.of_wrong", name=fn_spec.name, scheme=_scheme(verdict.scheme), own=verdict.own, detail=detail)
     if verdict.times_step:
-        times, slip = ("h²", "`/ 2*h` divides by 2 and then multiplies by h; write `/ (2*h)`") if verdict.times_step == 2 else \
-            ("h", "the difference is multiplied by the step, not divided by it (`/ h*h`?)")
-        return (f"its values are the derivative times {times} at every step tried (×{PROBES[0] ** verdict.times_step:g} at "
-                f"h = {PROBES[0]:g}): a missing pair of parentheses — {slip}")
+        return msg(f"fd.times_step.{verdict.times_step}", factor=f"{PROBES[0] ** verdict.times_step:g}", h=f"{PROBES[0]:g}")
     if verdict.fake:
-        return f"not a finite difference: {verdict.fake}"
+        return msg("fd.not_a_difference", why=verdict.fake)
     ignored = _ignored(fn_spec, verdict)
     if verdict.scheme in ("forward", "backward", "one-sided"):
-        return (f"{_WORDS[verdict.scheme]}: its error shrinks only in proportion to h, O(h); the centred difference "
-                f"(f(z+h) − f(z−h)) / 2h is O(h²)" + (f" — {fn_spec.name} {ignored}" if ignored else ""))
+        return msg("fd.one_sided", words=_words(verdict.scheme),
+                   ignored=msg("fd.also_ignores", name=fn_spec.name, ignored=ignored) if ignored else "")
     h = verdict.step
     if h is None:
-        return f"{fn_spec.name} {ignored}" if ignored else None
+        return msg("fd.name_ignores", name=fn_spec.name, ignored=ignored) if ignored else None
     error = float(np.max(np.abs(observed.array - expected))) if observed.array.shape == expected.shape else math.nan
     if h > 10 * recommended or h < recommended / 10:
-        size = "too large" if h > recommended else "too small"
-        why = (f"a truncation error of {error:.1e} (it shrinks like h²)" if h > recommended else
-               f"digits lost to cancellation in f(z+h) − f(z−h) (error {error:.1e})")
+        size = msg("fd.too_large" if h > recommended else "fd.too_small")
+        why = msg("fd.why.truncation" if h > recommended else "fd.why.cancellation", error=f"{error:.1e}")
         if verdict.honours_step:
-            return f"step {size}: your default h = {h:g} leaves {why}; use h = {recommended:g}"
-        return (f"{fn_spec.name} {ignored}, a step {size} that leaves {why}; use h = {recommended:g}, "
-                "the h it is given")
+            return msg("fd.step_size", size=size, h=f"{h:g}", why=why, recommended=f"{recommended:g}")
+        return msg("fd.hidden_step_size", name=fn_spec.name, ignored=ignored, size=size, why=why,
+                   recommended=f"{recommended:g}")
     if verdict.honours_step and verdict.scheme == "adaptive":
-        return (f"it is an adaptive difference, exact at large steps, but started from your default h = {h:g} it loses "
-                f"digits to rounding (error {error:.1e}); start it from a larger step, h ≈ 1e-3")
+        return msg("fd.adaptive", h=f"{h:g}", error=f"{error:.1e}")
     if verdict.honours_step:
         scaled = _step_scaled(np.asarray(args[fn_spec.wrt], dtype=np.float64), expected, observed.array)
         if scaled:
-            part = "column" if expected.ndim == 2 else "entry"
-            return (f"{part} j is the derivative times {scaled}: the step added to z_j is not the step the difference "
-                    "divides by — a relative step needs the same factor in the denominator")
+            return msg("fd.relative_step.column" if expected.ndim == 2 else "fd.relative_step.entry", scaled=scaled)
         scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-300)
         if error > 1e-6 * scale:
-            return (f"it behaves like a {verdict.scheme} difference at larger steps, but at your default h = {h:g} its error "
-                    f"is {error:.1e}: compare the step you add to z with the one you divide by")
-        return (f"it is a {verdict.scheme} difference, but at your default h = {h:g} its error is {error:.1e}: the function "
-                "it differences is computed with too few digits somewhere (float32?)")
-    return f"{fn_spec.name} {ignored}" if ignored else None
+            return msg("fd.steps_differ", scheme=_scheme(verdict.scheme), h=f"{h:g}", error=f"{error:.1e}")
+        return msg("fd.few_digits", scheme=_scheme(verdict.scheme), h=f"{h:g}", error=f"{error:.1e}")
+    return msg("fd.name_ignores", name=fn_spec.name, ignored=ignored) if ignored else None
 
 
-def _ignored(fn_spec: FunctionSpec, verdict: Verdict) -> str:
+def _ignored(fn_spec: FunctionSpec, verdict: Verdict) -> Message | None:
     """What a function that does not use the h it is given does instead (after its name)."""
     if verdict.honours_step:
-        return ""
-    uses = f"; it uses a {verdict.scheme} difference with h ≈ {nice_step(verdict.step)}" if verdict.scheme and verdict.step else ""
+        return None
+    uses: Message | str = msg("fd.uses", scheme=_scheme(verdict.scheme), h=nice_step(verdict.step)) \
+        if verdict.scheme and verdict.step else ""
     if not verdict.takes_step:
-        return (f"ignores h: it takes no step (the lab's signature has h as argument #{(fn_spec.step_arg or 0) + 1})"
-                f"{uses}")
-    return f"ignores h (the step it is given){uses}"
+        return msg("fd.ignores.no_arg", position=(fn_spec.step_arg or 0) + 1, uses=uses)
+    return msg("fd.ignores", uses=uses)
 
 
 def nice_step(h: float) -> str:
@@ -577,17 +573,16 @@ def nice_step(h: float) -> str:
     return f"{h:.2g}"
 
 
-def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> str:
+def note(fn_spec: FunctionSpec, verdict: Verdict | None) -> Message | None:
     """Said once on a passing check: an accurate difference that ignores its step, or a one-sided one (accurate
     here only because its step is small: its error shrinks like h, a centred difference's like h²)."""
     if verdict is None or verdict.fake:
-        return ""
+        return None
     if verdict.scheme in ("forward", "backward", "one-sided"):
-        step = f" with h ≈ {nice_step(verdict.step)}" if verdict.step else ""
-        return (f"{fn_spec.name} is a {_WORDS[verdict.scheme]}{step}: within tolerance here, but its error shrinks only like "
-                "h, O(h), where the centred difference (f(z+h) − f(z−h)) / 2h is O(h²) — use the centred one")
+        step: Message | str = msg("fd.with_step", h=nice_step(verdict.step)) if verdict.step else ""
+        return msg("fd.note.one_sided", name=fn_spec.name, words=_words(verdict.scheme), step=step)
     if verdict.honours_step:
-        return ""
-    return f"{fn_spec.name} {_ignored(fn_spec, verdict)}"
+        return None
+    return msg("fd.name_ignores", name=fn_spec.name, ignored=_ignored(fn_spec, verdict))
 
 
