@@ -117,6 +117,17 @@ def grader_digest() -> str:
     return hasher.hexdigest()
 
 
+def templates_digest() -> str:
+    """The report templates: a changed wording rewrites every report, though no result needs grading again."""
+    from grader.reports import template_root
+
+    hasher = hashlib.sha256()
+    for entry in sorted(template_root().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".j2"):
+            hasher.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return hasher.hexdigest()
+
+
 def rubric_digest(rubric: Rubric) -> str:
     """The YAML file and every module beside it (the reference, and anything it imports from there)."""
     hasher = hashlib.sha256(rubric.path.read_bytes())
@@ -309,6 +320,7 @@ def grade_class(
     db_path = options.db or out / HISTORY
 
     grader_hash = grader_digest()
+    looks = templates_digest()
     rubric_hashes = {r.lab: rubric_digest(r) for r in rubrics}
     by_lab = {r.lab: r for r in rubrics}
     _RUBRICS, _LIMITS, _OUT, _GRADESCOPE, _LANG = by_lab, limits, out, options.gradescope, options.lang
@@ -351,7 +363,7 @@ def grade_class(
             if plan.to_grade:
                 work.append((plan, stored, mine, True))
                 continue
-            digest = _output_digest(plan, mine, (options.gradescope, options.lang), grader_hash)
+            digest = _output_digest(plan, mine, (options.gradescope, options.lang, looks), grader_hash)
             if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
                 work.append((plan, stored, mine, True))
             else:
@@ -392,7 +404,7 @@ def grade_class(
                                       out, options.gradescope, options.lang)
             entry.rendered = True
             mine = rules_for.get(plan.learner.name, [])
-            entry.digest = _output_digest(plan, mine, (options.gradescope, options.lang), grader_hash)
+            entry.digest = _output_digest(plan, mine, (options.gradescope, options.lang, looks), grader_hash)
             store.set_output_digest(str(out.resolve()), plan.learner.name, entry.digest)
             entry.settle()
             progress.advance()
@@ -440,7 +452,7 @@ def grade_class(
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
-         str(options.junit), options.lang, whole_class, lab, len(class_results),
+         str(options.junit), options.lang, looks, whole_class, lab, len(class_results),
          [(r.learner, r.lab, r.score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)

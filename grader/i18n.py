@@ -215,12 +215,14 @@ def render_value(value: Any, lang: str) -> str:
     return str(value)
 
 
-def say(message: Message | str | None, lang: str = DEFAULT) -> str:
+def say(message: Message | Texts | str | None, lang: str = DEFAULT) -> str:
     """The message in ``lang``; an id missing there falls back to English, then to the id itself."""
     if message is None:
         return ""
     if isinstance(message, str):
         return message
+    if isinstance(message, Texts):
+        return message.get(lang)
     if message.id == VERBATIM:
         return render_value(message.params.get("text", ""), lang)
     if message.id == "join":

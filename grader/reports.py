@@ -32,6 +32,73 @@ HEADLINE_WIDTH = 100
 _TEMPLATE_CHECK = "report.html.j2"
 
 
+@dataclass(frozen=True)
+class Todo:
+    """One failing check as the reader should meet it: acceptance first, its cause said once."""
+
+    check: CheckResult
+    cause: Message | None  # said here: the first check it explains
+    shared: tuple[str, ...] = ()  # other checks the same cause explains
+    same_as: str = ""  # the cause was said at this earlier check
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: Message
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FirstThings:
+    todo: tuple[Todo, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def first_things(result: LabResult, overridden: bool = True) -> FirstThings:
+    """The failing checks, those deciding the verdict first (acceptance), each cause said once with every check it
+    explains; skipped checks grouped by why, so the points shown add up. ``overridden``: list the checks an
+    instructor decided too (the terminal says those apart)."""
+    failing = [c for c in result.checks if c.status in (Status.FAIL, Status.ERROR) and (overridden or not c.override)]
+    failing.sort(key=lambda c: not c.acceptance)
+    first_by_cause: dict[str, str] = {}
+    explained: dict[str, list[str]] = {}
+    for c in failing:
+        cause = _cause_of(c)
+        if cause is not None:
+            key = say(cause, DEFAULT)
+            first_by_cause.setdefault(key, c.id)
+            explained.setdefault(key, []).append(c.id)
+    todo = []
+    for c in failing:
+        cause = _cause_of(c)
+        key = say(cause, DEFAULT) if cause is not None else ""
+        if cause is None:
+            todo.append(Todo(c, None))
+        elif first_by_cause[key] == c.id:
+            todo.append(Todo(c, cause, tuple(i for i in explained[key] if i != c.id)))
+        else:
+            todo.append(Todo(c, None, same_as=first_by_cause[key]))
+    groups: dict[str, tuple[Message, list[str]]] = {}
+    for c in result.checks:
+        if c.status is Status.SKIP and (overridden or not c.override):
+            groups.setdefault(say(c.message, DEFAULT), (c.message, []))[1].append(c.id)
+    return FirstThings(tuple(todo), tuple(Skipped(reason, tuple(ids)) for reason, ids in groups.values()))
+
+
+def _cause_of(check: CheckResult) -> Message | None:
+    return check.evidence.cause if check.evidence is not None and check.evidence.cause else None
+
+
+def without_cause(message: Message, cause: Message | None) -> Message:
+    """The message with its closing "Likely cause: …" left out when that cause is said apart (once, for all the
+    checks it explains)."""
+    if cause is None or message.id != "join":
+        return message
+    parts = [p for p in message.params.get("parts", ())
+             if not (isinstance(p, Message) and p.id == "sentence.likely_cause" and say(p.params.get("cause"), DEFAULT) == say(cause, DEFAULT))]
+    return Message("join", {**message.params, "parts": parts}) if len(parts) > 1 else (parts[0] if parts else message)
+
+
 def reader_language(result: LabResult, lang: str = "auto") -> str:
     """The language a learner reads: the one asked for, else the one their deliverable is written in."""
     if lang in LANGUAGES:
@@ -91,7 +158,7 @@ def write_reports(results: Sequence[LabResult], out_dir: Path, *, durable: bool 
 def environment(lang: str = DEFAULT) -> jinja2.Environment:
     """One environment per language: ``_("id", **params)`` and ``_n("id", n)`` say catalogue messages, the
     ``say`` filter a finding's message — both in this language, through the same renderer as every export."""
-    root = _template_root()
+    root = template_root()
 
     def load(name: str) -> str | None:
         source = root.joinpath(name)
@@ -118,6 +185,8 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
         say=_say_filter(lang),
     )
     env.globals.update(
+        first_things=first_things,
+        without_cause=without_cause,
         _=lambda message_id, **params: say(msg(message_id, **params), lang),
         _n=lambda message_id, n, **params: say(plural(message_id, n, **params), lang),
     )
@@ -132,7 +201,7 @@ def _say_filter(lang: str) -> Any:
     return words
 
 
-def _template_root() -> Traversable:
+def template_root() -> Traversable:
     """Installed: the ``grader.templates`` package; from a source checkout: ``<repo>/templates``."""
     try:
         root = resources.files("grader.templates")

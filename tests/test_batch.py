@@ -346,3 +346,25 @@ def test_two_runs_into_one_out_at_once_are_refused(tmp_path: Path) -> None:
         with pytest.raises(UsageError, match="another grade run is writing there right now"):
             run_class(klass, out, jobs=1)
     assert run_class(klass, out, jobs=1).reused == 1  # free again once the other run is over
+
+
+@pytest.mark.parametrize("change", ["templates", "lang"])
+def test_new_wording_rewrites_the_reports_without_grading_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 change: str) -> None:
+    """A grader upgrade that only rewords a template, or another --lang, must not leave yesterday's words on disk."""
+    from grader import batch
+
+    klass = make_class(tmp_path / "class", ["borja", "deliverable-spanish"])
+    out = tmp_path / "out"
+    run_class(klass, out, jobs=1)
+    report = out / "borja" / "phase-04-lab-00.md"
+    before = report.read_text(encoding="utf-8")
+    if change == "templates":
+        monkeypatch.setattr(batch, "templates_digest", lambda: "reworded")
+        monkeypatch.setattr("grader.reports.render_markdown", lambda result, lang="auto": "reworded\n")
+        again = run_class(klass, out, jobs=1)
+        assert report.read_text(encoding="utf-8") == "reworded\n"
+    else:
+        again = run_class(klass, out, jobs=1, lang="es")
+        assert "| Estado | Comprobación |" in report.read_text(encoding="utf-8") != before
+    assert (again.graded, again.reused) == (0, 2)

@@ -306,16 +306,21 @@ def test_partial_credit_is_the_fraction_of_inputs_right(rubrics: dict[str, objec
     assert result.score == pytest.approx(result.max_score - stable.max_score * 2 / 9)
 
 
-@pytest.mark.parametrize("case", ["sign-flipped", "deliverable-photo", "os-exit-in-function"])
-def test_real_report_matches_golden(rubrics: dict[str, object], case: str, update_goldens: bool) -> None:
-    """End to end: the Markdown report of a graded fixture, word for word (refresh: pytest --update-goldens)."""
-    from grader.reports import render_markdown
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("case", ["deliverable-spanish", "sign-flipped", "deliverable-photo", "os-exit-in-function"])
+def test_real_report_matches_golden(rubrics: dict[str, object], case: str, lang: str, update_goldens: bool) -> None:
+    """End to end: the Markdown report and the learner's terminal summary of a graded fixture, word for word, in
+    each language (a passing learner and three failing ones; refresh: pytest --update-goldens)."""
+    from grader.reports import render_markdown, render_summary
 
-    text = render_markdown(_graded(rubrics, case, "p04"))
-    golden = ROOT / "tests" / "golden" / f"fixture-{case}.md"
-    if update_goldens:
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    result = _graded(rubrics, case, "p04")
+    suffix = "" if lang == "en" else f".{lang}"
+    for text, golden in ((render_markdown(result, lang), ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.md"),
+                         (render_summary([result], detailed=True, lang=lang),
+                          ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.txt")):
+        if update_goldens:
+            golden.write_text(text, encoding="utf-8")
+        assert text == golden.read_text(encoding="utf-8")
 
 
 def test_a_bold_line_in_place_of_a_heading_gets_a_hint(tmp_path: Path, rubrics: dict[str, object]) -> None:

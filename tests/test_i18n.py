@@ -115,7 +115,7 @@ def test_messages_travel_as_plain_data_and_come_back_equal() -> None:
     nested = joined(msg("compare.pass", name="softmax", inputs=msg("inputs.all", n=4), atol="1e-09"),
                     msg("sentence.note", note=verbatim("ignores h")))
     titled = msg("relation.pass", name="f", inputs=Texts.of({"en": "two", "es": "dos"}), atol="0")
-    for message in (nested, titled, plural("report.skipped", 2)):
+    for message in (nested, titled, plural("first.skipped", 2, ids="a, b", why=verbatim("x"))):
         assert from_dict(message.to_dict()) == message
         assert say(from_dict(message.to_dict()), "es") == say(message, "es")
 

@@ -267,6 +267,7 @@ def test_markdown_shows_the_override() -> None:
 def test_summary_shows_the_override_once() -> None:
     lines = render_summary([overridden()]).splitlines()
     assert lines[1:] == [
+        "    – needs jacobian-analytic — 1 check (later)",
         "    ? derivation (to review): a photo: a human must look",
         "    ✎ jacobian-analytic overridden by instructor: pass 2.0/2.0 (grader said: fail 0.0/2.0): derivation checked <b>on paper</b>",
         "    ✎ shape overridden by instructor: fail 0.0/2.0 (grader said: pass 2.0/2.0): copied",

@@ -221,10 +221,11 @@ def test_summary_lists_failures_paths_and_total() -> None:
     lines = [line for line in text.splitlines() if line not in causes]
     assert lines[0].split() == ["borja", "phase-04/lab-00", "PASSED", "20.0/20.0"]
     assert lines[1].split()[:3] == ["ana-maría", "phase-04/lab-01", "NOT"]
-    assert lines[2].startswith(f"    ✗ jacobian: Your jacobian printed {INJECTION}")
+    assert lines[2].startswith(f"    ✗ jacobian [acceptance]: Your jacobian printed {INJECTION}")
     assert lines[3].startswith("    ✗ step-size: ") and lines[3].endswith("…")
     assert len(lines[3]) == len("    ✗ step-size: ") + 100
     assert lines[4] == "    ✗ runs: ZeroDivisionError: float division by zero (line 12)"
+    assert lines[5] == "    – needs jacobian to pass first — 1 check (hessian)"  # a skip, said once with why
     assert lines[-1] == "total: 1 of 2 passed, 1 check to review"
     assert "\x1b" not in text and "report:" not in text
     assert render_summary([]) == "total: 0 of 0 passed\n"
