@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto",
                         help="the reports' language: en, es, or auto (each learner in the language of their deliverable; "
                              "the class's own text in the locale's, LANG)")
+    parser.add_argument("--watch", action="store_true",
+                        help="grade again each time a file of the submission is saved, and say what changed (Ctrl-C stops)")
     parser.add_argument("--doctor", action="store_true", help="say which sandbox layers protect this machine, and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
@@ -200,56 +202,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.paths:
         build_parser().error("give a learner folder or a folder of learners (e.g. grade learners/borja)")
     with _errors() as code:
-        if args.jobs == 1 or (len(args.paths) == 1 and _looks_like_learner(args.paths[0])):
-            from grader import zygote
+        if args.watch:
+            from grader.watch import watch
 
-            zygote.get()  # the fork server imports numpy while this process imports the rest
-        from grader import progress
-        from grader.batch import Options, grade_class
-        from grader.reports import render_class_summary, render_summary
-        from grader.results import dumps, write_json
-
-        limits = _limits(args)
-        if args.jobs < 0:
-            raise _usage(f"--jobs {args.jobs}: not a number of processes — give 1 or more (0: every core)")
-        if args.executor == "dask":
-            from grader.cluster import check_scheduler
-
-            check_scheduler(args.scheduler)
-        elif args.scheduler is not None:
-            raise _usage(f"--scheduler {args.scheduler}: only used with --executor dask — add --executor dask, or drop --scheduler")
-        _check_outputs(args.out, args.json, db=args.db, junit=args.junit, paths=args.paths)
-        from grader.atomicio import remove_stale_temps
-
-        remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
-
-        from grader.safety import terminal_safe
-
-        def note(text: str) -> None:
-            if not args.quiet:
-                print(f"grade: note: {terminal_safe(' '.join(text.splitlines()))}", file=sys.stderr)
-
-        options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
-                          scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
-                          junit=args.junit, lang=args.lang, argv=tuple(argv),
-                          also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
-        rubrics_dir = _rubrics(args, note)
-        run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
-                          progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
-        results = list(run.results)
-        to_stdout = args.json == "-"
-        chosen = None if args.lang == "auto" else args.lang
-        if to_stdout:
-            sys.stdout.write(dumps(results, chosen))
-        elif args.json is not None:
-            write_json(Path(args.json), results, chosen)
-        if not args.quiet:
-            learners = len({r.learner for r in results})
-            text = (render_summary(results, run.report_paths, detailed=learners == 1, lang=_terminal_language(args.lang, results))
-                    if learners <= _LIST_UP_TO else render_class_summary(results, run, _terminal_language(args.lang, results)))
-            print(terminal_safe(text), end="", file=sys.stderr if to_stdout else sys.stdout)
-        code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
+            if len(args.paths) != 1 or not _looks_like_learner(args.paths[0]):
+                raise _usage("--watch follows one learner's folder (the one with phase-NN/ folders), e.g. "
+                             "grade --watch learners/me")
+            code[0] = watch(Path(args.paths[0]), lambda quiet: _grade_once(args, argv, quiet),
+                            lambda results: _terminal_language(args.lang, results))
+        else:
+            results = _grade_once(args, argv)
+            code[0] = EXIT_PASSED if all(r.passed for r in results) else EXIT_NOT_PASSED
     return code[0]
+
+
+def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bool = False) -> list[Any]:
+    """One run as the command line asks: grade, write the files, print the summary (unless ``quiet_summary``)."""
+    if args.jobs == 1 or (len(args.paths) == 1 and _looks_like_learner(args.paths[0])):
+        from grader import zygote
+
+        zygote.get()  # the fork server imports numpy while this process imports the rest
+    from grader import progress
+    from grader.batch import Options, grade_class
+    from grader.reports import render_class_summary, render_summary
+    from grader.results import dumps, write_json
+
+    limits = _limits(args)
+    if args.jobs < 0:
+        raise _usage(f"--jobs {args.jobs}: not a number of processes — give 1 or more (0: every core)")
+    if args.executor == "dask":
+        from grader.cluster import check_scheduler
+
+        check_scheduler(args.scheduler)
+    elif args.scheduler is not None:
+        raise _usage(f"--scheduler {args.scheduler}: only used with --executor dask — add --executor dask, or drop --scheduler")
+    _check_outputs(args.out, args.json, db=args.db, junit=args.junit, paths=args.paths)
+    from grader.atomicio import remove_stale_temps
+
+    remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
+
+    from grader.safety import terminal_safe
+
+    def note(text: str) -> None:
+        if not args.quiet:
+            print(f"grade: note: {terminal_safe(' '.join(text.splitlines()))}", file=sys.stderr)
+
+    options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
+                      scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
+                      junit=args.junit, lang=args.lang, argv=tuple(argv),
+                      also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
+    rubrics_dir = _rubrics(args, note)
+    run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
+                      progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
+    results = list(run.results)
+    to_stdout = args.json == "-"
+    chosen = None if args.lang == "auto" else args.lang
+    if to_stdout:
+        sys.stdout.write(dumps(results, chosen))
+    elif args.json is not None:
+        write_json(Path(args.json), results, chosen)
+    if not args.quiet and not quiet_summary:
+        learners = len({r.learner for r in results})
+        text = (render_summary(results, run.report_paths, detailed=learners == 1, lang=_terminal_language(args.lang, results))
+                if learners <= _LIST_UP_TO else render_class_summary(results, run, _terminal_language(args.lang, results)))
+        print(terminal_safe(text), end="", file=sys.stderr if to_stdout else sys.stdout)
+    return results
+
+
 
 
 def _terminal_language(lang: str, results: Sequence[Any]) -> str:

@@ -429,3 +429,11 @@ def test_a_suggested_function_must_play_the_missing_ones_role(tmp_path: Path, ru
     assert "found 'softmax_jacobian_f'" in by_id["jacobian-analytic"].message.english()
     assert "softmax_jacobian_f'" not in by_id["jacobian-fd"].message.english() and "rename" not in by_id["jacobian-fd"].message.english()
     assert "no function 'softmax_jacobian_fd'" in by_id["jacobian-fd"].message.english()
+
+
+def test_a_spanish_and_after_a_step_is_no_contradicting_statement(rubrics: dict[str, object]) -> None:
+    """'… con h = 1e-5 y todas las clases' (y: "and") read as the formula "1e-5 y" once told a correct learner that a
+    later line states the gradient differently (a QA pass as a Spanish-speaking learner)."""
+    result = _graded(rubrics, "deliverable-spanish", "p04")
+    derivation = next(c for c in result.checks if c.id == "derivation-ce")
+    assert derivation.status == Status.PASS and "states it differently" not in derivation.message.english()

@@ -186,7 +186,7 @@ def test_html_marks_status_with_text_not_only_colour() -> None:
         assert f">{badge}</span>" in html
     assert "NOT PASSED" in html and "6.5 / 20.0 points" in html
     assert "PASSED" in render_html(passing()) and "NOT PASSED" not in render_html(passing())
-    assert "Your code printed nothing." in render_html(passing())
+    assert "Your code printed nothing when it was imported" in render_html(passing())
 
 
 def _markdown_tables(text: str) -> tuple[list[list[str]], str]:

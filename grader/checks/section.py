@@ -326,8 +326,9 @@ def _output(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding
         return any(compiled.search(line[:_PATTERN_LINE]) for line in lines)
 
     here = [b for s in sections for b in s.code_blocks]
-    if any(shows(b) for b in here):
-        return _Finding(Status.PASS, msg("section.output"))
+    shown = [b for b in here if shows(b)]
+    if shown:
+        return _Finding(Status.PASS, msg("section.output"), lines=(shown[0].line,))
     everywhere = [b for s in ctx.document.top_sections() for b in s.code_blocks]
     elsewhere = [b for b in everywhere if shows(b)]
     if elsewhere:

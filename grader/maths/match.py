@@ -633,12 +633,16 @@ def analyse(pieces: Sequence[extract.Piece], notation: Notation, prose: str = ""
                     if any(_matches(f, kinds, evaluated, notation.samples) is not None for f in step.forms if not f.inside):
                         hit = True
                         _add(analysis.steps.setdefault((name, k), []), where)
-            if not hit and evaluated:  # near misses: what a formula that states nothing right is close to
+            labels = {q.name for q in notation.quantities if q.sample == "class"}
+            telling = tuple((b, v) for b, v in evaluated if any(role not in labels for _, role in b.symbols))
+            if not hit and telling:  # near misses: what a formula that states nothing right is close to — one that reads
+                evaluated = telling  # only a class label ("1e-5 y", y the Spanish "and") states no derivative
                 for name, result in notation.results.items():
                     miss = _near_miss(result, evaluated, notation.samples)
                     if miss:
                         analysis.near.setdefault(name, []).append((where, miss))
                     elif _is_conclusion(chains.get(candidate.equation, []), candidate, context) \
+                            and _states_a_derivative(tree, chains.get(candidate.equation, []), notation) \
                             and _has_rank(result, evaluated, notation.samples) \
                             and any(not (f.refuses & kinds) for f in result.forms):  # ∂S/∂z_j = e^{z_j} is a step, not an answer
                         analysis.near.setdefault(name, []).append((where, "other"))
@@ -661,6 +665,30 @@ def _is_conclusion(chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...
     meant = {key for key, _ in context.fixed} | {name for name, _, _ in context.definitions} if context else set()
     asks = any(isinstance(t, Deriv) or isinstance(t, Sym) and t.key not in meant or has_derivative(t) for t in first)
     return asks and candidate.position == max(position for position, _, _ in chain)
+
+
+def _states_a_derivative(tree: Node, chain: Sequence[tuple[int, extract.Candidate, tuple[Node, ...]]],
+                         notation: Notation) -> bool:
+    """A wrong answer is said to be one only when it reads like one: its equation writes a derivative, or it combines
+    two quantities — "h = 1e-5 y" (a step, and the Spanish "and") is no attempt at ∂L/∂z."""
+    if any(has_derivative(node) for _, _, found in chain for node in found):
+        return True
+    return len(_roles(tree, notation.vocabulary.classes).bases) >= 2 or _occurrences(tree) >= 2
+
+
+def _occurrences(tree: Node) -> int:
+    """How many symbols (and function calls) it is made of: ``diag(p) + p pᵀ`` three, ``1e-5 y`` one."""
+    count, stack = 0, [tree]
+    while stack and count < 2:
+        node = stack.pop()
+        if isinstance(node, Sym):
+            count += 1
+        elif isinstance(node, Op):
+            stack.extend(node.args)
+        elif hasattr(node, "args"):
+            count += 1
+            stack.extend(getattr(node, "args"))
+    return count
 
 
 def _has_rank(result: Result, evaluated: Evaluated, samples: Sequence[Sample]) -> bool:
