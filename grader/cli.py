@@ -194,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["history"] and not Path("history").is_dir():
         return _history(build_history_parser().parse_args(argv[1:]))
+    if argv[:1] == ["lint"] and not Path("lint").is_dir():
+        return _lint(argv[1:])
     args = build_parser().parse_args(argv)
     if args.doctor:
         return _doctor()
@@ -355,6 +357,21 @@ def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
         note(f"./rubrics is not used, the bundled rubrics are — pass --rubrics {here} to grade with it (rubrics are never "
              "taken implicitly: their reference code runs in the grader)")
     return None
+
+
+def _lint(paths: Sequence[str]) -> int:
+    """Every rubric problem at once; exit 2 when a rubric does not load, 1 when only languages are missing."""
+    from grader.lint import lint, render, rubric_files
+
+    with _errors() as code:
+        targets = [Path(p) for p in paths] or [_bundled()]
+        files = sum(len(rubric_files(t)) for t in targets)
+        problems = lint(targets)
+        from grader.safety import terminal_safe
+
+        print(terminal_safe(render(problems, files)), end="")
+        code[0] = 2 if any(p.fatal for p in problems) else 1 if problems else 0
+    return code[0]
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from grader.checks.base import Context, result
 from grader.rubric import rubric_text
 from grader.deliverable import CodeBlock, Image, Section
 from grader.maths.match import Analysis, Match, analyse
-from grader.i18n import Message, joined, msg, plural, verbatim
+from grader.i18n import Message, Texts, joined, msg, plural, verbatim
 from grader.model import Check, CheckResult, Status
 from grader.notation import heading_matches, sentences
 
@@ -31,13 +31,6 @@ _REFLECTIVE = re.compile(  # the words of looking back on one's work, in English
     r"reflexi\w*|la\s+pr[oó]xima\s+vez|me\s+(?:cost[óo]|pareci[óo]|gust[óo]|sirvi[óo]))\b",
     re.IGNORECASE,
 )
-
-
-def text_of(say: Any, lang: str = "en") -> str:
-    """A rubric text given as a string or as a mapping by language."""
-    if isinstance(say, dict):
-        return str(say.get(lang) or next(iter(say.values()), ""))
-    return str(say)
 
 
 @dataclass(frozen=True)
@@ -162,7 +155,7 @@ def _result(check: Check, ctx: Context, sections: Sequence[Section], analysis: A
         return _Finding(Status.FAIL, msg("section.broken_image.result", images=", ".join(broken)))
     if others:
         return _Finding(Status.FAIL, msg("section.not_picture.result", files=", ".join(others)))
-    said = "; ".join(text_of(steps[k].say) for k in shown)
+    said = _said(steps[k].say for k in shown)
     if len(steps) > 1 and len(shown) == len(steps):
         return _Finding(Status.FAIL, msg("section.not_combined", said=said, result=_describe(ctx, name), incomplete=incomplete))
     if shown:
@@ -181,9 +174,14 @@ def _contradicted(ctx: Context, analysis: Analysis, name: str, match: Match) -> 
     return msg("section.contradicted", formula=_shown(later[-1].text), where=_where(ctx, later[-1]))
 
 
-def _describe(ctx: Context, name: str) -> str:
+def _describe(ctx: Context, name: str) -> Texts | str:
     described = ctx.rubric.notation.results[name]
-    return text_of(described.say) if described.say else name
+    return Texts.of(described.say) if described.say else name
+
+
+def _said(says: Any) -> Message:
+    """The rubric's words for some steps, each in the reader's language."""
+    return joined(*(Message("text", {"text": Texts.of(s)}) for s in says), sep="; ")
 
 
 def _picture_review(check: Check, ctx: Context, sections: Sequence[Section]) -> _Finding | None:
@@ -207,7 +205,7 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
     missing = [k for k, m in found.items() if not m]
     if not missing:
         inside = all(_inside(m, sections) for m in found.values())
-        said = "; ".join(text_of(s.say) for s in steps)
+        said = _said(s.say for s in steps)
         return _Finding(Status.PASS, msg("section.steps_shown", said=said), None if inside else _elsewhere(ctx, spec, sections),
                         tuple(m[0].line for m in found.values()))
     picture = _picture_review(check, ctx, sections)
@@ -216,12 +214,12 @@ def _steps(check: Check, ctx: Context, sections: Sequence[Section], analysis: An
     broken = _images(sections or ctx.document.top_sections(), ctx)[1]  # type: ignore[union-attr]
     if broken and not any(found.values()):
         return _Finding(Status.FAIL, msg("section.broken_image.steps", images=", ".join(broken)))
-    wanted = "; ".join(text_of(steps[k].say) for k in missing)
+    wanted = _said(steps[k].say for k in missing)
     incomplete: Message | str = "" if analysis.complete else msg("section.incomplete.short", read=analysis.read)
     flipped = [(k, analysis.near[f"{name}#{k}"][-1][0]) for k in missing if analysis.near.get(f"{name}#{k}")]
     if flipped:
         k, match = flipped[0]
-        return _Finding(Status.FAIL, msg("section.step_sign", step=text_of(steps[k].say), formula=_shown(match.text),
+        return _Finding(Status.FAIL, msg("section.step_sign", step=Texts.of(steps[k].say), formula=_shown(match.text),
                                          where=_where(ctx, match), incomplete=incomplete))
     if analysis.results.get(name):
         if len(missing) == len(steps):
