@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from grader import zygote
+from grader.i18n import Message, msg, verbatim
 from grader.child import MAX_ELEMENTS, ChildConfig
 from grader.learnerfiles import TooLarge, walk
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
@@ -97,7 +98,8 @@ class Outcome:
     value: Observed | None = None
     after: tuple[np.ndarray | None, ...] = ()
     fault: str = ""
-    message: str = ""
+    message: str = ""  # in English: what the checks' own logic reads
+    said: Message | None = None  # the same for the learner, in their language (None: ``message`` as it is)
 
     @property
     def ok(self) -> bool:
@@ -377,7 +379,7 @@ class LearnerRun:
         outcome = self._state.cache.get(key)
         if outcome is None:  # never cached: a timeout (told in full once) or an exhausted budget
             outcome = self._state.fresh_timeouts.pop(fn, None) or self._refusal(fn) or \
-                Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
+                _said("timeout", msg("outcome.timed_out_before", fn=fn))
         return outcome
 
     def prefetch(self, fn: str, calls: list[tuple[Any, ...]]) -> None:
@@ -405,15 +407,15 @@ class LearnerRun:
     def _refusal(self, fn: str) -> Outcome | None:
         """Why ``fn`` cannot be called now, if it cannot."""
         if not self.load.ok:
-            return Outcome(fault="missing", message="the implementation could not be loaded")
+            return _said("missing", msg("outcome.not_loaded"))
         if fn not in self.load.functions:
-            return Outcome(fault="missing", message=f"no function {fn}")
+            return _said("missing", msg("outcome.no_function", fn=fn))
         if fn in self._state.timed_out:
-            return Outcome(fault="timeout", message=f"not called: {fn} timed out earlier in this run")
+            return _said("timeout", msg("outcome.timed_out_before", fn=fn))
         if self._over_quota:
-            return Outcome(fault="budget", message=f"not called: {self._over_quota}")
+            return _said("budget", msg("outcome.not_called", why=verbatim(self._over_quota)))
         if time.monotonic() >= self._deadline:
-            return Outcome(fault="budget", message=f"not called: the learner's time budget ({self.limits.learner_seconds:g} s) is used up")
+            return _said("budget", msg("outcome.budget_used", seconds=f"{self.limits.learner_seconds:g}"))
         return None
 
     def _run_batch(self, fn: str, batch: list[tuple[Any, list[Any]]]) -> int:
@@ -435,13 +437,13 @@ class LearnerRun:
         except WorkerDied as died:
             self._worker = None
             if died.timed_out and time.monotonic() >= self._deadline - 0.01:
-                self._state.fresh_timeouts[fn] = Outcome(
-                    fault="budget", message=f"{fn} was stopped: the learner's time budget ({self.limits.learner_seconds:g} s) ran out")
+                self._state.fresh_timeouts[fn] = _said(
+                    "budget", msg("outcome.budget_ran_out", fn=fn, seconds=f"{self.limits.learner_seconds:g}"))
             elif died.timed_out:
                 self._state.timed_out.add(fn)
-                self._state.fresh_timeouts[fn] = Outcome(fault="timeout", message=f"{fn} {died.reason}")
+                self._state.fresh_timeouts[fn] = _said("timeout", msg("outcome.died", fn=fn, why=died.said))
             elif answered < len(batch):
-                self._state.cache[(fn, batch[answered][0])] = Outcome(fault="crashed", message=f"{fn} crashed the worker: it {died.reason}")
+                self._state.cache[(fn, batch[answered][0])] = _said("crashed", msg("outcome.crashed", fn=fn, why=died.said))
             answered += 1
         self._watch_quota()
         return answered
@@ -464,6 +466,10 @@ def _key(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Arguments as a cache key without encoding them: arrays by dtype, shape and bytes."""
     return tuple((a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else (type(a).__name__, repr(a))
                  for a in args)
+
+
+def _said(fault: str, said: Message) -> Outcome:
+    return Outcome(fault=fault, message=said.english(), said=said)
 
 
 def _outcome(fn: str, reply: dict[str, Any]) -> Outcome:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader import child, zygote
+from grader.i18n import Message, msg, verbatim
 from grader.errors import SandboxError
 
 MAX_LINE = 16 << 20  # a reply of MAX_ELEMENTS numbers, and the arguments it changed, fit well within
@@ -39,32 +40,37 @@ class Limits:
 
 
 class WorkerDied(Exception):
-    """The worker is gone (or was killed); ``reason`` says why in learner-facing words."""
+    """The worker is gone (or was killed); ``said`` says why, for the learner, in their language (``reason``: the
+    same in English, for logs)."""
 
-    def __init__(self, reason: str, timed_out: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, said: Message | str, timed_out: bool = False) -> None:
+        self.said = said if isinstance(said, Message) else verbatim(said)
+        self.reason = self.said.english()
+        super().__init__(self.reason)
         self.timed_out = timed_out
 
 
-def describe_exit(code: int | None) -> str:
+def exit_message(code: int | None) -> Message:
     if code is None:
-        return "did not exit"
+        return msg("died.no_exit")
     if code < 0:
         sig = -code
         if sig == signal.SIGXCPU:
-            return "ran out of CPU time (the per-learner CPU limit)"
+            return msg("died.cpu")
         if sig == signal.SIGXFSZ:
-            return "wrote a file larger than the limit"
+            return msg("died.file_size")
         try:
             name = signal.Signals(sig).name
         except ValueError:
             name = f"signal {sig}"
-        extra = " (a crash in native code, e.g. ctypes or a bad pointer)" if sig in (signal.SIGSEGV, signal.SIGBUS) else ""
-        return f"was killed by {name}{extra}"
+        return msg("died.native" if sig in (signal.SIGSEGV, signal.SIGBUS) else "died.signal", signal=name)
     if code == 70:
-        return "failed inside the worker itself"
-    return f"exited with code {code} (os._exit or a fatal error)"
+        return msg("died.internal")
+    return msg("died.exit", code=code)
+
+
+def describe_exit(code: int | None) -> str:
+    return exit_message(code).english()
 
 
 def _jsonable(arg: Any) -> Any:
@@ -119,11 +125,11 @@ class Worker:
                                f" — run grade --doctor, or choose a layer with GRADER_SANDBOX")
         if confined.get("confined") is not True:
             self._kill()
-            raise WorkerDied("sent something that is not a result (protocol violation)")
+            raise WorkerDied(msg("died.protocol"))
         ready = self.receive(deadline)
         if "ready" not in ready or "sandbox_error" in ready:  # learner code wrote on the grader's channel
             self._kill()
-            raise WorkerDied("wrote on the grader's own channel (protocol violation)")
+            raise WorkerDied(msg("died.channel"))
         return ready
 
     @property
@@ -147,15 +153,15 @@ class Worker:
         if line is None:
             seconds = self.limits.call_seconds
             self._kill()
-            raise WorkerDied(f"timed out after {seconds:g} s (an infinite loop?)", timed_out=True)
+            raise WorkerDied(msg("died.timeout", seconds=f"{seconds:g}"), timed_out=True)
         try:
             message = json.loads(line, parse_constant=_constant)
         except (ValueError, RecursionError):
             self._kill()
-            raise WorkerDied("sent something that is not a result (protocol violation)") from None
+            raise WorkerDied(msg("died.protocol")) from None
         if not isinstance(message, dict):
             self._kill()
-            raise WorkerDied("sent something that is not a result (protocol violation)")
+            raise WorkerDied(msg("died.protocol"))
         return message
 
     def _read_line(self, deadline: float) -> bytes | None:
@@ -182,7 +188,7 @@ class Worker:
                 self._buffer += data
                 if len(self._buffer) > MAX_LINE:
                     self._kill()
-                    raise WorkerDied("sent a result larger than the limit")
+                    raise WorkerDied(msg("died.too_large"))
         line = bytes(self._buffer[:newline])
         del self._buffer[:newline + 1]
         self._scanned = 0
@@ -203,12 +209,12 @@ class Worker:
         except OSError:
             pass
 
-    def _bury(self) -> str:
+    def _bury(self) -> Message:
         """The worker closed its end: wait for its exit status and say what happened."""
         code = self.server.exit_code(self._pid, 2.0) if self._pid is not None else None
         self._drain_output()
         self._kill(reaped=code is not None)
-        return describe_exit(code)
+        return exit_message(code)
 
     def _kill(self, reaped: bool = False) -> None:
         """Kill the worker's whole process group and wait until the fork server has reaped it (the server does the

@@ -24,6 +24,7 @@ DYNAMIC = {
     "status.": STATUSES, "badge.": STATUSES, "count.": STATUSES, "export.status.": ("review", "error", "skip"),
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
     "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
+    "died.": ("native", "signal"),
     "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "scheme.words.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "property.pass.": tuple(f"{p}.{n}" for p in ("symmetric", "finite", "unmutated") for n in ("one", "other")),

@@ -234,7 +234,7 @@ def inputs_phrase(total: int) -> Message:
 
 
 def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Case | None = None) -> CheckResult:
-    what = verbatim(outcome.message)
+    what = outcome.said or verbatim(outcome.message)
     said = msg("fault.on", what=what, input=case.label_message) if case and not outcome.message.startswith("not called") \
         else msg("fault.plain", what=what)
     if outcome.fault == "missing":
