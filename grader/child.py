@@ -182,35 +182,59 @@ _OUTSIDE_LINKS: tuple[str, ...] = ()
 _FILE_BYTES = 0
 
 
-def _describe(exc: BaseException) -> str:
-    """The exception and the learner's own line that led to it (not numpy's)."""
+def _described(exc: BaseException) -> dict[str, Any]:
+    """The exception as plain data — its type, first line, the learner's own line that led to it (not numpy's) and
+    which hint applies — for the grader to say in the learner's language."""
     if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r})"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"exit": repr(exc.code)[:100]}
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.endswith("child.py")]
     own = [f for f in frames if _LEARNER_ROOT and f.filename.startswith(_LEARNER_ROOT)]
     chosen = own or frames
     frame = chosen[-1] if chosen else None
-    place = f" (line {frame.lineno} in {frame.name}, {os.path.basename(frame.filename)})" if frame else ""
-    hint = ""
+    data: dict[str, Any] = {"type": type(exc).__name__[:100], "text": text}
+    if frame:
+        data.update(line=int(frame.lineno or 0), function=str(frame.name)[:100], file=os.path.basename(frame.filename)[:200])
     missing = str(getattr(exc, "filename", "") or "")
     link = next((name for name in _OUTSIDE_LINKS if missing and os.path.abspath(missing) == _LEARNER_ROOT + name), None)
     if isinstance(exc, FileNotFoundError) and link:
-        hint = f"; {link} is a link to a file outside your folder, which the grader does not follow — hand in the file itself"
+        data.update(hint="link", link=link[:200])
     elif isinstance(exc, FileNotFoundError) and os.path.isabs(missing) and not missing.startswith(_LEARNER_ROOT):
-        hint = "; learner code sees only its own folder, the system and Python, not other files of the grader's machine"
+        data["hint"] = "outside"
     elif isinstance(exc, FileNotFoundError):
-        hint = "; files are opened relative to the working directory, your phase folder — use Path(__file__).parent / name"
+        data["hint"] = "relative"
     elif isinstance(exc, MemoryError):
-        hint = "; the worker's memory is limited"
+        data["hint"] = "memory"
     elif isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno == errno.EROFS):
-        hint = ("; the grader's sandbox does not let learner code start processes, use the network, or touch files "
-                "outside its own folder")
+        data["hint"] = "sandbox"
     elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-        hint = f"; a file written by learner code may hold at most {_FILE_BYTES >> 20} MiB"
+        data.update(hint="file_size", mib=_FILE_BYTES >> 20)
     elif isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
-        hint = "; the grader's sandbox limits how many processes learner code may start"
-    return f"raised {type(exc).__name__}{': ' + text[:300] if text else ''}{place}{hint}"
+        data["hint"] = "processes"
+    return data
+
+
+_HINTS = {
+    "link": "; {link} is a link to a file outside your folder, which the grader does not follow — hand in the file itself",
+    "outside": "; learner code sees only its own folder, the system and Python, not other files of the grader's machine",
+    "relative": "; files are opened relative to the working directory, your phase folder — use Path(__file__).parent / name",
+    "memory": "; the worker's memory is limited",
+    "sandbox": "; the grader's sandbox does not let learner code start processes, use the network, or touch files "
+               "outside its own folder",
+    "file_size": "; a file written by learner code may hold at most {mib} MiB",
+    "processes": "; the grader's sandbox limits how many processes learner code may start",
+}
+
+
+def _describe(exc: BaseException) -> str:
+    """The same in English, for the notes of a module that could not load."""
+    data = _described(exc)
+    if "exit" in data:
+        return f"called sys.exit({data['exit']})"
+    text = data["text"]
+    place = f" (line {data['line']} in {data['function']}, {data['file']})" if "line" in data else ""
+    hint = _HINTS[data["hint"]].format(**data) if "hint" in data else ""
+    return f"raised {data['type']}{': ' + text if text else ''}{place}{hint}"
 
 
 def encode(value: Any) -> dict[str, Any]:
@@ -288,7 +312,7 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
             value = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - every learner failure is reported as data
             _forked_copy_leaves()
-            _send(proto, {"ok": False, "error": _describe(exc)})
+            _send(proto, {"ok": False, "error": _describe(exc), "raised": _described(exc)})
             continue
         _forked_copy_leaves()
         after = [encode(a) if isinstance(a, np.ndarray) and _changed(a, b) else None for a, b in zip(args, before)]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from grader import zygote
-from grader.i18n import Message, msg, verbatim
+from grader.i18n import Message, map_strings, msg, verbatim
 from grader.child import MAX_ELEMENTS, ChildConfig
 from grader.learnerfiles import TooLarge, walk
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
@@ -431,7 +431,8 @@ class LearnerRun:
                 reply = self._worker.receive(deadline)
                 outcome = _outcome(fn, reply)
                 if outcome.message:
-                    outcome = dataclasses.replace(outcome, message=self._scrub(outcome.message))
+                    said = None if outcome.said is None else map_strings(outcome.said, self._scrub)
+                    outcome = dataclasses.replace(outcome, message=self._scrub(outcome.message), said=said)
                 self._state.cache[(fn, key)] = outcome
                 answered += 1
         except WorkerDied as died:
@@ -468,6 +469,37 @@ def _key(args: tuple[Any, ...]) -> tuple[Any, ...]:
                  for a in args)
 
 
+_HINT_IDS = ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes")
+
+
+def raised_message(fn: str, data: Any) -> Message | None:
+    """What the worker said of an exception, as a message — only when it is the plain data the worker sends (short
+    strings and numbers); anything else is said as the worker's English text."""
+    if not isinstance(data, dict):
+        return None
+
+    def text(key: str, most: int = 300) -> str | None:
+        value = data.get(key, "")
+        return value[:most] if isinstance(value, str) else None
+
+    if "exit" in data:
+        code = text("exit", 100)
+        return None if code is None else msg("raised.exit", fn=fn, code=code)
+    kind, said = text("type", 100), text("text")
+    if not kind or said is None:
+        return None
+    line = data.get("line")
+    place: Message | str = ""
+    if isinstance(line, int) and not isinstance(line, bool) and text("function", 100) is not None and text("file", 200) is not None:
+        place = msg("raised.place", line=line, function=text("function", 100), file=text("file", 200))
+    hint_id = data.get("hint")
+    hint: Message | str = ""
+    if hint_id in _HINT_IDS:
+        mib = data.get("mib") if isinstance(data.get("mib"), int) else 0
+        hint = msg(f"raised.hint.{hint_id}", link=text("link", 200) or "", mib=mib)
+    return msg("raised.text" if said else "raised", fn=fn, type=kind, text=said, place=place, hint=hint)
+
+
 def _said(fault: str, said: Message) -> Outcome:
     return Outcome(fault=fault, message=said.english(), said=said)
 
@@ -475,7 +507,8 @@ def _said(fault: str, said: Message) -> Outcome:
 def _outcome(fn: str, reply: dict[str, Any]) -> Outcome:
     """A worker's reply, validated as plain data."""
     if not reply.get("ok"):
-        return Outcome(fault="raised", message=f"{fn} {str(reply.get('error', 'failed'))[:400]}")
+        message = f"{fn} {str(reply.get('error', 'failed'))[:400]}"
+        return Outcome(fault="raised", message=message, said=raised_message(fn, reply.get("raised")))
     value = decode_value(reply.get("value"))
     if isinstance(value, str):
         return Outcome(fault="bad-return", message=f"{fn} returned {value}" + ("" if "(" in value else ", not numbers"))

@@ -25,6 +25,7 @@ DYNAMIC = {
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
     "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
     "died.": ("native", "signal"),
+    "raised.hint.": ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes"),
     "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "scheme.words.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "property.pass.": tuple(f"{p}.{n}" for p in ("symmetric", "finite", "unmutated") for n in ("one", "other")),
@@ -181,3 +182,37 @@ def test_lang_en_gives_english_to_a_spanish_deliverable(tmp_path: Path) -> None:
 def test_lang_es_gives_spanish_to_an_english_deliverable(tmp_path: Path) -> None:
     stdout, html, _ = _grade(tmp_path, ROOT / "learners" / "borja", "--lang", "es")
     assert '<html lang="es">' in html and "coincide con la referencia" in html and "APROBADO" in stdout
+
+
+@pytest.mark.parametrize(
+    ("data", "spanish"),
+    [
+        ({"type": "ValueError", "text": "no", "line": 3, "function": "f", "file": "lab.py"},
+         "f lanzó ValueError: no (línea 3 en f, lab.py)"),
+        ({"type": "FileNotFoundError", "text": "x", "hint": "relative"},
+         "f lanzó FileNotFoundError: x; los archivos se abren relativos al directorio de trabajo, tu carpeta de fase: "
+         "usa Path(__file__).parent / nombre"),
+        ({"exit": "3"}, "f llamó a sys.exit(3)"),
+    ],
+)
+def test_what_the_worker_says_of_an_exception_is_said_in_the_learners_language(data: dict[str, object], spanish: str) -> None:
+    from grader.runner import raised_message
+
+    said = raised_message("f", data)
+    assert said is not None and say(said, "es") == spanish
+
+
+@pytest.mark.parametrize("data", [None, "text", {"type": 3}, {"type": "E", "text": ["x"]}, {"exit": {"a": 1}}, {}])
+def test_a_worker_that_sends_something_else_is_said_in_its_own_english(data: object) -> None:
+    """The worker is untrusted: anything but the plain data it should send is not made a message."""
+    from grader.runner import raised_message
+
+    assert raised_message("f", data) is None
+
+
+def test_a_hostile_worker_cannot_grow_a_message() -> None:
+    from grader.runner import raised_message
+
+    said = raised_message("f", {"type": "E" * 10_000, "text": "x" * 10_000, "line": 1, "function": "g" * 5_000,
+                                "file": "h" * 5_000, "hint": "link", "link": "l" * 5_000})
+    assert said is not None and len(say(said, "es")) < 1_500
