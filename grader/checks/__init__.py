@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from grader.i18n import msg
 from grader.checks.agree import check_agree
 from grader.checks.base import Context, result
 from grader.checks.compare import check_compare
@@ -37,15 +38,13 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
     for required in check.spec.get("requires", ()):
         prior = ctx.results.get(required)
         if prior is not None and not prior.status.earns_points:
-            return result(check, Status.SKIP, f"skipped: it needs '{required}', which did not pass")
+            return result(check, Status.SKIP, msg("skip.requires", required=required))
     if check.kind in CODE_KINDS and check.kind != "implementation" and (ctx.run is None or not ctx.run.load.ok):
-        why = "no implementation file" if ctx.implementation is None else "the implementation could not be loaded"
-        return result(check, Status.SKIP, f"skipped: {why} (see implementation-found)")
+        return result(check, Status.SKIP, msg("skip.no_file" if ctx.implementation is None else "skip.not_loaded"))
     try:
         return KIND_FUNCTIONS[check.kind](check, ctx)
     except GraderError:
         raise
     except Exception as exc:  # noqa: BLE001 - a grader bug this submission triggers costs this check, never the others
         ctx.grader_fault = True
-        return result(check, Status.ERROR, f"the grader itself failed on this check ({type(exc).__name__}: "
-                                           f"{str(exc)[:200]}) — tell the instructor; your other checks are not affected")
+        return result(check, Status.ERROR, msg("check.grader_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}"))
