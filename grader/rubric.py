@@ -91,6 +91,7 @@ KINDS: dict[str, dict[str, _Field]] = {
     "deliverable": {},
     "section": {
         "headings": _Field((list,), True),
+        "suggest": _Field(_TEXT),  # the heading to suggest, per language (default: the first of headings)
         "result": _Field((str,)),
         "steps_of": _Field((str,)),
         "min_sentences": _Field((int,)),

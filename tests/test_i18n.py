@@ -216,3 +216,14 @@ def test_a_hostile_worker_cannot_grow_a_message() -> None:
     said = raised_message("f", {"type": "E" * 10_000, "text": "x" * 10_000, "line": 1, "function": "g" * 5_000,
                                 "file": "h" * 5_000, "hint": "link", "link": "l" * 5_000})
     assert said is not None and len(say(said, "es")) < 1_500
+
+
+def test_the_heading_suggested_is_in_the_readers_language(tmp_path: Path) -> None:
+    """A Spanish writer missing the reflection is told '## Reflexión', not '## Reflection' (the rubric's suggest)."""
+    learner = tmp_path / "src" / "ana"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "deliverable-spanish", learner)
+    md = next((learner / "phase-04").glob("*.md"))
+    text = md.read_text(encoding="utf-8")
+    md.write_text(text[: text.rfind("\n## ")] + "\n", encoding="utf-8")
+    _, _, report = _grade(tmp_path, learner)
+    assert "'Reflexión'" in report and "'Reflection'" not in report

@@ -95,7 +95,10 @@ def _shown(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _suggest(spec: dict[str, Any]) -> str:
+def _suggest(spec: dict[str, Any]) -> Texts | str:
+    """The heading to suggest: the rubric's ``suggest`` (one per language), else its first heading word."""
+    if spec.get("suggest"):
+        return Texts.of(spec["suggest"])
     first = str(spec["headings"][0])
     return first[:1].upper() + first[1:]
 
