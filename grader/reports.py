@@ -40,6 +40,7 @@ class Todo:
     cause: Message | None  # said here: the first check it explains
     shared: tuple[str, ...] = ()  # other checks the same cause explains
     same_as: str = ""  # the cause was said at this earlier check
+    error: bool = False  # the "cause" is the error of learner code itself (shared: the checks it also stops)
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,13 @@ def first_things(result: LabResult, overridden: bool = True) -> FirstThings:
     for c in failing:
         cause = _cause_of(c)
         key = say(cause, DEFAULT) if cause is not None else ""
+        error = c.status is Status.ERROR and (c.evidence is None or not c.evidence.cause)
         if cause is None:
             todo.append(Todo(c, None))
         elif first_by_cause[key] == c.id:
-            todo.append(Todo(c, cause, tuple(i for i in explained[key] if i != c.id)))
+            todo.append(Todo(c, None if error else cause, tuple(i for i in explained[key] if i != c.id), error=error))
         else:
-            todo.append(Todo(c, None, same_as=first_by_cause[key]))
+            todo.append(Todo(c, None, same_as=first_by_cause[key], error=error))
     groups: dict[str, tuple[Message, list[str]]] = {}
     for c in result.checks:
         if c.status is Status.SKIP and (overridden or not c.override):
@@ -86,7 +88,14 @@ def first_things(result: LabResult, overridden: bool = True) -> FirstThings:
 
 
 def _cause_of(check: CheckResult) -> Message | None:
-    return check.evidence.cause if check.evidence is not None and check.evidence.cause else None
+    """A failure's cause; for an error of learner code (a raise, a crash, a timeout), the error itself, so that one
+    function that raises is said once, not once per check that calls it."""
+    if check.evidence is not None and check.evidence.cause:
+        return check.evidence.cause
+    if check.status is Status.ERROR and check.message.id in ("fault.on", "fault.plain"):
+        what = check.message.params.get("what")
+        return what if isinstance(what, Message) else None
+    return None
 
 
 def without_cause(message: Message, cause: Message | None) -> Message:
