@@ -352,15 +352,18 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
         if name[:1].isdigit():
             name = "_" + name
         note = ""
+        note_data: dict[str, Any] | None = None
         skipped: list[str] = []
         if config.mode == "import":
             try:
                 module = _load_import(path, name)
             except SyntaxError as exc:
-                _send(proto, {"ready": False, "error": f"SyntaxError at line {exc.lineno}: {exc.msg}"})
+                _send(proto, {"ready": False, "error": f"SyntaxError at line {exc.lineno}: {exc.msg}",
+                              "syntax": {"line": int(exc.lineno or 0), "text": str(exc.msg)[:300]}})
                 raise
             except BaseException as exc:  # noqa: BLE001 - fall back to the definitions alone
                 note = f"running the module {_describe(exc)}"
+                note_data = _described(exc)
                 module, skipped = _load_ast(path, name)
         else:
             module, skipped = _load_ast(path, name, strict=config.mode == "ast-strict")
@@ -370,7 +373,8 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
         # the lab's first: the parent reads at most the first 1,000 names
         _forked_copy_leaves()
         sys.stdout.flush()
-        _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "skipped": skipped[:10], "functions": found})
+        _send(proto, {"ready": True, "mode": "ast" if note else config.mode, "note": note, "note_data": note_data,
+                      "skipped": skipped[:10], "functions": found})
         _serve(proto, module, config)
     except BaseException:  # noqa: BLE001
         code = 70

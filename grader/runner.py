@@ -115,6 +115,8 @@ class LoadReport:
     skipped: tuple[str, ...] = ()
     error: str = ""
     machine_fault: bool = False  # the grading machine failed (a full disk), not the learner: grade again next run
+    note_said: Message | None = None  # ``note`` for the learner, in their language
+    error_said: Message | None = None  # ``error`` for the learner, in their language
 
 
 COPY_NAME = "learner"
@@ -340,30 +342,42 @@ class LearnerRun:
             self.load = LoadReport(ok=False, error=self._copy_error, machine_fault=self._machine_fault)
             return self.load
         note = ""
+        note_said: Message | None = None
         try:
             ready = self._spawn("import")
         except WorkerDied as died:
-            note = f"running the module {died.reason}"
+            note_said = msg("load.running", what=died.said)
+            note = note_said.english()
             try:
                 ready = self._spawn("ast")
             except WorkerDied:
                 try:
                     ready = self._spawn("ast-strict")
                 except WorkerDied as again:
-                    self.load = LoadReport(ok=False, error=f"running it {died.reason}, and loading only its definitions {again.reason}")
+                    said = msg("load.both_failed", first=died.said, again=again.said)
+                    self.load = LoadReport(ok=False, error=said.english(), error_said=said)
                     return self.load
         if not ready.get("ready"):
             self.close_worker()
-            self.load = LoadReport(ok=False, error=self._scrub(str(ready.get("error", "the module could not be loaded")))[:500])
+            syntax = ready.get("syntax")
+            error_said = msg("load.syntax", line=syntax["line"], text=self._scrub(syntax["text"])[:300]) \
+                if isinstance(syntax, dict) and isinstance(syntax.get("line"), int) and isinstance(syntax.get("text"), str) \
+                else None
+            self.load = LoadReport(ok=False, error=self._scrub(str(ready.get("error", "the module could not be loaded")))[:500],
+                                   error_said=error_said)
             return self.load
         self._mode = str(ready.get("mode", "import"))
         if self._mode not in ("import", "ast", "ast-strict"):
             self._mode = "ast-strict"
+        if not note and ready.get("note"):
+            raised = raised_message("", ready.get("note_data"))
+            note_said = msg("load.running", what=raised) if raised is not None else None
         note = note or str(ready.get("note", ""))
+        note_said = None if note_said is None else map_strings(note_said, self._scrub)
         functions = tuple(str(f)[:200] for f in _listed(ready.get("functions")) if isinstance(f, str))
         skipped = tuple(str(s)[:300] for s in _listed(ready.get("skipped")) if isinstance(s, str))
         self.load = LoadReport(ok=True, mode=self._mode, note=self._scrub(note)[:500], functions=functions,
-                               skipped=tuple(self._scrub(s) for s in skipped))
+                               skipped=tuple(self._scrub(s) for s in skipped), note_said=note_said)
         return self.load
 
     def close_worker(self) -> None:
@@ -497,6 +511,8 @@ def raised_message(fn: str, data: Any) -> Message | None:
     if hint_id in _HINT_IDS:
         mib = data.get("mib") if isinstance(data.get("mib"), int) else 0
         hint = msg(f"raised.hint.{hint_id}", link=text("link", 200) or "", mib=mib)
+    if not fn:  # the module's own top-level code, said after "running the module"
+        return msg("raised.module.text" if said else "raised.module", type=kind, text=said, place=place, hint=hint)
     return msg("raised.text" if said else "raised", fn=fn, type=kind, text=said, place=place, hint=hint)
 
 

@@ -28,13 +28,13 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     if not load.ok and load.machine_fault:
         return result(check, Status.ERROR, msg("fault.plain", what=verbatim(load.error.rstrip("."))))
     if not load.ok:
-        return result(check, Status.FAIL, msg("impl.not_loaded", name=name, error=load.error))
+        return result(check, Status.FAIL, msg("impl.not_loaded", name=name, error=load.error_said or load.error))
     wanted = [f.name for f in rubric.functions]
     missing = [f for f in wanted if f not in load.functions]
     if len(missing) == len(wanted):
         defines = msg("impl.defines", names=listed(load.functions)) if load.functions else msg("impl.defines_none")
         return result(check, Status.FAIL, msg("impl.none_of_the_lab", name=name, wanted=", ".join(wanted), defines=defines))
-    first = msg("impl.loaded.ast", name=name, note=load.note) if load.mode in ("ast", "ast-strict") else \
+    first = msg("impl.loaded.ast", name=name, note=load.note_said or load.note) if load.mode in ("ast", "ast-strict") else \
         msg("impl.loaded", name=name)
     parts: list[Message | None] = [first]
     parts += [verbatim(ctx.implementation_note) if ctx.implementation_note else None,
