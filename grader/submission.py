@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.i18n import Message, joined, msg
 from grader.errors import SubmissionError
 from grader.learnerfiles import inside, read_bytes, size
 from grader.model import Rubric
@@ -34,7 +35,7 @@ LINKED_OUT = ("{name}/ is a link to a folder outside yours; the grader does not 
               "hand in the folder itself")
 
 
-def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
+def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, Message | str]:
     """The learner's folder for a phase, and a note when it is only a near miss (phase-4, Fase-04)."""
     exact = learner / phase_dir
     wanted = phase_number(phase_dir)
@@ -42,27 +43,27 @@ def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, str]:
         return exact, LINKED_OUT.format(name=phase_dir)
     if exact.is_dir():
         others = [p.name for p in learner.iterdir() if p.is_dir() and p != exact and phase_number(p.name) == wanted]
-        return exact, (f"also found {', '.join(sorted(others))}/, not graded — keep one {phase_dir}/ folder" if others else "")
+        return exact, (msg("sub.phase_others", others=", ".join(sorted(others)), phase=phase_dir) if others else "")
     if wanted is not None and learner.is_dir():
         for candidate in sorted(learner.iterdir()):
             if candidate.is_dir() and phase_number(candidate.name) == wanted and inside(candidate, learner):
-                return candidate, f"found {candidate.name}/ and graded it as {phase_dir}/ — rename it to {phase_dir}/"
+                return candidate, msg("sub.phase_near", found=candidate.name, phase=phase_dir)
     return exact, ""
 
 
 @dataclass(frozen=True)
 class Submission:
     phase: Path
-    phase_note: str
+    phase_note: Message | str
     files: tuple[str, ...]  # every file in the phase folder
     implementation: Path | None
     others: tuple[str, ...]  # further candidates, not graded
-    implementation_note: str = ""  # found by content, or a notebook's left-out cells
+    implementation_note: Message | str = ""  # found by content, or a notebook's left-out cells
     implementation_error: str = ""  # a notebook that cannot be read
     module_source: str | None = None  # a notebook's code cells: the module to load
     module_files: tuple[tuple[str, str], ...] = ()  # files its %%writefile cells write beside that module
     deliverable: Path | None = None
-    deliverable_note: str = ""
+    deliverable_note: Message | str = ""
     markdown: str | None = None  # a notebook's Markdown cells, standing for the deliverable
     cells: tuple[tuple[int, int], ...] = ()
     refused: str = ""  # the phase folder is a link out of the learner's folder: why nothing of it is graded
@@ -164,8 +165,7 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
         elif ranked_py:  # the others may be helpers it imports: they are not "also found" copies
             implementation, count = ranked_py[0]
             patterns = " or ".join(rubric.implementation)
-            note = (f"graded because it defines {count} of the lab's {len(functions)} functions, though the rubric expects a "
-                    f"file named like {patterns} — rename it")
+            note = msg("sub.by_content", count=count, total=len(functions), patterns=patterns)
             error = ""
     module_source = None
     module_files: tuple[tuple[str, str], ...] = ()
@@ -173,19 +173,18 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
         module_source = notebook.source  # type: ignore[attr-defined]
         module_files = notebook.files  # type: ignore[attr-defined]
         left = notebook.left_out  # type: ignore[attr-defined]
-        note = "a notebook: its code cells were graded, in order"
         written = [name for name, _ in notebook.files]  # type: ignore[attr-defined]
-        if written:
-            note += f"; its %%writefile cells were written beside it ({', '.join(written[:4])})"
-        if left:
-            note += "; left out: " + ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
+        dropped = msg("sub.left_out.more", cells=", ".join(left[:6]), n=len(left) - 6) if len(left) > 6 else \
+            msg("sub.left_out", cells=", ".join(left[:6]))
+        note = joined(msg("sub.notebook"), msg("sub.writefile", files=", ".join(written[:4])) if written else None,
+                      dropped if left else None, sep="; ")
     deliverable, deliverable_note, markdown, cells = _deliverable(rubric, phase, files, learner, notebook, implementation)
     return Submission(phase, phase_note, tuple(files), implementation, tuple(others), note, error, module_source,
                       module_files, deliverable, deliverable_note, markdown, cells)
 
 
 def _deliverable(rubric: Rubric, phase: Path, files: Sequence[str], learner: Path, notebook: object,
-                 implementation: Path | None) -> tuple[Path | None, str, str | None, tuple[tuple[int, int], ...]]:
+                 implementation: Path | None) -> tuple[Path | None, Message | str, str | None, tuple[tuple[int, int], ...]]:
     if rubric.deliverable in files:
         return phase / rubric.deliverable, "", None, ()
     markdown = [f for f in files if f.lower().endswith((".md", ".markdown"))]
@@ -195,11 +194,12 @@ def _deliverable(rubric: Rubric, phase: Path, files: Sequence[str], learner: Pat
     elif markdown:
         chosen = max(markdown, key=lambda f: (_lab_words(phase / f, learner, rubric), f.lower() == "readme.md"))
     if chosen is not None:
-        note = (f"graded {chosen} as the deliverable: the lab asks for {rubric.deliverable} — rename it"
-                + (f" (other Markdown files: {', '.join(m for m in markdown if m != chosen)})" if len(markdown) > 1 else ""))
+        others = ", ".join(m for m in markdown if m != chosen)
+        note = msg("sub.deliverable_others" if len(markdown) > 1 else "sub.deliverable", chosen=chosen,
+                   want=rubric.deliverable, others=others)
         return phase / chosen, note, None, ()
     if notebook is not None and implementation is not None:
-        note = f"read the deliverable from the Markdown cells of {implementation.name}"
+        note = msg("sub.deliverable_cells", name=implementation.name)
         return implementation, note, notebook.markdown, notebook.cells  # type: ignore[attr-defined]
     return None, "", None, ()
 

@@ -34,14 +34,14 @@ class Context:
     markdown_files: tuple[str, ...]
     document: Document | None
     document_error: str
-    phase_note: str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
+    phase_note: Message | str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
     phase_refused: str = ""  # the phase folder is a link out of the learner's folder, so nothing of it is read
     results: dict[str, CheckResult] = field(default_factory=dict)
     grader_fault: bool = False  # a check failed for the grader's own reasons: the lab is graded again next run
     analysis: Any = None  # the deliverable's formulas, read once (grader.maths.match.Analysis)
-    implementation_note: str = ""  # the file was found by content, or a notebook's cells were left out
+    implementation_note: Message | str = ""  # the file was found by content, or a notebook's cells were left out
     implementation_error: str = ""  # a notebook that could not be read
-    deliverable_note: str = ""  # the deliverable was found by content
+    deliverable_note: Message | str = ""  # the deliverable was found by content
     verdicts: dict[Any, Any] = field(default_factory=dict)  # what each finite difference computes (grader.checks.fd)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 
 from grader.checks.base import Context, result
-from grader.i18n import Message, joined, msg, plural, verbatim
+from grader.i18n import Message, as_message, joined, msg, plural, verbatim
 from grader.model import Check, CheckResult, Status
 
 
@@ -25,6 +25,6 @@ def check_deliverable(check: Check, ctx: Context) -> CheckResult:
     shown = ctx.deliverable.name if ctx.deliverable_note else rubric.deliverable
     if not any(s.prose.strip() or s.formula_text.strip() or s.code_blocks or s.images for s in ctx.document.sections):
         return result(check, Status.FAIL, msg("deliv.empty", folder=rubric.phase_dir, name=shown))
-    notes = [verbatim(text) for text in (ctx.deliverable_note, ctx.phase_note, *ctx.document.notes) if text]
+    notes = [as_message(text) for text in (ctx.deliverable_note, ctx.phase_note, *ctx.document.notes) if text]
     found = plural("deliv.found", len(ctx.document.sections), folder=rubric.phase_dir, name=shown)
     return result(check, Status.PASS, msg("sentence.end", text=joined(found, *notes, sep="; ")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grader.checks.base import Context, listed, result
-from grader.i18n import Message, joined, msg, verbatim
+from grader.i18n import Message, as_message, joined, msg, verbatim
 from grader.model import Check, CheckResult, Status
 
 
@@ -37,8 +37,8 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
     first = msg("impl.loaded.ast", name=name, note=load.note_said or load.note) if load.mode in ("ast", "ast-strict") else \
         msg("impl.loaded", name=name)
     parts: list[Message | None] = [first]
-    parts += [verbatim(ctx.implementation_note) if ctx.implementation_note else None,
-              verbatim(ctx.phase_note) if ctx.phase_note else None]
+    parts += [as_message(ctx.implementation_note) if ctx.implementation_note else None,
+              as_message(ctx.phase_note) if ctx.phase_note else None]
     if ctx.other_implementations:
         parts.append(msg("impl.others", files=", ".join(ctx.other_implementations)))
     if load.skipped:
