@@ -162,10 +162,14 @@ def _read_po(data: bytes, lang: str) -> Any:
 
 def _compiled(lang: str, data: bytes) -> bytes:
     """The compiled catalogue, from a per-user cache keyed by the ``.po``'s content."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grader"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grader"
+    except (RuntimeError, KeyError):  # no home to cache in: compiled again each run
+        base = Path(tempfile.gettempdir()) / f"grader-cache-{os.getuid()}"
     path = base / f"{lang}-{hashlib.sha256(data).hexdigest()[:16]}.mo"
     try:
-        return path.read_bytes()
+        if path.is_file() and not path.is_symlink() and path.stat().st_uid == os.getuid():
+            return path.read_bytes()
     except OSError:
         pass
     from babel.messages.mofile import write_mo
