@@ -276,15 +276,13 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
 def _terminal_language(lang: str, results: Sequence[Any]) -> str:
     """One learner reads their own results in their deliverable's language; a class is the instructor's, in the
     locale's (``LANG``)."""
-    from grader.i18n import locale_language
+    from grader.batch import class_language
 
-    if lang != "auto":
-        return lang
     learners = {r.learner for r in results}
     spoken = {r.language for r in results if r.language}
-    if len(learners) == 1 and len(spoken) == 1:
+    if lang == "auto" and len(learners) == 1 and len(spoken) == 1:
         return spoken.pop()
-    return locale_language()
+    return class_language(lang)
 
 
 _LIST_UP_TO = 20  # learners: above this the terminal gets the class totals and index.html, not every line

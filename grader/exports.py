@@ -19,7 +19,6 @@ from grader.model import CheckResult, LabResult, Override, Status
 from grader.reports import format_index, format_number, format_points, format_value, headline
 from grader.i18n import DEFAULT, msg, say
 from grader.reports import reader_language
-from grader.results import words
 
 __all__ = [
     "gradebook_csv",
@@ -104,7 +103,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
     for i, r in enumerate(labs, start=1):
         for j, c in enumerate(r.checks, start=1):
             test: dict[str, Any] = {
-                "name": f"{r.lab} · {words(c.title, lang)} ({c.id})" if several else f"{words(c.title, lang)} ({c.id})",
+                "name": f"{r.lab} · {say(c.title, lang)} ({c.id})" if several else f"{say(c.title, lang)} ({c.id})",
                 "number": f"{i}.{j}",
                 "score": float(c.score),
                 "max_score": float(c.max_score),
@@ -213,7 +212,7 @@ def _junit_case(c: CheckResult, classname: str) -> ET.Element:
     case = ET.Element("testcase", name=_xml_text(c.id), classname=classname, time="0.000")
     outcome = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(c.status)
     if outcome is not None:
-        detail = ET.SubElement(case, outcome, message=_xml_text(headline(words(c.message, DEFAULT)) or c.status.value))
+        detail = ET.SubElement(case, outcome, message=_xml_text(headline(say(c.message, DEFAULT)) or c.status.value))
         if outcome != "skipped":
             detail.set("type", c.status.value)
             points = f"score: {format_points(c.score)} / {format_points(c.max_score)}"
@@ -230,12 +229,12 @@ def _check_detail(c: CheckResult, lang: str = DEFAULT) -> str:
         text = say(msg(message_id), lang)
         return text[:1].lower() + text[1:]
 
-    lines = [words(c.message, lang)]
+    lines = [say(c.message, lang)]
     e = c.evidence
     if e is not None:
         if e.input_label or e.input_value is not None:
             value = "" if e.input_value is None else format_value(e.input_value)
-            given = words(e.input_label, lang)
+            given = say(e.input_label, lang)
             lines.append(f"{label('evidence.input')}: {given}{' = ' if given and value else ''}{value}")
         if e.expected is not None or e.observed is not None:
             lines += [f"{label('evidence.expected')}: {format_value(e.expected)}",
@@ -254,7 +253,7 @@ def _check_detail(c: CheckResult, lang: str = DEFAULT) -> str:
 def _notes(c: CheckResult) -> str:
     notes = []
     if c.status is Status.REVIEW:
-        notes.append(f"review: a human must look; points given provisionally. {words(c.message, DEFAULT)}".rstrip())
+        notes.append(f"review: a human must look; points given provisionally. {say(c.message, DEFAULT)}".rstrip())
     if c.override is not None:
         notes.append(_override_line(c.override, c.max_score))
     return "\n".join(notes)
@@ -289,4 +288,4 @@ def _tags(c: CheckResult) -> list[str]:
 def _lab_line(r: LabResult, lang: str = DEFAULT) -> str:
     verdict = say(msg("verdict.passed" if r.passed else "verdict.not_passed"), lang)
     points = say(msg("report.points", score=format_points(r.score), max=format_points(r.max_score)), lang)
-    return f"{r.lab} · {words(r.title, lang)}: {verdict}, {points}"
+    return f"{r.lab} · {say(r.title, lang)}: {verdict}, {points}"

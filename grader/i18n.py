@@ -112,17 +112,13 @@ def message_from(data: Any) -> Message:
 
 
 def _plain(value: Any) -> Any:
+    """Nested messages as dicts; numbers are left to the JSON writer (``grader.results.plain``)."""
     if isinstance(value, (Message, Texts)):
         return value.to_dict()
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return _plain(tolist())
     return value
 
 

@@ -21,7 +21,7 @@ import jinja2
 import markupsafe
 
 from grader.atomicio import atomic_write_text
-from grader.i18n import DEFAULT, LANGUAGES, Message, Texts, language, msg, plural, say
+from grader.i18n import DEFAULT, LANGUAGES, Message, language, msg, plural, say
 from grader.model import CheckResult, LabResult, Status
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
         headline=headline,
         md_text=markdown_text,
         md_code=markdown_code,
-        say=_say_filter(lang),
+        say=lambda value: say(value, lang),
     )
     env.globals.update(
         first_things=first_things,
@@ -200,14 +200,6 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
         _n=lambda message_id, n, **params: say(plural(message_id, n, **params), lang),
     )
     return env
-
-
-def _say_filter(lang: str) -> Any:
-    def words(value: Message | Texts | str | None) -> str:
-        if isinstance(value, Texts):
-            return value.get(lang)
-        return say(value, lang)
-    return words
 
 
 def template_root() -> Traversable:

@@ -22,10 +22,6 @@ def results_document(results: Sequence[LabResult], lang: str | None = None) -> d
     return {"version": SCHEMA_VERSION, "results": [lab_to_dict(r, lang) for r in results]}
 
 
-def words(value: Message | Texts | str | None, lang: str) -> str:
-    return say(value, lang) if isinstance(value, Message) else value.get(lang) if isinstance(value, Texts) else str(value or "")
-
-
 def _texts(key: str, value: Any) -> dict[str, Any]:
     return {key: value.to_dict()} if isinstance(value, Texts) else {}
 
@@ -33,7 +29,7 @@ def _texts(key: str, value: Any) -> dict[str, Any]:
 def _message(prefix: str, value: Any) -> dict[str, Any]:
     """A message's id and parameters beside its words, so a tool can count causes without parsing English;
     ``null`` when the words are not a message (a plain input label, no cause)."""
-    data = value.to_dict() if isinstance(value, Message) else {"id": None, "params": None}
+    data = plain(value.to_dict()) if isinstance(value, Message) else {"id": None, "params": None}
     return {f"{prefix}_id": data["id"], f"{prefix}_params": data["params"]} if prefix else \
         {"message_id": data["id"], "params": data["params"]}
 
@@ -46,7 +42,7 @@ def lab_to_dict(r: LabResult, lang: str | None = None) -> dict[str, Any]:
         "lab": r.lab,
         "language": lang,
         **({"deliverable_language": r.language} if r.language else {}),
-        "title": words(r.title, lang),
+        "title": say(r.title, lang),
         **_texts("titles", r.title),
         "passed": r.passed,
         "score": float(r.score),
@@ -60,13 +56,13 @@ def lab_to_dict(r: LabResult, lang: str | None = None) -> dict[str, Any]:
 def check_to_dict(c: CheckResult, lang: str = DEFAULT) -> dict[str, Any]:
     return {
         "id": c.id,
-        "title": words(c.title, lang),
+        "title": say(c.title, lang),
         **_texts("titles", c.title),
         "status": c.status.value,
         "score": float(c.score),
         "max_score": float(c.max_score),
         "acceptance": bool(c.acceptance),
-        "message": words(c.message, lang),
+        "message": say(c.message, lang),
         **_message("", c.message),
         "hidden": bool(c.hidden),
         "evidence": None if c.evidence is None else evidence_to_dict(c.evidence, lang),
@@ -82,7 +78,7 @@ def override_to_dict(o: Override) -> dict[str, Any]:
 def evidence_to_dict(e: Evidence, lang: str = DEFAULT) -> dict[str, Any]:
     """Evidence holds arbitrary values (numpy arrays, tuples, nan); make them strict-JSON data."""
     return {
-        "input": words(e.input_label, lang),
+        "input": say(e.input_label, lang),
         **_message("input", e.input_label),
         "input_value": plain(e.input_value),
         "expected": plain(e.expected),
@@ -90,7 +86,7 @@ def evidence_to_dict(e: Evidence, lang: str = DEFAULT) -> dict[str, Any]:
         "max_abs_error": plain(e.max_abs_error),
         "max_rel_error": plain(e.max_rel_error),
         "where": None if e.where is None else [int(i) for i in e.where],
-        "cause": None if e.cause is None else words(e.cause, lang),
+        "cause": None if e.cause is None else say(e.cause, lang),
         **_message("cause", e.cause),
     }
 

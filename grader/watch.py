@@ -21,7 +21,6 @@ from grader.model import LabResult, Status
 POLL_SECONDS = 0.5
 SETTLE_SECONDS = 0.3  # an editor's save is several writes: grade once they stop
 MAX_FILES = 20_000
-EXIT_INTERRUPTED = 130
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -111,5 +110,5 @@ def watch(folder: Path, grade_once: Callable[[bool], list[LabResult]], language:
             done += 1
     except KeyboardInterrupt:
         print(say(msg("watch.stopped"), lang), file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        return Interrupted.exit_code
     return 0 if all(r.passed for r in results) else 1

@@ -32,9 +32,6 @@ _GRID = tuple(10.0 ** (k / 4) for k in range(-36, 25))  # 1e-9 … 1e6, for fitt
 _LEARNER_STEPS = (1e-4, 1e-5, 1e-3, 1e-6, 1e-7, 1e-2)
 _STEP_PROBES = (1e-1, 5e-2, 2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12,
                 1e-13, 1e-14)
-SCHEMES_SAID = ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive")
-
-
 def _words(scheme: str) -> Message:
     """The difference by name and formula: "forward (one-sided) difference (f(z+h) − f(z)) / h"."""
     return msg(f"scheme.words.{scheme}")
