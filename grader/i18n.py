@@ -11,14 +11,11 @@ run pays Babel's import only once per catalogue change. Placeholders are ``str.f
 from __future__ import annotations
 
 import functools
-import gettext
-import hashlib
 import io
 import math
 import os
 import re
 import string
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +142,10 @@ def lookup(lang: str, message_id: str) -> str | None:
 
 
 @functools.cache
-def _catalogue(lang: str) -> gettext.GNUTranslations:
+def _catalogue(lang: str) -> Any:
+    """The language's ``gettext.GNUTranslations`` (imported here: a run that renders nothing never needs it)."""
+    import gettext
+
     data = (LOCALE_DIR / f"{lang}.po").read_bytes()
     return gettext.GNUTranslations(io.BytesIO(_compiled(lang, data)))
 
@@ -158,6 +158,9 @@ def _read_po(data: bytes, lang: str) -> Any:
 
 def _compiled(lang: str, data: bytes) -> bytes:
     """The compiled catalogue, from a per-user cache keyed by the ``.po``'s content."""
+    import hashlib
+    import tempfile
+
     try:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "grader"
     except (RuntimeError, KeyError):  # no home to cache in: compiled again each run
