@@ -25,6 +25,7 @@ from typing import Any
 
 from grader import __version__
 from grader.errors import Interrupted, SandboxError, UsageError
+from grader.i18n import class_language
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
 from grader.submission import applies, phase_folder
@@ -537,13 +538,6 @@ def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Ca
         folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
         say(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
     return tuple(r.lab for r in chosen)
-
-
-def class_language(lang: str) -> str:
-    """The class's own pages are the instructor's: the language asked for, else the locale's."""
-    from grader.i18n import LANGUAGES, locale_language
-
-    return lang if lang in LANGUAGES else locale_language()
 
 
 def _output_digest(plan: Plan, rules: Sequence[Any], flags: Any, grader_hash: str) -> str:

@@ -81,18 +81,21 @@ def build_history_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _errors() -> Iterator[list[int]]:
-    """The one place grader errors become a message and an exit code."""
+def _errors(lang: str = "auto") -> Iterator[list[int]]:
+    """The one place grader errors become a message, in the reader's language, and an exit code."""
     code = [EXIT_PASSED]
     try:
         yield code
     except GraderError as exc:
+        from grader.i18n import class_language
         from grader.safety import terminal_safe
 
-        print(f"grade: {terminal_safe(' '.join(str(exc).splitlines()))}", file=sys.stderr)  # one line, whatever the input held
+        print(f"grade: {terminal_safe(exc.said(class_language(lang)))}", file=sys.stderr)  # one line, whatever the input held
         code[0] = exc.exit_code
     except KeyboardInterrupt:
-        print("grade: interrupted", file=sys.stderr)
+        from grader.i18n import class_language, msg, say
+
+        print(f"grade: {say(msg('cli.interrupted'), class_language(lang))}", file=sys.stderr)
         code[0] = EXIT_INTERRUPTED
 
 
@@ -203,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _autograder(args)
     if not args.paths:
         build_parser().error("give a learner folder or a folder of learners (e.g. grade learners/borja)")
-    with _errors() as code:
+    with _errors(args.lang) as code:
         if args.watch:
             from grader.watch import watch
 
@@ -243,11 +246,13 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
 
     remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
 
+    from grader.i18n import Message, class_language, msg, say
     from grader.safety import terminal_safe
 
-    def note(text: str) -> None:
+    def note(text: Message | str) -> None:
         if not args.quiet:
-            print(f"grade: note: {terminal_safe(' '.join(text.splitlines()))}", file=sys.stderr)
+            words = say(msg("cli.note", note=text), class_language(args.lang))
+            print(f"grade: {terminal_safe(' '.join(words.split()))}", file=sys.stderr)
 
     options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
                       scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
@@ -276,7 +281,7 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
 def _terminal_language(lang: str, results: Sequence[Any]) -> str:
     """One learner reads their own results in their deliverable's language; a class is the instructor's, in the
     locale's (``LANG``)."""
-    from grader.batch import class_language
+    from grader.i18n import class_language
 
     learners = {r.learner for r in results}
     spoken = {r.language for r in results if r.language}
@@ -373,7 +378,7 @@ def _lint(paths: Sequence[str]) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    with _errors() as code:
+    with _errors(args.lang) as code:
         from grader.batch import HISTORY
         from grader.history import render_history
         from grader.safety import terminal_safe
@@ -402,7 +407,7 @@ def _doctor() -> int:
 
 
 def _autograder(args: argparse.Namespace) -> int:
-    with _errors() as code:
+    with _errors(args.lang) as code:
         from grader.autograder import run_autograder
 
         code[0] = run_autograder(Path(args.gradescope_autograder), rubrics_dir=args.rubrics, lab=args.lab,

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from grader.i18n import Message, say, verbatim
+
 
 class GraderError(Exception):
-    """Base: ``str(error)`` is the one line the user reads."""
+    """Base: ``message`` is the one line the user reads, as a catalogue message (``str(error)``: its English)."""
 
     exit_code = 2
+
+    def __init__(self, message: Message | str) -> None:
+        self.message = message if isinstance(message, Message) else verbatim(str(message))
+        super().__init__(self.message.english())
+
+    def said(self, lang: str) -> str:
+        return " ".join(say(self.message, lang).split())
 
 
 class UsageError(GraderError):

@@ -135,6 +135,12 @@ def locale_language(environ: Mapping[str, str] | None = None) -> str:
     return DEFAULT
 
 
+def class_language(lang: str) -> str:
+    """The instructor's own text (the class page, their terminal, the command line's errors): the language asked
+    for, else the locale's."""
+    return lang if lang in LANGUAGES else locale_language()
+
+
 def lookup(lang: str, message_id: str) -> str | None:
     """The catalogue's text for an id, or ``None`` when this language lacks it."""
     text = _catalogue(language(lang)).gettext(message_id)

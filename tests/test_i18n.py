@@ -154,6 +154,34 @@ def test_converted_checks_build_no_sentences(module: str) -> None:
     assert not re.search(r"message \+?= f\"", source), f"{module} concatenates a sentence"
 
 
+ERRORS = {"GraderError", "UsageError", "RubricError", "OverridesError", "SubmissionError", "SandboxError", "ServerLost",
+          "Interrupted", "TooLarge"}
+# helpers that turn their text into one of those errors, or into a line on the terminal
+SAYERS = {"fail": 1, "_usage": 0, "note": 0, "_note": 0}
+
+
+def _sentences(node: ast.AST) -> bool:
+    """Words written in the code: a string literal, an f-string, or one glued to another."""
+    if isinstance(node, ast.JoinedStr) or isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return True
+    return isinstance(node, ast.BinOp) and (_sentences(node.left) or _sentences(node.right))
+
+
+def test_no_error_or_note_the_user_reads_is_a_sentence_in_the_code() -> None:
+    """The command line's errors and notes are catalogue messages too: an English sentence given to an error would
+    reach a Spanish reader in English."""
+    built = []
+    for path in sorted((ROOT / "grader").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            index = 0 if name in ERRORS else SAYERS.get(name)
+            if index is not None and len(node.args) > index and _sentences(node.args[index]):
+                built.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert not built, f"sentences built outside the catalogue: {built}"
+
+
 def _grade(tmp_path: Path, learner: Path, *flags: str) -> tuple[str, str, str]:
     copy = tmp_path / "learners" / learner.name
     shutil.copytree(learner, copy)
