@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from grader.atomicio import atomic_write_text
+from grader.results import message_data
 from grader.model import CheckResult, LabResult, Override, Status
-from grader.reports import format_index, format_number, format_points, format_value, headline
-from grader.i18n import DEFAULT, msg, say
-from grader.reports import reader_language
+from grader.i18n import DEFAULT, VERBATIM, msg, say
+from grader.reports import (format_index, format_number, format_points, format_value, headline, markdown_detail,
+                            markdown_head, reader_language)
 
 __all__ = [
     "gradebook_csv",
@@ -90,8 +91,8 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
     """Gradescope's autograder ``results.json`` for one learner (every lab given, in lab order).
 
     Test numbers are ``<lab index>.<check index>``; with several labs each name starts with its lab.
-    A check with hidden inputs is shown ``after_published``. Output formats are pinned to ``text`` so
-    learner text is never rendered as HTML or Markdown.
+    A check with hidden inputs is shown ``after_published``. The outputs are Gradescope's Markdown (``md``), built
+    from the Markdown report's own parts (its top, each check's details) with learner text escaped as there.
     """
     learners = {r.learner for r in results_for_one_learner}
     if len(learners) > 1:
@@ -114,13 +115,14 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
             tags = _tags(c)
             if tags:
                 test["tags"] = tags
+            test["extra_data"] = {"check": c.id, "grader_status": c.status.value, **message_data(c.message)}
             tests.append(test)
     return {
         "score": float(round(sum(r.score for r in labs), 6)),
         "execution_time": round(sum(r.seconds for r in labs), 2),
-        "output": "\n".join(_lab_line(r, lang) for r in labs),
-        "output_format": "text",
-        "test_output_format": "text",
+        "output": "\n\n".join(markdown_head(r, lang) for r in labs),
+        "output_format": "md",
+        "test_output_format": "md",
         "test_name_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -251,11 +253,15 @@ def _check_detail(c: CheckResult, lang: str = DEFAULT) -> str:
 
 
 def _notes(c: CheckResult) -> str:
+    """What a CI page shows beside the outcome; the last line is the finding as data (``message_id``, ``params``)."""
     notes = []
     if c.status is Status.REVIEW:
-        notes.append(f"review: a human must look; points given provisionally. {say(c.message, DEFAULT)}".rstrip())
+        notes.append(f"{say(msg('export.status.review'), DEFAULT)}: {say(c.message, DEFAULT)}".rstrip(": "))
     if c.override is not None:
         notes.append(_override_line(c.override, c.max_score))
+    data = message_data(c.message)
+    if c.status is not Status.PASS and data["message_id"] not in (None, VERBATIM):
+        notes.append(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
     return "\n".join(notes)
 
 
@@ -265,13 +271,10 @@ def _override_line(o: Override, max_score: float, lang: str = DEFAULT) -> str:
 
 
 def _gradescope_output(c: CheckResult, lang: str = DEFAULT) -> str:
-    lines = []
-    if c.override is not None:
-        lines.append(_override_line(c.override, c.max_score, lang))
-    if c.status in (Status.REVIEW, Status.ERROR, Status.SKIP):
-        lines.append(say(msg(f"export.status.{c.status.value}"), lang))
-    lines.append(_check_detail(c, lang))
-    return "\n".join(line for line in lines if line)
+    """Gradescope says only passed or failed: review and error are said first; a skipped check's own message says
+    why it was skipped (once — the overall output groups them)."""
+    status = f"*{say(msg(f'export.status.{c.status.value}'), lang)}*" if c.status in (Status.REVIEW, Status.ERROR) else ""
+    return "\n\n".join(part for part in (status, markdown_detail(c, lang)) if part)
 
 
 def _tags(c: CheckResult) -> list[str]:
@@ -283,9 +286,3 @@ def _tags(c: CheckResult) -> list[str]:
         ("overridden", c.override is not None),
     ]
     return [tag for tag, on in candidates if on]
-
-
-def _lab_line(r: LabResult, lang: str = DEFAULT) -> str:
-    verdict = say(msg("verdict.passed" if r.passed else "verdict.not_passed"), lang)
-    points = say(msg("report.points", score=format_points(r.score), max=format_points(r.max_score)), lang)
-    return f"{r.lab} · {say(r.title, lang)}: {verdict}, {points}"

@@ -127,6 +127,16 @@ def render_markdown(result: LabResult, lang: str = "auto") -> str:
     return environment(chosen).get_template("report.md.j2").render(r=result, lang=chosen)
 
 
+def markdown_head(result: LabResult, lang: str) -> str:
+    """The Markdown report's top (verdict, counts, what to look at first): Gradescope's overall output."""
+    return str(environment(lang).get_template("report_parts.md.j2").module.head(result)).strip()
+
+
+def markdown_detail(check: Any, lang: str) -> str:
+    """One check's details as the Markdown report gives them (message, evidence table): a Gradescope test's output."""
+    return str(environment(lang).get_template("report_parts.md.j2").module.detail(check)).strip()
+
+
 def render_summary(
     results: Sequence[LabResult], report_paths: Mapping[tuple[str, str], Path] | None = None, detailed: bool = False,
     lang: str = DEFAULT,

@@ -22,6 +22,7 @@ from grader.exports import (
     write_junit,
 )
 from grader.grading import grade
+from grader.i18n import msg
 from grader.model import CheckResult, Evidence, LabResult, Override, Status
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -197,7 +198,7 @@ def test_junit_is_valid_and_counts_add_up(junit_schema: xmlschema.XMLSchema) -> 
         ("values", "failure", None),
         ("runs", "error", None),
         ("later", "skipped", None),
-        ("plot", None, "review: a human must look; points given provisionally. a human will look at the plot"),
+        ("plot", None, "under review: a human must look; the points are given provisionally: a human will look at the plot"),
         ("reflection", None, OVERRIDE_NOTE),
     ],
 )
@@ -207,6 +208,21 @@ def test_junit_outcome_per_status(check_id: str, child: str | None, system_out: 
     outcomes = [e.tag for e in case if e.tag in ("failure", "error", "skipped")]
     assert outcomes == ([] if child is None else [child])
     assert case.findtext("system-out") == system_out
+
+
+def test_junit_and_gradescope_carry_the_finding_as_data() -> None:
+    """A tool counts causes across a class from the id and parameters, never from the English words."""
+    finding = msg("compare.off", name="ce_grad", input="seed", diff="0.87", atol=1e-07, count="")
+    failed = CheckResult(id="values", title="Gradient values", status=Status.FAIL, score=0.0, max_score=2.0,
+                         acceptance=True, message=finding)
+    result = lab("Begoña Núñez", LAB0, failed)
+    case = ET.fromstring(junit_xml([result])).find(".//testcase[@name='values']")
+    assert case is not None
+    assert json.loads((case.findtext("system-out") or "").splitlines()[-1]) == {
+        "message_id": "compare.off", "params": {"name": "ce_grad", "input": "seed", "diff": "0.87", "atol": 1e-07, "count": ""}}
+    (test,) = gradescope_results([result])["tests"]
+    assert test["extra_data"] == {"check": "values", "grader_status": "fail", "message_id": "compare.off",
+                                  "params": {"name": "ce_grad", "input": "seed", "diff": "0.87", "atol": 1e-07, "count": ""}}
 
 
 def test_junit_failure_carries_evidence_and_drops_illegal_characters() -> None:
@@ -256,9 +272,13 @@ def test_gradescope_document(gradescope_validator: jsonschema.Draft202012Validat
     gradescope_validator.validate(doc)
     assert doc["score"] == sum(t["score"] for t in doc["tests"]) == 6.5
     assert doc["execution_time"] == 1.23
-    assert doc["output"] == f"{LAB0} · Lab {LAB0}: NOT PASSED, 6.5 / 14.0 points"
+    # the Markdown report's top: verdict, counts, what to look at first (acceptance first), skipped grouped once
+    assert doc["output"].startswith(f"## ❌ NOT PASSED · 6.5/14.0 · {LAB0}\n")
+    first = doc["output"].split("**What to look at first**")[1]
+    assert first.index("`values`") < first.index("`runs`") and "*(acceptance)*" in first
+    assert first.count("⏭️") == 1 and "(later)" in first
     assert (doc["visibility"], doc["stdout_visibility"]) == ("visible", "hidden")
-    assert doc["output_format"] == doc["test_output_format"] == doc["test_name_format"] == "text"
+    assert (doc["output_format"], doc["test_output_format"], doc["test_name_format"]) == ("md", "md", "text")
     assert [t["number"] for t in doc["tests"]] == ["1.1", "1.2", "1.3", "1.4", "1.5", "1.6"]
     assert doc["tests"][0]["name"] == "Check shape (shape)"
 
@@ -267,11 +287,13 @@ def test_gradescope_document(gradescope_validator: jsonschema.Draft202012Validat
     ("check_id", "status", "visibility", "tags", "output_starts"),
     [
         ("shape", "passed", "visible", ["acceptance"], "ok"),
-        ("values", "failed", "visible", ["acceptance"], "wrong <b>values</b> & \x00\x07bell\nsecond line\ninput:"),
-        ("runs", "failed", "visible", ["error"], "error: your code raised, crashed, exited or timed out\n"),
-        ("later", "failed", "after_published", ["skip", "hidden inputs"], "skipped: a prerequisite is missing\nneeds"),
-        ("plot", "passed", "visible", ["review"], "under review: a human must look; the points are given"),
-        ("reflection", "passed", "visible", ["overridden"], OVERRIDE_NOTE + "\naccepted by the instructor"),
+        # Gradescope renders md: learner text is escaped as in our Markdown report (no live HTML)
+        ("values", "failed", "visible", ["acceptance"], "wrong \\<b\\>values\\</b\\> \\& \x00\x07bell<br>\nsecond line\n\n| Evidence"),
+        ("runs", "failed", "visible", ["error"], "*error: your code raised, crashed, exited or timed out*\n\nraised"),
+        ("later", "failed", "after_published", ["skip", "hidden inputs"], "needs values"),  # skipped: said by its tag
+        ("plot", "passed", "visible", ["review"], "*under review: a human must look; the points are given"),
+        ("reflection", "passed", "visible", ["overridden"], "**Overridden by instructor:** handed in on paper "
+                                                            "*(grader said: fail 0.0/1.0)*\n\naccepted by the instructor"),
     ],
 )
 def test_gradescope_test_per_status(
