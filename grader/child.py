@@ -150,20 +150,21 @@ def _load_ast(path: Path, name: str, strict: bool = False) -> tuple[Any, list[st
     module = importlib.util.module_from_spec(spec)
     module.__file__ = str(path)
     sys.modules[name] = module
-    skipped = []
+    skipped: list[dict[str, Any]] = []  # as plain data: the grader says them in the learner's language
     for stmt in tree.body:
         if not _keep(stmt, local, strict):
             if strict and _keep(stmt, local, False):
-                skipped.append(f"line {stmt.lineno}: not run (it calls a function of the module, which hung or crashed before)")
+                skipped.append({"line": stmt.lineno, "not_run": True})
             continue
         code = compile(ast.Module(body=[stmt], type_ignores=[]), str(path), "exec")
         try:
             exec(code, module.__dict__)  # noqa: S102 - this is the learner's sandboxed worker
         except BaseException as exc:  # noqa: BLE001 - a failing statement must not stop the rest
-            what = f" (def {stmt.name})" if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else ""
-            line = f"line {stmt.lineno}{what}: {type(exc).__name__}: {exc}"
-            if line not in skipped:
-                skipped.append(line)
+            named = stmt.name[:100] if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else ""
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            entry = {"line": stmt.lineno, "def": named, "type": type(exc).__name__[:100], "text": text}
+            if entry not in skipped:
+                skipped.append(entry)
     return module, skipped
 
 
@@ -353,7 +354,7 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
             name = "_" + name
         note = ""
         note_data: dict[str, Any] | None = None
-        skipped: list[str] = []
+        skipped: list[dict[str, Any]] = []
         if config.mode == "import":
             try:
                 module = _load_import(path, name)

@@ -117,6 +117,7 @@ class LoadReport:
     machine_fault: bool = False  # the grading machine failed (a full disk), not the learner: grade again next run
     note_said: Message | None = None  # ``note`` for the learner, in their language
     error_said: Message | None = None  # ``error`` for the learner, in their language
+    skipped_said: tuple[Message, ...] = ()  # ``skipped`` for the learner, in their language
 
 
 COPY_NAME = "learner"
@@ -375,9 +376,9 @@ class LearnerRun:
         note = note or str(ready.get("note", ""))
         note_said = None if note_said is None else map_strings(note_said, self._scrub)
         functions = tuple(str(f)[:200] for f in _listed(ready.get("functions")) if isinstance(f, str))
-        skipped = tuple(str(s)[:300] for s in _listed(ready.get("skipped")) if isinstance(s, str))
+        said = tuple(map_strings(m, self._scrub) for m in map(statement_message, _listed(ready.get("skipped"))[:10]) if m)
         self.load = LoadReport(ok=True, mode=self._mode, note=self._scrub(note)[:500], functions=functions,
-                               skipped=tuple(self._scrub(s) for s in skipped), note_said=note_said)
+                               skipped=tuple(m.english() for m in said), note_said=note_said, skipped_said=said)
         return self.load
 
     def close_worker(self) -> None:
@@ -484,6 +485,20 @@ def _key(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _HINT_IDS = ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes")
+
+
+def statement_message(data: Any) -> Message | None:
+    """A top-level statement the worker could not run, from the plain data it sends (bounded, checked here)."""
+    if not isinstance(data, dict) or not isinstance(data.get("line"), int) or isinstance(data.get("line"), bool):
+        return None
+    line = data["line"]
+    if data.get("not_run") is True:
+        return msg("load.statement.not_run", line=line)
+    texts = [data.get(k) for k in ("def", "type", "text")]
+    if not all(isinstance(t, str) for t in texts):
+        return None
+    named, kind, text = (str(t)[:most] for t, most in zip(texts, (100, 100, 300)))
+    return msg("load.statement.def" if named else "load.statement", line=line, name=named, type=kind, text=text)
 
 
 def raised_message(fn: str, data: Any) -> Message | None:

@@ -275,3 +275,31 @@ def test_a_forged_value_is_unreadable_not_a_crash(value: dict) -> None:
     from grader.runner import decode_value
 
     assert decode_value(value) == "an unreadable value"
+
+
+def test_a_failing_top_level_statement_is_data_said_in_the_learners_language(tmp_path: Path) -> None:
+    """The worker sends line, name, type and text; the grader words them (here in Spanish) and bounds them."""
+    from grader.i18n import say
+
+    learner = tmp_path / "rocio"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text("import numpy as np\n\ndef f(z):\n    return z\n\nSTEP = undefined_name\n"
+                      "@no_such_decorator\ndef g(z):\n    return z\n\nraise SystemExit(3)\n", encoding="utf-8")
+    with LearnerRun(learner, module, ("f",), Limits()) as r:
+        load = r.start()
+        assert load.ok and load.mode == "ast"
+        assert load.skipped == ("line 6: NameError: name 'undefined_name' is not defined",
+                                "line 8 (def g): NameError: name 'no_such_decorator' is not defined")
+        assert [say(m, "es") for m in load.skipped_said] == [
+            "línea 6: NameError: name 'undefined_name' is not defined",
+            "línea 8 (def g): NameError: name 'no_such_decorator' is not defined"]
+
+
+@pytest.mark.parametrize("data", [{"line": True, "def": "", "type": "E", "text": ""}, {"line": 1, "def": 3},
+                                  {"line": 1, "def": "", "type": "E" * 10_000, "text": "x" * 10_000}, "line 1: boom"])
+def test_a_top_level_statement_report_is_checked_as_plain_data(data: object) -> None:
+    from grader.runner import statement_message
+
+    said = statement_message(data)
+    assert said is None or len(said.english()) < 500

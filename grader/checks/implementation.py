@@ -41,8 +41,8 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
               as_message(ctx.phase_note) if ctx.phase_note else None]
     if ctx.other_implementations:
         parts.append(msg("impl.others", files=", ".join(ctx.other_implementations)))
-    if load.skipped:
-        parts.append(msg("impl.skipped", statements="; ".join(load.skipped[:3])))
+    if load.skipped_said:
+        parts.append(msg("impl.skipped", statements=joined(*load.skipped_said[:3], sep="; ")))
     if missing:
         parts.append(msg("impl.missing.found" if load.functions else "impl.missing", names=", ".join(missing),
                          found=listed(load.functions)))
