@@ -309,15 +309,21 @@ def test_partial_credit_is_the_fraction_of_inputs_right(rubrics: dict[str, objec
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("case", ["deliverable-spanish", "sign-flipped", "deliverable-photo", "os-exit-in-function"])
 def test_real_report_matches_golden(rubrics: dict[str, object], case: str, lang: str, update_goldens: bool) -> None:
-    """End to end: the Markdown report and the learner's terminal summary of a graded fixture, word for word, in
-    each language (a passing learner and three failing ones; refresh: pytest --update-goldens)."""
+    """End to end: the Markdown report, the learner's terminal summary and Gradescope's results of a graded fixture,
+    word for word, in each language (a passing learner and three failing ones; refresh: pytest --update-goldens)."""
+    import json
+
+    from grader.exports import gradescope_results
     from grader.reports import render_markdown, render_summary
 
     result = _graded(rubrics, case, "p04")
     suffix = "" if lang == "en" else f".{lang}"
+    gradescope = {k: v for k, v in gradescope_results([result], lang).items() if k != "execution_time"}
     for text, golden in ((render_markdown(result, lang), ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.md"),
                          (render_summary([result], detailed=True, lang=lang),
-                          ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.txt")):
+                          ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.txt"),
+                         (json.dumps(gradescope, ensure_ascii=False, indent=1) + "\n",
+                          ROOT / "tests" / "golden" / f"fixture-{case}{suffix}.gradescope.json")):
         if update_goldens:
             golden.write_text(text, encoding="utf-8")
         assert text == golden.read_text(encoding="utf-8")
