@@ -10,19 +10,21 @@ import tempfile
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.i18n import Message, as_message, msg, verbatim
 
-DEFAULT_HINT = "choose another --out"
+DEFAULT_HINT = msg("write.hint.out")
 
 
-def atomic_write_text(path: Path, text: str, *, hint: str = DEFAULT_HINT, durable: bool = True) -> None:
+def atomic_write_text(path: Path, text: str, *, hint: Message | str = DEFAULT_HINT, durable: bool = True) -> None:
     """Write UTF-8 text exactly as given (no newline translation), atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), hint=hint, durable=durable)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, hint: str = DEFAULT_HINT, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, hint: Message | str = DEFAULT_HINT, durable: bool = True) -> None:
     """Replace ``path`` in one step: until ``os.replace`` succeeds the old file is untouched.
 
-    ``durable=False`` skips the fsync: still atomic against a killed grader, and a class run writing
+    ``hint`` says what to do instead when the file cannot be written (a catalogue message; a plain text is shown
+    as it is). ``durable=False`` skips the fsync: still atomic against a killed grader, and a class run writing
     thousands of per-learner files syncs once at its end instead.
     """
     path = Path(path)
@@ -112,6 +114,6 @@ def _umask() -> int:
     return mask
 
 
-def _error(path: Path, exc: OSError, hint: str) -> GraderError:
-    reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
-    return GraderError(f"cannot write {path}: {reason} — {hint}")
+def _error(path: Path, exc: OSError, hint: Message | str) -> GraderError:
+    reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())  # the system's words: data
+    return GraderError(msg("write.cannot", path=str(path), reason=verbatim(reason), hint=as_message(hint)))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import UsageError
+from grader.i18n import Message, msg, verbatim
 from grader.learnerfiles import left_out, read_bytes
 from grader.model import Rubric
 from grader.sandbox import Limits
@@ -39,7 +40,7 @@ def read_tree(root: Path) -> dict[str, bytes]:
             data = read_bytes(path, root, MAX_SUBMISSION_BYTES)
             total += len(data)
             if total > MAX_SUBMISSION_BYTES:
-                raise UsageError(f"{root}: more than {MAX_SUBMISSION_BYTES >> 20} MiB of files — too large to send to the cluster")
+                raise UsageError(msg("cluster.too_large", path=str(root), mib=MAX_SUBMISSION_BYTES >> 20))
             files[path.relative_to(root).as_posix()] = data
     return files
 
@@ -106,23 +107,30 @@ def check_scheduler(address: str | None, timeout: float = 3.0) -> None:
     """Fail in seconds with one line, before any grading, when the scheduler cannot be there (a tcp:// address
     that refuses connections or does not resolve), rather than after the client's own 10 s connect timeout."""
     if not address:
-        raise UsageError("--executor dask: no --scheduler given — add --scheduler ADDRESS (e.g. tcp://scheduler:8786)")
+        raise UsageError(msg("cluster.no_scheduler"))
     scheme, _, rest = address.rpartition("://")
     if scheme not in ("", "tcp"):
         return  # tls://, ucx://, inproc://: left to Dask
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--scheduler {address}: not an address — give HOST:PORT, e.g. tcp://scheduler:8786")
+        raise UsageError(msg("cluster.not_an_address", address=address))
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({reason}) — is it running "
-                         "('dask scheduler')? Or grade on this machine: --executor local") from None
+        reason = exc.strerror or str(exc) or type(exc).__name__  # the system's words: data
+        raise UsageError(msg("cluster.unreachable", address=address, reason=verbatim(reason))) from None
 
 
 CONNECT_SECONDS = 15.0
+
+
+class _NoHandshake(TimeoutError):
+    """Nothing answered the handshake in time; ``said`` is what the user reads of it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.said = msg("cluster.no_handshake", seconds=seconds)
+        super().__init__(self.said.english())
 
 
 def _connect(client_class: Any, address: str, seconds: float) -> Any:
@@ -141,7 +149,7 @@ def _connect(client_class: Any, address: str, seconds: float) -> Any:
     thread.join(seconds + 1)
     if "client" in outcome:
         return outcome["client"]
-    raise outcome.get("error") or TimeoutError(f"no scheduler handshake within {seconds:g} s")
+    raise outcome.get("error") or _NoHandshake(seconds)
 
 
 class DaskExecutor:
@@ -149,16 +157,16 @@ class DaskExecutor:
 
     def __init__(self, address: str | None, rubrics: Sequence[Rubric], limits: Limits) -> None:
         if not address:
-            raise UsageError("--executor dask: no --scheduler given — add --scheduler ADDRESS (e.g. tcp://scheduler:8786)")
+            raise UsageError(msg("cluster.no_scheduler"))
         try:
             from distributed import Client
         except ImportError:
-            raise UsageError("--executor dask needs Dask: pip install 'grader[dask]'") from None
+            raise UsageError(msg("cluster.no_dask")) from None
         try:
             self._client = _connect(Client, address, CONNECT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - whatever answered there, it is not a usable scheduler
-            raise UsageError(f"--scheduler {address}: no Dask scheduler answered there ({' '.join(str(exc).split())[:200]}) "
-                             "— check the address and that 'dask scheduler' runs there") from None
+            said: Message = exc.said if isinstance(exc, _NoHandshake) else verbatim(" ".join(str(exc).split())[:200])
+            raise UsageError(msg("cluster.no_answer", address=address, reason=said)) from None
         self._bundle = rubric_bundle(rubrics)
         self._limits = dataclasses.asdict(limits)
         self._futures: list[Any] = []

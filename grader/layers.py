@@ -32,6 +32,7 @@ from typing import Any
 
 from grader import confine
 from grader.errors import SandboxError
+from grader.i18n import Message, as_message, msg, say, verbatim
 
 LAYERS = ("bwrap", "unshare", "seccomp", "rlimits")
 ENV = "GRADER_SANDBOX"
@@ -39,15 +40,13 @@ UID_BASE = 1_700_000_000  # root layers: grader process P's learners run as uids
 UIDS_PER_GRADER = 64
 _SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 
-_FAILED: dict[str, str] = {}  # layers that were available on paper but did not start, and why
+_FAILED: dict[str, Message] = {}  # layers that were available on paper but did not start, and why
 
-WHAT = {
-    "bwrap": "bubblewrap: only system, Python and grader visible (read-only), no network, own PIDs, a uid per learner "
-             "(as root), seccomp, Landlock",
-    "unshare": "the same namespaces and file system built by the grader itself (root only), a uid per learner, "
-               "seccomp, Landlock",
-    "seccomp": "no namespaces: seccomp filter (no processes, sockets, exec, signals) and Landlock (files), as your uid",
-    "rlimits": "resource limits only: learner code can read and write whatever you can",
+WHAT = {  # what each layer does, for grade --doctor
+    "bwrap": msg("doctor.what.bwrap"),
+    "unshare": msg("doctor.what.unshare"),
+    "seccomp": msg("doctor.what.seccomp"),
+    "rlimits": msg("doctor.what.rlimits"),
 }
 
 
@@ -55,7 +54,7 @@ WHAT = {
 class LayerStatus:
     name: str
     available: bool
-    reason: str = ""  # why it is not available ("" when it is)
+    reason: Message | None = None  # why it is not available (None when it is)
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,9 @@ class LayerReport:
     layers: tuple[LayerStatus, ...]
     chosen: str
     forced: bool
-    seccomp: str  # "" when the filter can be installed, else why not
+    seccomp: Message | None  # None when the filter can be installed, else why not
     landlock: int  # the kernel's Landlock ABI, 0 when none
-    error: str = ""  # GRADER_SANDBOX names a layer that is not available here
+    error: Message | None = None  # GRADER_SANDBOX names a layer that is not available here
 
     def status(self, name: str) -> LayerStatus:
         return next(s for s in self.layers if s.name == name)
@@ -100,12 +99,13 @@ def requested() -> str | None:
     if value in ("", "auto"):
         return None
     if value not in LAYERS:
-        raise SandboxError(f"{ENV}={value}: no such sandbox layer — use one of {', '.join(LAYERS)}, or unset it")
+        raise SandboxError(msg("layer.unknown", env=ENV, value=value, layers=list(LAYERS)))
     return value
 
 
-def mark_failed(layer: str, reason: str) -> None:
-    _FAILED[layer] = reason
+def mark_failed(layer: str, reason: Message | str) -> None:
+    """``reason``: why it did not start (a catalogue message, or the server's own last line of error output)."""
+    _FAILED[layer] = as_message(reason)
 
 
 def _cap(bit: int) -> bool:
@@ -121,41 +121,42 @@ def detect() -> LayerReport:
     statuses = []
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        statuses.append(LayerStatus("bwrap", False, "bwrap not found on PATH (Debian/Ubuntu: apt install bubblewrap)"))
+        statuses.append(LayerStatus("bwrap", False, msg("layer.no_bwrap")))
     elif not root and _userns_disabled():
-        statuses.append(LayerStatus("bwrap", False, f"{bwrap} needs unprivileged user namespaces, which are disabled here"))
+        statuses.append(LayerStatus("bwrap", False, msg("layer.no_userns", bwrap=bwrap)))
     elif root and not (confine.uid_is_mapped(uid) and confine.uid_is_mapped(uid + UIDS_PER_GRADER - 1)):
-        statuses.append(LayerStatus("bwrap", False, f"uid {uid} does not exist in this user namespace (a container?)"))
+        statuses.append(LayerStatus("bwrap", False, msg("layer.no_uid", uid=uid)))
     else:
         statuses.append(LayerStatus("bwrap", True))
     if not confine.LINUX:
-        statuses.append(LayerStatus("unshare", False, "Linux only"))
+        statuses.append(LayerStatus("unshare", False, msg("layer.linux_only")))
     elif not root:
-        statuses.append(LayerStatus("unshare", False, "needs root (the grader runs as an ordinary user)"))
+        statuses.append(LayerStatus("unshare", False, msg("layer.needs_root")))
     elif not _cap(confine.CAP_SYS_ADMIN):
-        statuses.append(LayerStatus("unshare", False, "root without CAP_SYS_ADMIN (a container?) cannot create namespaces"))
+        statuses.append(LayerStatus("unshare", False, msg("layer.no_sys_admin")))
     elif not (confine.uid_is_mapped(uid) and confine.uid_is_mapped(uid + UIDS_PER_GRADER - 1)):
-        statuses.append(LayerStatus("unshare", False, f"uid {uid} does not exist in this user namespace (a container?)"))
+        statuses.append(LayerStatus("unshare", False, msg("layer.no_uid", uid=uid)))
     else:
         statuses.append(LayerStatus("unshare", True))
-    statuses.append(LayerStatus("seccomp", seccomp_ok, seccomp_why))
+    seccomp = None if seccomp_ok else as_message(seccomp_why)  # confine's own words
+    statuses.append(LayerStatus("seccomp", seccomp_ok, seccomp))
     statuses.append(LayerStatus("rlimits", True))
-    statuses = [LayerStatus(s.name, False, f"did not start: {_FAILED[s.name]}") if s.available and s.name in _FAILED else s
-                for s in statuses]
-    error = ""
+    statuses = [LayerStatus(s.name, False, msg("layer.did_not_start", reason=_FAILED[s.name]))
+                if s.available and s.name in _FAILED else s for s in statuses]
+    error: Message | None = None
     try:
         forced = requested()
     except SandboxError as exc:
-        forced, error = None, str(exc)
+        forced, error = None, exc.message
     available = [s.name for s in statuses if s.available]
     if forced is not None:
         chosen = forced
         status = next(s for s in statuses if s.name == forced)
         if not status.available:
-            error = f"{ENV}={forced}, but that layer is not available here: {status.reason}"
+            error = msg("layer.forced_missing", env=ENV, layer=forced, reason=status.reason)
     else:
         chosen = available[0]
-    return LayerReport(tuple(statuses), chosen, forced is not None, "" if seccomp_ok else seccomp_why, landlock, error)
+    return LayerReport(tuple(statuses), chosen, forced is not None, seccomp, landlock, error)
 
 
 def _userns_disabled() -> bool:
@@ -244,13 +245,13 @@ def plan(base: str, layer: str | None = None) -> Plan:
     """The layer to start a fork server with (``layer``, else ``GRADER_SANDBOX``, else the strongest available)
     and how; ``base`` is the run's folder of learner copies, the only place workers may write."""
     report = detect()
-    if report.error and layer is None:
+    if report.error is not None and layer is None:
         raise SandboxError(report.error)
     forced = layer is not None or report.forced
     name = layer or report.chosen
     status = report.status(name)
     if not status.available:
-        raise SandboxError(f"the {name} sandbox layer is not available here: {status.reason}")
+        raise SandboxError(msg("layer.not_available", layer=name, reason=status.reason))
     root = os.geteuid() == 0
     config: dict[str, Any] = {"layer": name, "base": base, "uid": None, "gid": None,
                               "seccomp": name != "rlimits" and not report.seccomp, "landlock": None, "drop_caps": False}
@@ -295,7 +296,7 @@ def measure(layer: str, workers: int = 5) -> tuple[float, float]:
                 with LearnerRun(learner, module, ("probe",), Limits(), server=server) as run:
                     began = time.perf_counter()
                     if not run.start().ok:
-                        raise SandboxError(f"the {layer} layer started, but a worker could not load a module: {run.load.error}")
+                        raise SandboxError(msg("layer.probe_failed", layer=layer, error=as_message(run.load.error)))
                     times.append(time.perf_counter() - began)
     finally:
         server.close()
@@ -303,54 +304,55 @@ def measure(layer: str, workers: int = 5) -> tuple[float, float]:
     return start, times[len(times) // 2]
 
 
-_DOES_NOT_STOP = {
-    "bwrap": "filling the disk with many files each under the size cap (set TMPDIR to a size-limited file system), "
-             "reading world-readable system files (/etc), using its CPU and memory limits to the full",
-    "unshare": "the same as bwrap; the namespaces and root are built by the grader's own code rather than bubblewrap",
-    "seccomp": "learner code runs as your uid{landlock}; it shares your PID namespace (it cannot signal or trace "
-               "your processes, but can tell they exist)",
-    "rlimits": "reading and changing any file you can, the network, starting processes (unbounded as root), signals "
-               "to any of your processes (as root: to every process)",
+_DOES_NOT_STOP = {  # what each layer leaves to the learner's code, for grade --doctor
+    "bwrap": msg("doctor.gap.bwrap"),
+    "unshare": msg("doctor.gap.unshare"),
+    "rlimits": msg("doctor.gap.rlimits"),
 }
 
 
-def doctor_text(measure_layers: bool = True) -> str:
-    """What protects learner code on this machine (``grade --doctor``): every layer, available or why not, the one
-    in use and what it does not stop, and (``measure_layers``) what each available layer costs here."""
+def _gap(report: LayerReport) -> Message:
+    if report.chosen == "seccomp":
+        return msg("doctor.gap.seccomp", landlock=msg("doctor.gap.landlock" if report.landlock else "doctor.gap.no_landlock"))
+    return _DOES_NOT_STOP[report.chosen]
+
+
+def doctor_text(measure_layers: bool = True, lang: str = "en") -> str:
+    """What protects learner code on this machine (``grade --doctor``), in ``lang``: every layer, available or why
+    not, the one in use and what it does not stop, and (``measure_layers``) what each available layer costs here."""
     report = detect()
-    costs: dict[str, str] = {}
+    costs: dict[str, Message] = {}
     if measure_layers:
         for status in report.layers:
             if status.available:
                 try:
                     start, fork = measure(status.name)
                 except SandboxError as exc:
-                    mark_failed(status.name, str(exc))
+                    mark_failed(status.name, exc.message)
                 else:
-                    costs[status.name] = f"start {start * 1000:.0f} ms, then {fork * 1000:.1f} ms per worker"
+                    costs[status.name] = msg("doctor.measured", start_ms=start * 1000, fork_ms=fork * 1000)
         report = detect()
-    lines = ["Sandbox layers for learner code, strongest first (* in use, + available, - not available):"]
+
+    def words(message: Message) -> str:
+        return say(message, lang)
+
+    lines = [words(msg("doctor.head"))]
     for status in report.layers:
-        mark = "*" if status.name == report.chosen and not report.error else "+" if status.available else "-"
+        mark = "*" if status.name == report.chosen and report.error is None else "+" if status.available else "-"
         if status.available:
-            lines.append(f"  {mark} {status.name:8} {WHAT[status.name]}")
+            lines.append(f"  {mark} {status.name:8} {words(WHAT[status.name])}")
             if status.name in costs:
-                lines.append(f"    {'':8} measured here: {costs[status.name]}")
+                lines.append(f"    {'':8} {words(costs[status.name])}")
         else:
-            lines.append(f"  {mark} {status.name:8} not available: {status.reason}")
+            lines.append(f"  {mark} {status.name:8} {words(msg('doctor.not_available', reason=status.reason or verbatim('')))}")
     lines.append("")
-    if report.error:
-        lines.append(f"grade will refuse to start: {report.error}")
+    if report.error is not None:
+        lines.append(words(msg("doctor.refuses", error=report.error)))
     else:
-        how = f"forced by {ENV}={report.chosen}" if report.forced else "the strongest available"
-        lines.append(f"In use: {report.chosen} ({how}).")
-        gap = _DOES_NOT_STOP[report.chosen].format(
-            landlock=", but Landlock keeps it to its own folder (files) and away from TCP" if report.landlock
-            else ", and this kernel has no Landlock: it can read and change any file you can")
-        lines.append(f"It does not stop: {gap}.")
-    lines.append("seccomp filter: " + ("applied on top of bwrap, unshare and seccomp" if not report.seccomp
-                                        else f"not available: {report.seccomp}"))
-    lines.append("Landlock: " + (f"ABI {report.landlock}, applied on top of bwrap, unshare and seccomp" if report.landlock
-                                  else "not in this kernel"))
-    lines.append(f"Choose a layer with {ENV}={'|'.join(LAYERS)} (unset: the strongest available).")
+        how = msg("doctor.forced", env=ENV, layer=report.chosen) if report.forced else msg("doctor.strongest")
+        lines.append(words(msg("doctor.in_use", layer=report.chosen, how=how)))
+        lines.append(words(msg("doctor.does_not_stop", gap=_gap(report))))
+    lines.append(words(msg("doctor.seccomp.on") if report.seccomp is None else msg("doctor.seccomp.off", reason=report.seccomp)))
+    lines.append(words(msg("doctor.landlock.on", abi=report.landlock) if report.landlock else msg("doctor.landlock.off")))
+    lines.append(words(msg("doctor.choose", env=ENV, layers="|".join(LAYERS))))
     return "\n".join(lines) + "\n"

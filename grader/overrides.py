@@ -17,20 +17,21 @@ from typing import Any
 import yaml
 
 from grader.errors import OverridesError
+from grader.i18n import Message, msg, verbatim
 from grader.model import CheckResult, LabResult, Override, Status
-from grader.rubric import did_you_mean
 
 KEYS = ("learner", "lab", "check", "status", "points", "reason")
 STATUSES = tuple(s.value for s in Status)
 _NAMES = ("learner", "lab", "check")
 _ALIASES = {
     "student": "learner", "user": "learner", "name": "learner", "id": "check", "check_id": "check",
-    "test": "check", "score": "points", "grade": "status", "why": "reason", "comment": "reason", "note": "reason",
+    "test": "check", "score": "points", "weight": "points", "grade": "status", "why": "reason", "comment": "reason",
+    "note": "reason",
 }
 _LAB = re.compile(r"^phase-\d+/lab-\d+$")
 EXAMPLE = "- {learner: borja, lab: phase-04/lab-00, check: some-check-id, status: pass, reason: \"…\"}"
 
-Note = Callable[[str], None]
+Note = Callable[[Message | str], None]
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,12 @@ class Rule:
     source: str = ""  # "overrides.yaml:12"
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
+def _suggest(word: str, options: Sequence[str]) -> Message | str:
+    """What the user may have meant (an alias, else the closest option), else the options; ``""`` when none."""
     alias = _ALIASES.get(word.lower())
-    return f" — did you mean '{alias}'?" if alias in options else did_you_mean(word, options)
+    if alias in options:
+        return msg("overrides.did_you_mean", word=alias)
+    return _close(word, options) or (msg("overrides.one_of", options=list(options)) if options else "")
 
 
 def load_overrides(path: Path) -> tuple[Rule, ...]:
@@ -57,28 +61,29 @@ def load_overrides(path: Path) -> tuple[Rule, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise OverridesError(f"{path}: overrides file not found — check the path") from None
+        raise OverridesError(msg("overrides.not_found", path=str(path))) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise OverridesError(f"{path}: cannot read the overrides file: {exc} — save it as UTF-8 text") from None
+        raise OverridesError(msg("overrides.unreadable", path=str(path), error=verbatim(str(exc)))) from None
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise OverridesError(f"{where}: YAML error: {exc.problem or 'invalid YAML'} — check the indentation and quoting there") from None
+        problem = verbatim(exc.problem) if exc.problem else msg("overrides.invalid_yaml")
+        raise OverridesError(msg("overrides.yaml_error", at=where, problem=problem)) from None
     except yaml.YAMLError as exc:
-        raise OverridesError(f"{path}: YAML error: {' '.join(str(exc).split())}") from None
+        raise OverridesError(msg("overrides.yaml_error.plain", at=str(path), problem=verbatim(" ".join(str(exc).split())))) from None
     if node is None:
         return ()
     if not isinstance(node, yaml.SequenceNode):
-        raise OverridesError(f"{path}:{_line(node)}: the file must be a list of rules, one '- ' item each, e.g. {EXAMPLE}")
+        raise OverridesError(msg("overrides.not_a_list", at=f"{path}:{_line(node)}", example=EXAMPLE))
     rules: list[Rule] = []
     seen: dict[tuple[str, str, str], int] = {}
     for item in node.value:
         rule = _rule(path, item)
         key = (rule.learner, rule.lab, rule.check)
         if key in seen:
-            raise OverridesError(f"{rule.source}: a second rule for {' '.join(key)} (the first is at line {seen[key]}) — keep one")
+            raise OverridesError(msg("overrides.second_rule", at=rule.source, rule=" ".join(key), first=seen[key]))
         seen[key] = _line(item)
         rules.append(rule)
     return tuple(rules)
@@ -91,7 +96,7 @@ def _line(node: yaml.Node) -> int:
 def _rule(path: Path, item: yaml.Node) -> Rule:
     at = f"{path}:{_line(item)}"
     if not isinstance(item, yaml.MappingNode):
-        raise OverridesError(f"{at}: each rule is a mapping with learner, lab, check, status and/or points, reason — e.g. {EXAMPLE}")
+        raise OverridesError(msg("overrides.not_a_mapping", at=at, example=EXAMPLE))
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     loader = yaml.SafeLoader("")
@@ -99,37 +104,39 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
         key = str(key_node.value)
         here = f"{path}:{_line(key_node)}"
         if not isinstance(key_node, yaml.ScalarNode) or key not in KEYS:
-            raise OverridesError(f"{here}: unknown key '{key}'{_suggest(key, KEYS)}")
+            raise OverridesError(msg("overrides.unknown_key", at=here, key=key, fix=_suggest(key, KEYS)))
         if key in values:
-            raise OverridesError(f"{here}: duplicate key '{key}' in one rule — keep only one")
+            raise OverridesError(msg("overrides.duplicate_key", at=here, key=key))
         lines[key] = _line(key_node)
         if not isinstance(value_node, yaml.ScalarNode):
-            raise OverridesError(f"{here}: '{key}' must be a single value, not a list or mapping")
+            raise OverridesError(msg("overrides.not_scalar", at=here, key=key))
         if key != "points":
             values[key] = value_node.value.strip()  # as written: learner 0123 or "no" stays a name, not 83 or false
         else:
             try:
                 values[key] = loader.construct_object(value_node, deep=True)
             except yaml.YAMLError as exc:
-                raise OverridesError(f"{here}: bad value for '{key}': {getattr(exc, 'problem', exc)} — use a plain value") from None
+                problem = verbatim(str(getattr(exc, "problem", None) or exc))
+                raise OverridesError(msg("overrides.bad_value", at=here, key=key, problem=problem)) from None
 
-    def fail(key: str | None, text: str) -> OverridesError:
-        return OverridesError(f"{path}:{lines.get(key, _line(item)) if key else _line(item)}: {text}")
+    def where(key: str | None) -> str:
+        return f"{path}:{lines.get(key, _line(item)) if key else _line(item)}"
 
     for key in _NAMES:
         if not values.get(key):
-            raise fail(key, f"missing '{key}' — every rule names learner, lab and check")
-    label = f"rule for {values['learner']} {values['lab']} {values['check']}"
+            raise OverridesError(msg("overrides.missing_name", at=where(key), key=key))
+    label = msg("overrides.rule", learner=values["learner"], lab=values["lab"], check=values["check"])
     if not _LAB.match(values["lab"]):
-        raise fail("lab", f"{label}: lab '{values['lab']}' must look like 'phase-04/lab-00'")
+        raise OverridesError(msg("overrides.bad_lab", at=where("lab"), rule=label, lab=values["lab"]))
     reason = values.get("reason", "")
     if not reason:
-        raise fail("reason", f"{label}: missing 'reason' — say why the grade changes (the learner reads it in the report)")
+        raise OverridesError(msg("overrides.missing_reason", at=where("reason"), rule=label))
     status: Status | None = None
     if "status" in values:
         word = values["status"]
         if word not in STATUSES:
-            raise fail("status", f"{label}: status '{word}' is not known{did_you_mean(word.lower(), STATUSES)}")
+            raise OverridesError(msg("overrides.unknown_status", at=where("status"), rule=label, status=word,
+                                     fix=_suggest(word.lower(), STATUSES)))
         status = Status(word)
     points: float | None = None
     if "points" in values:
@@ -137,12 +144,12 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
         if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", raw):
             raw = float(raw)
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-            raise fail("points", f"{label}: points must be a number, not {raw!r}")
+            raise OverridesError(msg("overrides.points_not_number", at=where("points"), rule=label, value=repr(raw)))
         if raw < 0:
-            raise fail("points", f"{label}: points {raw:g} is negative — give 0 up to what the check is worth")
+            raise OverridesError(msg("overrides.points_negative", at=where("points"), rule=label, points=raw))
         points = float(raw)
     if status is None and points is None:
-        raise fail(None, f"{label}: give 'status', 'points' or both — otherwise the rule changes nothing")
+        raise OverridesError(msg("overrides.changes_nothing", at=where(None), rule=label))
     return Rule(values["learner"], values["lab"], values["check"], " ".join(reason.split()), status, points, at)
 
 
@@ -181,8 +188,7 @@ def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: N
 def _apply(check: CheckResult, rule: Rule) -> CheckResult:
     """Points alone: pass when they are full marks, else fail. Status alone: full points if it earns them, else 0."""
     if rule.points is not None and rule.points > check.max_score:
-        raise OverridesError(f"{rule.source}: {rule.learner} {rule.lab} {rule.check}: points {rule.points:g} is more than "
-                             f"the check is worth ({check.max_score:g}) — give 0 up to {check.max_score:g}")
+        raise _too_many(rule, check.max_score)
     original = check.override or Override(reason="", status=check.status, score=check.score)
     if rule.status is not None:
         status = rule.status
@@ -196,22 +202,27 @@ def _apply(check: CheckResult, rule: Rule) -> CheckResult:
     return replace(check, status=status, score=score, override=override)
 
 
-def _unmatched(rule: Rule, results: Sequence[LabResult]) -> str:
-    head = f"{rule.source}: override for {rule.learner} {rule.lab} {rule.check} not applied"
+def _too_many(rule: Rule, most: float) -> OverridesError:
+    return OverridesError(msg("overrides.points_too_many", at=rule.source, rule=f"{rule.learner} {rule.lab} {rule.check}",
+                              points=rule.points, most=most))
+
+
+def _unmatched(rule: Rule, results: Sequence[LabResult]) -> Message:
+    at, named = rule.source, f"{rule.learner} {rule.lab} {rule.check}"
     learners = sorted({r.learner for r in results})
     if rule.learner not in learners:
-        return f"{head}: learner '{rule.learner}' was not graded in this run{_close(rule.learner, learners)}"
+        return msg("overrides.unmatched.learner", at=at, rule=named, learner=rule.learner, fix=_close(rule.learner, learners))
     labs = sorted(r.lab for r in results if r.learner == rule.learner)
     if rule.lab not in labs:
-        return f"{head}: lab '{rule.lab}' was not graded for {rule.learner}{_close(rule.lab, labs)}"
+        return msg("overrides.unmatched.lab", at=at, rule=named, lab=rule.lab, learner=rule.learner, fix=_close(rule.lab, labs))
     result = next(r for r in results if r.learner == rule.learner and r.lab == rule.lab)
     ids = [c.id for c in result.checks]
-    return f"{head}: {rule.lab} has no check '{rule.check}'{did_you_mean(rule.check, ids)}"
+    return msg("overrides.unmatched.check", at=at, rule=named, lab=rule.lab, check=rule.check, fix=_suggest(rule.check, ids))
 
 
-def _close(word: str, options: Sequence[str]) -> str:
+def _close(word: str, options: Sequence[str]) -> Message | str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
+    return msg("overrides.did_you_mean", word=close[0]) if close else ""
 
 
 def _shown(source: str) -> str:
@@ -226,5 +237,4 @@ def check_rules(rules: Sequence[Rule], rubrics: Sequence[Any]) -> None:
     for rule in rules:
         most = maxima.get((rule.lab, rule.check))
         if rule.points is not None and most is not None and rule.points > most + 1e-9:
-            raise OverridesError(f"{rule.source}: {rule.learner} {rule.lab} {rule.check}: points {rule.points:g} is more "
-                                 f"than the check is worth ({most:g}) — give 0 up to {most:g}")
+            raise _too_many(rule, most)

@@ -10,7 +10,16 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.errors import GraderError
-from grader.i18n import DEFAULT, Message, Texts, from_dict, message_from, say
+from grader.i18n import (
+    DEFAULT,
+    Message,
+    Texts,
+    from_dict,
+    message_from,
+    msg,
+    say,
+    verbatim,
+)
 from grader.model import CheckResult, Evidence, LabResult, Override, Status
 
 SCHEMA_VERSION = 2  # 2: messages as data (message_id, params) beside their words; language
@@ -26,7 +35,7 @@ def _texts(key: str, value: Any) -> dict[str, Any]:
     return {key: value.to_dict()} if isinstance(value, Texts) else {}
 
 
-def _message(prefix: str, value: Any) -> dict[str, Any]:
+def message_data(value: Any, prefix: str = "") -> dict[str, Any]:
     """A message's id and parameters beside its words, so a tool can count causes without parsing English;
     ``null`` when the words are not a message (a plain input label, no cause)."""
     data = plain(value.to_dict()) if isinstance(value, Message) else {"id": None, "params": None}
@@ -63,7 +72,7 @@ def check_to_dict(c: CheckResult, lang: str = DEFAULT) -> dict[str, Any]:
         "max_score": float(c.max_score),
         "acceptance": bool(c.acceptance),
         "message": say(c.message, lang),
-        **_message("", c.message),
+        **message_data(c.message),
         "hidden": bool(c.hidden),
         "evidence": None if c.evidence is None else evidence_to_dict(c.evidence, lang),
         "override": None if c.override is None else override_to_dict(c.override),
@@ -79,7 +88,7 @@ def evidence_to_dict(e: Evidence, lang: str = DEFAULT) -> dict[str, Any]:
     """Evidence holds arbitrary values (numpy arrays, tuples, nan); make them strict-JSON data."""
     return {
         "input": say(e.input_label, lang),
-        **_message("input", e.input_label),
+        **message_data(e.input_label, "input"),
         "input_value": plain(e.input_value),
         "expected": plain(e.expected),
         "observed": plain(e.observed),
@@ -87,7 +96,7 @@ def evidence_to_dict(e: Evidence, lang: str = DEFAULT) -> dict[str, Any]:
         "max_rel_error": plain(e.max_rel_error),
         "where": None if e.where is None else [int(i) for i in e.where],
         "cause": None if e.cause is None else say(e.cause, lang),
-        **_message("cause", e.cause),
+        **message_data(e.cause, "cause"),
     }
 
 
@@ -127,8 +136,8 @@ def lab_from_dict(d: Mapping[str, Any]) -> LabResult:
             language=str(d.get("deliverable_language") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        problem = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise GraderError(f"not a grader result (JSON v{SCHEMA_VERSION}): {problem}") from None
+        problem = msg("results.missing_key", key=str(exc)) if isinstance(exc, KeyError) else verbatim(str(exc))
+        raise GraderError(msg("results.not_a_result", version=SCHEMA_VERSION, problem=problem)) from None
 
 
 def _title(d: Mapping[str, Any]) -> str | Texts:
@@ -202,4 +211,4 @@ def dumps(results: Sequence[LabResult], lang: str | None = None) -> str:
 
 def write_json(path: Path, results: Sequence[LabResult], lang: str | None = None) -> None:
     """Serialise first, then write: a serialisation bug leaves the previous file in place."""
-    atomic_write_text(path, dumps(results, lang), hint="choose another --json file")
+    atomic_write_text(path, dumps(results, lang), hint=msg("write.hint.json"))

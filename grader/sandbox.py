@@ -121,8 +121,7 @@ class Worker:
         confined = self.receive(deadline)  # written before any learner code runs: only it may speak of the sandbox
         if "sandbox_error" in confined:
             self._kill()
-            raise SandboxError(f"the {self.server.layer} sandbox layer could not confine a worker: {confined['sandbox_error']}"
-                               f" — run grade --doctor, or choose a layer with GRADER_SANDBOX")
+            raise SandboxError(msg("sandbox.not_confined", layer=self.server.layer, error=verbatim(str(confined["sandbox_error"]))))
         if confined.get("confined") is not True:
             self._kill()
             raise WorkerDied(msg("died.protocol"))

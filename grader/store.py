@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from grader.errors import GraderError
+from grader.i18n import Message, msg, verbatim
 from grader.model import Status
 
 SCHEMA_VERSION = 1
@@ -115,7 +116,7 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise GraderError(f"{path}: cannot open the gradebook: {exc} — choose another file") from None
+            raise GraderError(msg("store.cannot_open", path=str(path), error=verbatim(str(exc)))) from None
         store = cls(path, db)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
@@ -126,9 +127,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             db.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise GraderError(f"{path}: the gradebook stayed locked by another process — try again when it is done") from None
-            raise GraderError(f"{path}: not a usable gradebook (SQLite: {exc}) — move the file away "
-                              f"(e.g. mv {path} {path}.broken) and run again to start a new one") from None
+                raise GraderError(msg("store.locked", path=str(path))) from None
+            raise GraderError(msg("store.unusable", path=str(path), error=verbatim(str(exc)))) from None
         except BaseException:
             db.close()
             raise
@@ -146,8 +146,7 @@ class Store:
         try:
             version = self._version()
             if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                raise GraderError(f"{self.path}: an SQLite database, but not a grader gradebook — "
-                                  "choose another file, or move this one away")
+                raise GraderError(msg("store.not_a_gradebook", path=str(self.path)))
             for step in _MIGRATIONS[version:]:
                 for statement in step:
                     db.execute(statement)
@@ -161,18 +160,17 @@ class Store:
     def _version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise GraderError(f"{self.path}: this gradebook has schema version {version}, newer than this grader "
-                              f"understands ({SCHEMA_VERSION}) — upgrade the grader, or use another gradebook file")
+            raise GraderError(msg("store.too_new", path=str(self.path), version=version, known=SCHEMA_VERSION))
         return version
 
     def _conn(self) -> sqlite3.Connection:
         if os.getpid() != self._pid:
-            raise GraderError(f"{self.path}: a gradebook connection was inherited across fork — open one per process")
+            raise GraderError(msg("store.forked", path=str(self.path)))
         return self._db
 
-    def _fail(self, exc: sqlite3.Error, doing: str) -> GraderError:
-        return GraderError(f"{self.path}: cannot {doing} the gradebook: {exc} — check the disk and that no other "
-                           "program holds the file")
+    def _fail(self, exc: sqlite3.Error, doing: Message) -> GraderError:
+        """``doing``: what could not be done (``store.doing.*``); SQLite's own words are data."""
+        return GraderError(msg("store.failed", path=str(self.path), doing=doing, error=verbatim(str(exc))))
 
     def _begin(self, db: sqlite3.Connection) -> None:
         if not db.in_transaction:
@@ -191,7 +189,7 @@ class Store:
                            [(run_id, lab, digest) for lab, digest in sorted(rubric_hashes.items())])
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._fail(exc, "start a run in") from None
+            raise self._fail(exc, msg("store.doing.start")) from None
         assert run_id is not None
         return run_id
 
@@ -204,7 +202,7 @@ class Store:
                 (learner, lab, key),
             ).fetchone()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self._fail(exc, msg("store.doing.read")) from None
         return None if row is None else json.loads(row[0])
 
     def record(self, run_id: int, learner: str, lab: str, key: str, result: Mapping[str, Any], reused: bool) -> None:
@@ -235,7 +233,7 @@ class Store:
             finally:
                 db.execute("RELEASE attempt")
         except sqlite3.Error as exc:
-            raise self._fail(exc, "record in") from None
+            raise self._fail(exc, msg("store.doing.record")) from None
 
     def latest_results(self) -> list[dict[str, Any]]:
         """Every learner × lab's most recent result (the grader's own), for class files that must cover the whole
@@ -247,7 +245,7 @@ class Store:
                 "FROM attempts a WHERE a.id IN (SELECT max(id) FROM attempts GROUP BY learner, lab) ORDER BY a.id"
             ).fetchall()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self._fail(exc, msg("store.doing.read")) from None
         return [json.loads(text) for (text,) in rows if text]
 
     def output_digests(self, out_dir: str) -> dict[str, str]:
@@ -255,7 +253,7 @@ class Store:
         try:
             rows = self._conn().execute("SELECT learner, digest FROM outputs WHERE out_dir = ?", (out_dir,)).fetchall()
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self._fail(exc, msg("store.doing.read")) from None
         return dict(rows)
 
     def set_output_digest(self, out_dir: str, learner: str, digest: str) -> None:
@@ -266,7 +264,7 @@ class Store:
             db.execute("INSERT INTO outputs (out_dir, learner, digest) VALUES (?, ?, ?)"
                        " ON CONFLICT (out_dir, learner) DO UPDATE SET digest = excluded.digest", (out_dir, learner, digest))
         except sqlite3.Error as exc:
-            raise self._fail(exc, "record in") from None
+            raise self._fail(exc, msg("store.doing.record")) from None
 
     def commit(self) -> None:
         """Make every attempt recorded so far durable; cheap enough to call a few times a second."""
@@ -275,7 +273,7 @@ class Store:
             if db.in_transaction:
                 db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._fail(exc, "commit to") from None
+            raise self._fail(exc, msg("store.doing.commit")) from None
 
     def finish_run(self, run_id: int, status: str) -> None:
         """Commits pending attempts too; ``status`` is 'done' or 'interrupted'."""
@@ -287,7 +285,7 @@ class Store:
             db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?", (_now(), status, run_id))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._fail(exc, "finish the run in") from None
+            raise self._fail(exc, msg("store.doing.finish")) from None
 
     def history(self, learner: str, lab: str | None = None) -> list[HistoryRow]:
         """Every attempt of the learner (one lab, or all), oldest first."""
@@ -305,7 +303,7 @@ class Store:
             ):
                 statuses.setdefault(attempt_id, {})[check_id] = status
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read") from None
+            raise self._fail(exc, msg("store.doing.read")) from None
         previous: dict[str, dict[str, str]] = {}
         rows = []
         for attempt_id, started, run_id, lab_id, score, max_score, passed, reused in attempts:

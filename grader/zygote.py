@@ -32,6 +32,7 @@ from typing import Any
 
 from grader import layers
 from grader.errors import SandboxError, ServerLost
+from grader.i18n import Message, locale_language, msg, say, verbatim
 
 _MAX_MESSAGE = 1 << 16
 _KEEP_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONIOENCODING",
@@ -236,8 +237,7 @@ def private_parent(strict: bool = True) -> str:
     info = os.lstat(parent)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         if strict:
-            raise SandboxError(f"{parent}: not a folder of this user's own (a link, or writable by others) — remove it, "
-                               "or point TMPDIR at another folder")
+            raise SandboxError(msg("zygote.planted", path=parent))
         fallback = tempfile.mkdtemp(prefix=f"grader-{os.geteuid()}-")
         os.chmod(fallback, 0o711)
         return fallback
@@ -335,15 +335,16 @@ class Zygote:
             )
         except OSError as exc:
             parent.close()
-            raise SandboxError(f"cannot start the worker fork server ({command[0]}): {exc}") from None
+            raise SandboxError(msg("zygote.cannot_start", command=command[0], error=verbatim(str(exc)))) from None
         finally:
             server.close()
         self._sock = parent
 
-    def _failure(self) -> str:
+    def _failure(self) -> Message:
+        """The server's last line of error output (its own words, shown as they are), or that it said nothing."""
         self._stderr.seek(0)
         lines = [line.strip() for line in self._stderr.read().decode("utf-8", "replace").splitlines() if line.strip()]
-        return lines[-1][:300] if lines else "it exited without a word"
+        return verbatim(lines[-1][:300]) if lines else msg("zygote.silent")
 
     def wait_ready(self) -> None:
         """The server imports numpy while the grader loads rubrics; wait for it only at first use. A layer that
@@ -368,15 +369,17 @@ class Zygote:
             self._sock.close()
             reason = self._failure()
             self._stderr.close()
-            if "No module named 'numpy'" in reason or "No module named numpy" in reason:
-                raise SandboxError(f"the worker fork server did not start — numpy is not importable by {sys.executable}")
+            text = str(reason.params.get("text", ""))
+            if "No module named 'numpy'" in text or "No module named numpy" in text:
+                raise SandboxError(msg("zygote.no_numpy", python=sys.executable))
             if self.plan.forced or self.plan.layer == "rlimits":
-                raise SandboxError(f"the worker fork server did not start in the {self.plan.layer} sandbox layer: {reason}")
+                raise SandboxError(msg("zygote.did_not_start", layer=self.plan.layer, reason=reason))
             layers.mark_failed(self.plan.layer, reason)
             failed = self.plan.layer
             self._start(layers.plan(self.base))
-            print(f"grade: note: the {failed} sandbox layer did not start ({reason}); using {self.plan.layer} "
-                  "— see grade --doctor", file=sys.stderr)
+            note = msg("zygote.fell_back", failed=failed, reason=reason, layer=self.plan.layer)
+            # the instructor's terminal, in their locale's language (the server knows no --lang)
+            print(f"grade: {say(msg('cli.note', note=note), locale_language())}", file=sys.stderr)
 
     def _pump(self, timeout: float) -> bool:
         """Read one message from the server; False when none came in time."""
@@ -386,9 +389,9 @@ class Zygote:
         except TimeoutError:
             return False
         except OSError as exc:
-            raise ServerLost(f"the worker fork server is gone: {exc} — rerun the grader") from None
+            raise ServerLost(msg("zygote.gone", error=verbatim(str(exc)))) from None
         if not data:
-            raise ServerLost("the worker fork server died — rerun the grader")
+            raise ServerLost(msg("zygote.died"))
         message = json.loads(data)
         if "exited" in message:
             self._exits[int(message["exited"])] = int(message["code"])
@@ -402,13 +405,13 @@ class Zygote:
         try:
             socket.send_fds(self._sock, [json.dumps(message).encode()], list(fds))
         except OSError as exc:
-            raise ServerLost(f"the worker fork server is gone: {exc} — rerun the grader") from None
+            raise ServerLost(msg("zygote.gone", error=verbatim(str(exc)))) from None
 
-    def _await(self, box: dict[int, Any], key: int, what: str) -> Any:
+    def _await(self, box: dict[int, Any], key: int, what: Message) -> Any:
         deadline = time.monotonic() + 30
         while key not in box:
             if not self._pump(deadline - time.monotonic()) and time.monotonic() > deadline:
-                raise ServerLost(f"the worker fork server did not answer {what} within 30 s")
+                raise ServerLost(msg("zygote.no_answer", what=what, seconds=30))
         return box.pop(key)
 
     def spawn(self, config: dict[str, Any], fds: tuple[int, int]) -> int:
@@ -416,7 +419,7 @@ class Zygote:
             self.wait_ready()
             self._next += 1
             self._send({"id": self._next, "config": config}, fds)
-            return int(self._await(self._spawned, self._next, "a request for a worker"))
+            return int(self._await(self._spawned, self._next, msg("zygote.asked.worker")))
 
     def kill(self, pid: int) -> None:
         """Kill a worker's process group (the server does: the pid may be one of its PID namespace)."""
@@ -429,7 +432,7 @@ class Zygote:
             self.wait_ready()
             self._next += 1
             self._send({"census": self._next})
-            return list(self._await(self._census, self._next, "a census"))
+            return list(self._await(self._census, self._next, msg("zygote.asked.census")))
 
     def exit_code(self, pid: int, timeout: float) -> int | None:
         """The worker's exit code once the server has reaped it (negative: killed by that signal)."""

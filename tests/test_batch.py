@@ -131,7 +131,7 @@ def test_overrides_change_every_output_without_regrading(tmp_path: Path) -> None
     report = (out / "sign-flipped" / "phase-04-lab-00.html").read_text(encoding="utf-8")
     assert "overridden by instructor" in report and "office hours" in report
     gradescope = json.loads((out / "sign-flipped" / "results.json").read_text(encoding="utf-8"))
-    assert any("overridden by instructor" in t["output"] for t in gradescope["tests"])
+    assert any("Overridden by instructor" in t["output"] for t in gradescope["tests"])
     assert "overridden" in (out / "index.html").read_text(encoding="utf-8")
     stored = sqlite3.connect(out / "gradebook.sqlite").execute(
         "select status from checks join attempts on attempts.id = checks.attempt_id "

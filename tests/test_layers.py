@@ -77,9 +77,27 @@ def test_forcing_a_missing_layer_is_a_clear_error(no_bwrap: None, monkeypatch: p
         zygote.Zygote()
 
 
+def test_a_layer_error_is_said_in_the_instructors_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(layers.ENV, "docker")
+    with pytest.raises(SandboxError) as caught:
+        layers.requested()
+    assert str(caught.value) == "GRADER_SANDBOX=docker: no such sandbox layer — use one of bwrap, unshare, seccomp, rlimits, or unset it"
+    assert caught.value.said("es") == ("GRADER_SANDBOX=docker: esa capa de aislamiento no existe — usa una de estas: "
+                                       "bwrap, unshare, seccomp, rlimits, o quita la variable")
+    assert caught.value.exit_code == 3
+
+
+def test_a_missing_layer_is_said_in_spanish(no_bwrap: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(layers.ENV, "bwrap")
+    with pytest.raises(SandboxError) as caught:
+        layers.plan("/nowhere")
+    assert caught.value.said("es") == ("GRADER_SANDBOX=bwrap, pero esa capa no está disponible aquí: bwrap no está en el PATH "
+                                       "(Debian/Ubuntu: apt install bubblewrap)")
+
+
 @pytest.mark.skipif(ROOT_USER, reason="as root the unshare layer is available")
 def test_unshare_needs_root() -> None:
-    assert layers.detect().status("unshare").reason.startswith("needs root")
+    assert str(layers.detect().status("unshare").reason).startswith("needs root")
 
 
 def test_a_chosen_layer_that_does_not_start_gives_way_and_says_so(failing_bwrap: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +106,7 @@ def test_a_chosen_layer_that_does_not_start_gives_way_and_says_so(failing_bwrap:
         server.wait_ready()
         assert server.layer != "bwrap"
         assert "the bwrap sandbox layer did not start (bwrap: No permissions to create new namespace)" in capsys.readouterr().err
-        assert "did not start: bwrap: No permissions" in layers.detect().status("bwrap").reason
+        assert "did not start: bwrap: No permissions" in str(layers.detect().status("bwrap").reason)
     finally:
         server.close()
 
@@ -109,6 +127,15 @@ def test_doctor_says_what_protects_the_user(no_bwrap: None) -> None:
     chosen = layers.detect().chosen
     assert f"* {chosen}" in text and f"In use: {chosen} (the strongest available)." in text
     assert "It does not stop:" in text and "GRADER_SANDBOX=bwrap|unshare|seccomp|rlimits" in text
+
+
+def test_doctor_speaks_spanish(no_bwrap: None) -> None:
+    text = layers.doctor_text(measure_layers=False, lang="es")
+    assert "- bwrap    no disponible: bwrap no está en el PATH (Debian/Ubuntu: apt install bubblewrap)" in text
+    chosen = layers.detect().chosen
+    assert f"* {chosen}" in text and f"En uso: {chosen} (la más fuerte disponible)." in text
+    assert "No impide:" in text and "Elige una capa con GRADER_SANDBOX=bwrap|unshare|seccomp|rlimits" in text
+    assert "not available" not in text and "In use" not in text
 
 
 def test_doctor_measures_every_available_layer() -> None:

@@ -10,6 +10,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from grader.errors import GraderError, OverridesError
+from grader.i18n import Message, say
 from grader.model import CheckResult, LabResult, Override, Status
 from grader.overrides import Rule, apply_overrides, load_overrides
 from grader.reports import render_html, render_markdown, render_summary
@@ -131,6 +132,22 @@ def test_malformed_files_name_file_line_and_fix(tmp_path: Path, text: str, messa
     assert caught.value.exit_code == 2 and isinstance(caught.value, GraderError)
 
 
+def test_an_unknown_key_is_said_in_the_instructors_language(tmp_path: Path) -> None:
+    path = write(tmp_path, RULE + "  status: pass\n  reson: typo\n")
+    with pytest.raises(OverridesError) as caught:
+        load_overrides(path)
+    assert str(caught.value) == f"{path}:5: unknown key 'reson' — did you mean 'reason'?"
+    assert caught.value.said("es") == f"{path}:5: clave desconocida 'reson' — ¿querías decir 'reason'?"
+    assert caught.value.message.id == "overrides.unknown_key" and caught.value.message.params["key"] == "reson"
+
+
+def test_a_rule_error_is_said_in_spanish_with_its_numbers_kept(tmp_path: Path) -> None:
+    with pytest.raises(OverridesError) as caught:
+        load_overrides(write(tmp_path, RULE + "  points: -1.5\n  reason: x\n"))
+    assert caught.value.said("es").endswith(":4: regla para borja phase-04/lab-00 shape: points -1.5 es negativo — pon de 0 "
+                                            "hasta lo que vale la comprobación")
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(OverridesError, match=r"overrides\.yaml: overrides file not found — check the path$"):
         load_overrides(tmp_path / "overrides.yaml")
@@ -190,7 +207,7 @@ def test_points_above_what_the_check_is_worth() -> None:
 
 
 def test_rules_that_match_nothing_are_noted() -> None:
-    notes: list[str] = []
+    notes: list[Message | str] = []
     rules = [
         rule("shape", Status.FAIL, learner="borjа"),  # a Cyrillic а
         rule("shape", Status.FAIL, learner="zoe"),
@@ -199,13 +216,15 @@ def test_rules_that_match_nothing_are_noted() -> None:
         rule("derivation", Status.PASS),
     ]
     out = apply_overrides([result()], rules, note=notes.append)
-    assert notes == [
+    assert [str(n) for n in notes] == [
         "overrides.yaml:5: override for borjа phase-04/lab-00 shape not applied: learner 'borjа' was not graded in this run — did you mean 'borja'?",
         "overrides.yaml:5: override for zoe phase-04/lab-00 shape not applied: learner 'zoe' was not graded in this run",
         "o.yaml:3: override for borja phase-04/lab-01 shape not applied: lab 'phase-04/lab-01' was not graded for borja — did you mean 'phase-04/lab-00'?",
         "overrides.yaml:17: override for borja phase-04/lab-00 jacobian-analitic not applied: phase-04/lab-00 has no check 'jacobian-analitic' — did you mean 'jacobian-analytic'?",
     ]
     assert checks_of(out)["derivation"].status is Status.PASS
+    assert say(notes[1], "es") == ("overrides.yaml:5: el override para zoe phase-04/lab-00 shape no se aplicó: el estudiante "
+                                   "'zoe' no se ha corregido en esta ejecución")
 
 
 def test_loaded_rules_apply_and_survive_the_json_round_trip(tmp_path: Path) -> None:

@@ -281,6 +281,31 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
                                  f"understands ({SCHEMA_VERSION}) — upgrade the grader, or use another gradebook file")
 
 
+def test_gradebook_errors_are_said_in_the_instructors_language(tmp_path: Path) -> None:
+    """SQLite's own words stay as they are; ours are the catalogue's."""
+    path = tmp_path / "gradebook.sqlite"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+    with pytest.raises(GraderError) as caught:
+        Store.open(path)
+    assert caught.value.message.id == "store.unusable"
+    assert str(caught.value).startswith(f"{path}: not a usable gradebook (SQLite: file is not a database)")
+    assert caught.value.said("es") == (f"{path}: no es un registro de notas utilizable (SQLite: file is not a database) — "
+                                       f"aparta el archivo (p. ej. mv {path} {path}.broken) y vuelve a ejecutar para "
+                                       "empezar uno nuevo")
+
+
+def test_a_failed_write_says_what_could_not_be_done_in_spanish(store: Store) -> None:
+    run = store.begin_run("0.1.0", [], {})
+    store.record(run, "borja", LAB, "k", result(), reused=False)
+    broken = result()
+    broken["checks"] = broken["checks"] + broken["checks"][:1]  # the same check twice
+    with pytest.raises(GraderError) as caught:
+        store.record(run, "borja", LAB, "k2", broken, reused=False)
+    assert str(caught.value).endswith(": cannot record in the gradebook: UNIQUE constraint failed: checks.attempt_id, "
+                                      "checks.check_id — check the disk and that no other program holds the file")
+    assert ": no se puede guardar en el registro de notas: UNIQUE constraint failed" in caught.value.said("es")
+
+
 def test_a_folder_in_the_way(tmp_path: Path) -> None:
     with pytest.raises(GraderError, match=r": cannot open the gradebook: unable to open database file — choose another file$"):
         Store.open(tmp_path)
