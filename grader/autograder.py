@@ -20,6 +20,7 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.errors import GraderError, UsageError
+from grader.i18n import class_language, msg, say
 from grader.grading import grade_lab, is_learner, select_rubrics
 from grader.sandbox import Limits
 
@@ -55,8 +56,7 @@ def _unwrapped(submission: Path) -> Path:
         current = entries[0]
     if is_learner(current):
         return current
-    raise UsageError(f"the upload is wrapped in more than {MAX_WRAPPING} folders, one inside the other — upload your "
-                     "phase-NN/ folder (or the lab's files) as the lab page asks")
+    raise UsageError(msg("gradescope.too_wrapped", n=MAX_WRAPPING))
 
 
 def _labs_of_files(folder: Path, rubrics: list[Any]) -> list[Any]:
@@ -68,8 +68,9 @@ def _labs_of_files(folder: Path, rubrics: list[Any]) -> list[Any]:
 
 
 def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | None = None,
-                   limits: Limits | None = None) -> int:
-    """0 when results.json was written with a grade, 2 when it carries an error message instead."""
+                   limits: Limits | None = None, lang: str = "auto") -> int:
+    """0 when results.json was written with a grade, 2 when it carries an error message instead (in ``lang``; with
+    ``auto``, the locale's: no deliverable was read to tell the learner's)."""
     from grader.exports import gradescope_results
 
     started = time.perf_counter()
@@ -77,7 +78,7 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
     submission = root / "submission"
     try:
         if not submission.is_dir():
-            raise UsageError(f"{submission}: no submission folder — is this a Gradescope autograder container?")
+            raise UsageError(msg("gradescope.no_submission", path=str(submission)))
         rubrics = select_rubrics(rubrics_dir, lab)
         submission = _unwrapped(submission)
         with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
@@ -88,29 +89,29 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
             else:
                 rubrics = _labs_of_files(submission, rubrics)
                 if len(rubrics) != 1:
-                    labs = ", ".join(r.lab for r in rubrics)
-                    raise UsageError(f"the upload's files do not say which lab they are for ({labs}) — upload the lab's "
-                                     "files (or your phase-NN/ folder) as the lab page asks")
+                    raise UsageError(msg("gradescope.which_lab", labs=", ".join(r.lab for r in rubrics)))
                 shutil.copytree(submission, learner / rubrics[0].phase_dir, symlinks=True, ignore=_only_files_and_folders)
                 chosen = rubrics
             results = [grade_lab(r, learner, limits or Limits()) for r in chosen]
-        document = gradescope_results(results)
+        document = gradescope_results(results, lang)
         document["execution_time"] = round(time.perf_counter() - started, 3)
         code = 0
     except Exception as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a results.json that says it
         if isinstance(exc, GraderError):
-            reason = str(exc)
+            reason = exc.message
         elif isinstance(exc, OSError):  # the upload could not be copied (shutil.Error is one)
-            reason = f"its files could not be copied ({exc.strerror or exc})"
+            reason = msg("gradescope.not_copied", error=exc.strerror or str(exc))
         elif isinstance(exc, RecursionError):
-            reason = "its folders are nested too deeply (hundreds of levels) — upload your phase-NN/ folder as the lab page asks"
+            reason = msg("gradescope.too_deep")
         else:
-            reason = f"the grader itself failed ({type(exc).__name__}) — tell the instructor"
+            reason = msg("gradescope.grader_failed", error=type(exc).__name__)
+        words = class_language(lang)
         document = {"score": 0.0, "execution_time": round(time.perf_counter() - started, 3),
-                    "output": f"The autograder could not grade this submission: {reason}", "visibility": "visible",
+                    "output": say(msg("gradescope.output", reason=reason), words), "visibility": "visible",
                     "stdout_visibility": "hidden", "tests": []}
         code = 2
-        print(f"grade: {reason} — {target} says so", file=sys.stderr)
+        print(f"grade: {' '.join(say(msg('gradescope.said', reason=reason, target=str(target)), words).split())}",
+              file=sys.stderr)
     atomic_write_text(target, json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n",
-                      hint="check that the results folder is writable")
+                      hint=msg("gradescope.write_hint"))
     return code

@@ -18,14 +18,14 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
 from grader.errors import Interrupted, SandboxError, UsageError
-from grader.i18n import class_language
+from grader.i18n import Message, class_language, msg
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
 from grader.submission import applies, phase_folder
@@ -161,14 +161,14 @@ _LANG = "auto"
 
 
 def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str, Any]],
-                  rules: Sequence[Any], render: bool, content: str = "") -> tuple[dict[str, dict[str, Any]], list[str]]:
+                  rules: Sequence[Any], render: bool, content: str = "") -> tuple[dict[str, dict[str, Any]], list[Message | str]]:
     """Grade the labs not in ``stored``, then write the learner's reports from all of them.
 
     Returns the freshly graded labs (raw, as plain dicts) and the notes about the learner's folder.
     """
     from grader.results import lab_to_dict
 
-    notes: list[str] = []
+    notes: list[Message | str] = []
     fresh: dict[str, dict[str, Any]] = {}
     for lab in labs:
         if lab not in stored:
@@ -229,7 +229,7 @@ def _pool_initializer(lock: int, parent: int) -> None:
 Submit = tuple[Plan, dict[str, dict[str, Any]], list[Any], bool]
 
 
-def _run_inline(work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
+def _run_inline(work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[Message | str]]]:
     for plan, stored, rules, render in work:
         fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, rules, render, plan.content)
         yield plan, fresh, notes
@@ -244,7 +244,7 @@ class _LocalPool:
         self.lock = lock
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
-    def run(self, work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[str]]]:
+    def run(self, work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[Message | str]]]:
         context = multiprocessing.get_context("fork")
         self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer,
                                                             initargs=(self.lock, os.getpid()))
@@ -259,8 +259,7 @@ class _LocalPool:
                 try:
                     fresh, notes = future.result()
                 except concurrent.futures.process.BrokenProcessPool:
-                    raise SandboxError("a grading process died (out of memory? killed?) — what was finished is saved "
-                                       "in the history: run the same command again to grade the rest") from None
+                    raise SandboxError(msg("machine.process_died")) from None
                 yield plan, fresh, notes
         self._pool.shutdown()
         self._pool = None
@@ -316,7 +315,7 @@ def grade_class(
     rules = load_overrides(overrides_path) if overrides_path is not None else ()
     check_rules(rules, rubrics)
     if overrides_path is not None:
-        say(f"overrides from {overrides_path}")
+        say(msg("note.overrides", path=str(overrides_path)))
     out = Path(options.out)
     db_path = options.db or out / HISTORY
 
@@ -349,7 +348,7 @@ def grade_class(
         if not plans:
             store.finish_run(run_id, "done")
             labs = ", ".join(r.lab for r in rubrics)
-            raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")
+            raise UsageError(msg("path.nothing", paths=", ".join(map(str, paths)), labs=labs))
 
         rules_for: dict[str, list[Any]] = {}
         for rule in rules:
@@ -390,7 +389,7 @@ def grade_class(
 
     status = "interrupted"
     last_commit = time.monotonic()
-    notes: list[str] = []
+    notes: list[Message | str] = []
     try:
         for plan, fresh, learner_notes in runner:
             entry = done[plan.learner.name]
@@ -420,8 +419,7 @@ def grade_class(
         status = "done"
     except KeyboardInterrupt:
         finished = sum(1 for entry in done.values() if entry.rendered)
-        raise Interrupted(f"interrupted: {finished} of {len(plans)} learners graded and saved in {db_path} — "
-                          "run the same command again to grade the rest") from None
+        raise Interrupted(msg("batch.interrupted", done=finished, total=len(plans), db=str(db_path))) from None
     finally:
         if status != "done" and pool is not None:
             pool.stop()
@@ -480,12 +478,11 @@ def _not_taking_outputs(learners: list[Path], options: Options, say: Note) -> li
     kept = []
     for learner in learners:
         if learner.name in taken:
-            say(f"{learner.name}: skipped, its name is that of a file this run writes in {options.out} — rename the "
-                "learner folder (or write that file elsewhere)")
+            say(msg("note.named_like_output", learner=learner.name, out=str(options.out)))
         else:
             kept.append(learner)
     if learners and not kept:
-        raise UsageError(f"every learner folder is named like a file this run writes in {options.out} — rename them")
+        raise UsageError(msg("batch.all_named_like_output", out=str(options.out)))
     return kept
 
 
@@ -510,8 +507,7 @@ def _exclusive(db_path: Path, out: Path, store: Any) -> int:
     except OSError:
         os.close(fd)
         store.close()
-        raise UsageError(f"--out {out}: another grade run is writing there right now (its history is {db_path}) — "
-                         "wait for it to finish, or choose another --out") from None
+        raise UsageError(msg("batch.locked", out=str(out), db=str(db_path))) from None
     return fd
 
 
@@ -530,13 +526,13 @@ def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[
     return written
 
 
-def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Callable[[str], None]) -> tuple[str, ...]:
+def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: Note) -> tuple[str, ...]:
     chosen = list(rubrics) if lab else [r for r in rubrics if applies(r, learner, rubrics)]
     if not chosen:
         chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
     if not chosen:
         folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
-        say(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
+        say(msg("note.nothing", learner=learner.name, labs=", ".join(r.lab for r in rubrics), folders=folders))
     return tuple(r.lab for r in chosen)
 
 

@@ -17,66 +17,82 @@ EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2 like every other bad input."""
+    """argparse, but a usage error is one line and exit code 2 like every other bad input, in the reader's language
+    (argparse's own words, "unrecognized arguments", stay as argparse gives them)."""
+
+    lang = "en"
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"grade: {message} (see grade --help)\n")
+        from grader.i18n import msg, say
+
+        self.exit(EXIT_USAGE, f"grade: {say(msg('cli.argparse', error=message), self.lang)}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="grade",
-        description="Grade learners' lab submissions against YAML rubrics, in isolated worker processes.",
-        epilog="Also: grade history LEARNER (attempts over time). Exit codes: 0 every graded lab passed, "
-               "1 one did not, 2 bad usage, path or rubric, 3 the sandbox could not start, 130 interrupted.",
-    )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                        help="a learner folder (it has phase-NN/ folders) or a folder of learners")
-    parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR",
-                        help="folder of rubric YAML files (default: ./rubrics, else the bundled ones)")
-    parser.add_argument("--lab", default=None, metavar="LAB", help="grade only this lab, e.g. phase-04/lab-00")
-    parser.add_argument("--out", default="reports", metavar="DIR",
-                        help="where the reports and class outputs go (default: reports/)")
-    parser.add_argument("--json", default=None, metavar="FILE",
-                        help="also write the results as JSON (- for standard output; the summary then goes to stderr)")
-    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
-                        help="also write JUnit XML: one testcase per learner and check")
-    parser.add_argument("--gradescope", action="store_true",
-                        help="also write a Gradescope results.json per learner: <out>/<learner>/results.json")
+def _asked_language(argv: Sequence[str]) -> str:
+    """``--lang`` as the command line gives it, read before parsing: the parser's own help and errors are said in
+    that language too (else the locale's)."""
+    for k, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--lang" and k + 1 < len(argv):
+            return argv[k + 1]
+        if word.startswith("--lang="):
+            return word.partition("=")[2]
+    return "auto"
+
+
+def build_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import class_language, msg, say
+
+    lang = class_language(lang)
+
+    def words(message: Any) -> str:
+        return say(message, lang).replace("%", "%%")  # argparse formats help with %
+
+    parser = _Parser(prog="grade", description=words(msg("cli.help.description")), epilog=words(msg("cli.help.epilog")),
+                     add_help=False)
+    parser.lang = lang
+    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=words(msg("cli.help.paths")))
+    parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR", help=words(msg("cli.help.rubrics")))
+    parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.help.lab")))
+    parser.add_argument("--out", default="reports", metavar="DIR", help=words(msg("cli.help.out")))
+    parser.add_argument("--json", default=None, metavar="FILE", help=words(msg("cli.help.json")))
+    parser.add_argument("--junit", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.junit")))
+    parser.add_argument("--gradescope", action="store_true", help=words(msg("cli.help.gradescope")))
     parser.add_argument("--gradescope-autograder", nargs="?", const="/autograder", default=None, metavar="ROOT",
-                        help="run inside a Gradescope container: grade ROOT/submission, write ROOT/results/results.json")
-    parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                        help="learners graded at once (default: twice the cores)")
-    parser.add_argument("--force", action="store_true",
-                        help="grade again even learners whose submission, rubric and grader are unchanged")
-    parser.add_argument("--db", type=Path, default=None, metavar="FILE",
-                        help="the gradebook history (SQLite; default: <out>/gradebook.sqlite)")
-    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE",
-                        help="instructor overrides (default: overrides.yaml in the class folder, when there)")
-    parser.add_argument("--executor", choices=("local", "dask"), default="local",
-                        help="where learners are graded: this machine (default) or a Dask cluster")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="the Dask scheduler for --executor dask, e.g. tcp://scheduler:8786")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="wall-time limit for one call of a learner function (default: 10)")
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto",
-                        help="the reports' language: en, es, or auto (each learner in the language of their deliverable; "
-                             "the class's own text in the locale's, LANG)")
-    parser.add_argument("--watch", action="store_true",
-                        help="grade again each time a file of the submission is saved, and say what changed (Ctrl-C stops)")
-    parser.add_argument("--doctor", action="store_true", help="say which sandbox layers protect this machine, and exit")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing; rely on the exit code and files")
-    parser.add_argument("--version", action="version", version=f"grade {__version__}")
+                        help=words(msg("cli.help.gradescope_autograder")))
+    parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help=words(msg("cli.help.jobs")))
+    parser.add_argument("--force", action="store_true", help=words(msg("cli.help.force")))
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.db")))
+    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
+    parser.add_argument("--executor", choices=("local", "dask"), default="local", help=words(msg("cli.help.executor")))
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help=words(msg("cli.help.scheduler")))
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help=words(msg("cli.help.timeout")))
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.help.lang")))
+    parser.add_argument("--watch", action="store_true", help=words(msg("cli.help.watch")))
+    parser.add_argument("--doctor", action="store_true", help=words(msg("cli.help.doctor")))
+    parser.add_argument("-q", "--quiet", action="store_true", help=words(msg("cli.help.quiet")))
+    parser.add_argument("--version", action="version", version=f"grade {__version__}", help=words(msg("cli.help.version")))
     return parser
 
 
-def build_history_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="grade history", description="A learner's attempts over time, from the gradebook history.")
-    parser.add_argument("learners", nargs="+", metavar="LEARNER", help="a learner folder or name (learners/borja, borja)")
-    parser.add_argument("--lab", default=None, metavar="LAB", help="only this lab")
-    parser.add_argument("--out", default="reports", metavar="DIR", help="the --out of the runs (default: reports/)")
-    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help="the history file (default: <out>/gradebook.sqlite)")
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help="en, es, or auto (the locale's, LANG)")
+def build_history_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import class_language, msg, say
+
+    lang = class_language(lang)
+
+    def words(message: Any) -> str:
+        return say(message, lang).replace("%", "%%")
+
+    parser = _Parser(prog="grade history", description=words(msg("cli.history.description")), add_help=False)
+    parser.lang = lang
+    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser.add_argument("learners", nargs="+", metavar="LEARNER", help=words(msg("cli.history.learners")))
+    parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.history.lab")))
+    parser.add_argument("--out", default="reports", metavar="DIR", help=words(msg("cli.history.out")))
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
     return parser
 
 
@@ -103,26 +119,27 @@ def _check_outputs(out: str, json_path: str | None, *, db: Path | None = None, j
                    paths: Sequence[Path] = ()) -> None:
     """Refuse an output that cannot work, or would land inside a submission, before spending time on grading."""
     from grader.errors import UsageError
+    from grader.i18n import msg
 
     if not out.strip():
-        raise UsageError("--out needs a folder for the reports, e.g. --out reports")
+        raise UsageError(msg("cli.out_empty"))
     if Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out}: a file is there, not a folder — choose another --out")
+        raise UsageError(msg("cli.out_file", out=out))
     _check_writable("--out", Path(out), folder=True)
     files = [("--db", db), ("--junit", junit)]
     if json_path is not None:
         if not json_path.strip():
-            raise UsageError("--json needs a file name (or - for standard output)")
+            raise UsageError(msg("cli.json_empty"))
         if Path(json_path).suffix.lower() in (".html", ".md"):
-            raise UsageError(f"--json {json_path}: that name is for a report — give a .json file name")
+            raise UsageError(msg("cli.json_report", path=json_path))
         if json_path != "-" and Path(json_path).is_dir():
-            raise UsageError(f"--json {json_path}: that is a folder — give a file name such as {Path(json_path) / 'results.json'}")
+            raise UsageError(msg("cli.json_folder", path=json_path, example=str(Path(json_path) / "results.json")))
         if json_path != "-":
             files.append(("--json", Path(json_path)))
     for flag, path in files:
         if path is not None:
             if path.is_dir():
-                raise UsageError(f"{flag} {path}: that is a folder — give a file name")
+                raise UsageError(msg("cli.file_folder", flag=flag, path=str(path)))
             _check_writable(flag, path, folder=False)
     if paths:
         _check_outside_submissions(Path(out), [(flag, path) for flag, path in files if path is not None], paths)
@@ -133,18 +150,20 @@ def _check_writable(flag: str, path: Path, *, folder: bool) -> None:
     import tempfile
 
     from grader.errors import UsageError
+    from grader.i18n import msg
 
     existing = Path(os.path.abspath(path if folder else path.parent))
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise UsageError(f"{flag} {path}: {existing} is a file, not a folder — choose another {flag}")
+        raise UsageError(msg("cli.parent_file", flag=flag, path=str(path), existing=str(existing)))
     try:
         handle, probe = tempfile.mkstemp(dir=existing, prefix=f".grade-probe.{os.getpid()}-", suffix=".tmp")
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
-        raise UsageError(f"{flag} {path}: cannot write in {existing} ({exc.strerror or exc}) — choose another {flag}") from None
+        raise UsageError(msg("cli.not_writable", flag=flag, path=str(path), existing=str(existing),
+                             error=exc.strerror or str(exc))) from None
 
 
 
@@ -156,6 +175,7 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
     from grader.errors import UsageError
     from grader.batch import CLASS_FILES
     from grader.grading import is_learner
+    from grader.i18n import msg
 
     roots = [p.resolve() for p in paths if p.is_dir()]
 
@@ -171,23 +191,21 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
         target = path.resolve()
         learner = learner_above(target)
         if learner is not None:
-            where = "is the learner folder" if target == learner else "is inside the learner folder"
             outside = os.path.relpath(learner.parent / ("reports" if flag == "--out" else "results" + path.suffix))
-            raise UsageError(f"{flag} {path}: {where} {learner} — the next run would grade what is written there as "
-                             f"part of that submission; choose a place outside it, e.g. {flag} {outside}")
+            raise UsageError(msg("cli.is_learner" if target == learner else "cli.in_learner", flag=flag, path=str(path),
+                                 learner=str(learner), outside=outside))
     for root in roots:
         learners = [root] if is_learner(root) else [root / name for name in CLASS_FILES
                                                       if (root / name).is_dir() and is_learner(root / name)]
         for learner in learners:
             if learner.name in CLASS_FILES:
-                raise UsageError(f"{learner}: a learner folder named {learner.name} would collide with the class's "
-                                 f"{learner.name} in --out — rename the folder")
+                raise UsageError(msg("cli.class_name", learner=str(learner), name=learner.name))
         holder = root.parent if is_learner(root) else root
         if out_resolved == holder:
             first = root if is_learner(root) else next(
-                (p for p in sorted(root.iterdir()) if p.is_dir() and is_learner(p)), root / "each learner")
-            raise UsageError(f"--out {out}: the reports for {first.name} would go into {first} itself — "
-                             "choose an --out outside the learners' folders, e.g. --out reports")
+                (p for p in sorted(root.iterdir()) if p.is_dir() and is_learner(p)), None)
+            raise UsageError(msg("cli.out_in_learner", out=str(out), name=first.name, folder=str(first)) if first else
+                             msg("cli.out_in_learners", out=str(out), folder=str(root)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,24 +213,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     argv = list(sys.argv[1:] if argv is None else argv)
+    asked = _asked_language(argv)
     if argv[:1] == ["history"] and not Path("history").is_dir():
-        return _history(build_history_parser().parse_args(argv[1:]))
+        return _history(build_history_parser(asked).parse_args(argv[1:]))
     if argv[:1] == ["lint"] and not Path("lint").is_dir():
         return _lint(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(asked).parse_args(argv)
     if args.doctor:
-        return _doctor()
+        return _doctor(args.lang)
     if args.gradescope_autograder is not None:
         return _autograder(args)
-    if not args.paths:
-        build_parser().error("give a learner folder or a folder of learners (e.g. grade learners/borja)")
+    from grader.i18n import msg
+
     with _errors(args.lang) as code:
+        if not args.paths:
+            raise _usage(msg("cli.no_paths"))
         if args.watch:
             from grader.watch import watch
 
             if len(args.paths) != 1 or not _looks_like_learner(args.paths[0]):
-                raise _usage("--watch follows one learner's folder (the one with phase-NN/ folders), e.g. "
-                             "grade --watch learners/me")
+                raise _usage(msg("cli.watch_one"))
             code[0] = watch(Path(args.paths[0]), lambda quiet: _grade_once(args, argv, quiet),
                             lambda results: _terminal_language(args.lang, results))
         else:
@@ -229,24 +249,24 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
         zygote.get()  # the fork server imports numpy while this process imports the rest
     from grader import progress
     from grader.batch import Options, grade_class
+    from grader.i18n import Message, class_language, msg, say
     from grader.reports import render_class_summary, render_summary
     from grader.results import dumps, write_json
 
     limits = _limits(args)
     if args.jobs < 0:
-        raise _usage(f"--jobs {args.jobs}: not a number of processes — give 1 or more (0: every core)")
+        raise _usage(msg("cli.jobs", jobs=args.jobs))
     if args.executor == "dask":
         from grader.cluster import check_scheduler
 
         check_scheduler(args.scheduler)
     elif args.scheduler is not None:
-        raise _usage(f"--scheduler {args.scheduler}: only used with --executor dask — add --executor dask, or drop --scheduler")
+        raise _usage(msg("cli.scheduler_alone", scheduler=args.scheduler))
     _check_outputs(args.out, args.json, db=args.db, junit=args.junit, paths=args.paths)
     from grader.atomicio import remove_stale_temps
 
     remove_stale_temps(Path(args.out))  # what a killed run left behind; never a live run's
 
-    from grader.i18n import Message, class_language, msg, say
     from grader.safety import terminal_safe
 
     def note(text: Message | str) -> None:
@@ -260,7 +280,8 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
                       also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
     rubrics_dir = _rubrics(args, note)
     run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
-                      progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0])))
+                      progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0]),
+                                               lang=class_language(args.lang)))
     results = list(run.results)
     to_stdout = args.json == "-"
     chosen = None if args.lang == "auto" else args.lang
@@ -299,17 +320,18 @@ def _bundled() -> Path:
     return bundled_rubrics()
 
 
-def _usage(text: str) -> GraderError:
+def _usage(message: Any) -> GraderError:
     from grader.errors import UsageError
 
-    return UsageError(text)
+    return UsageError(message)
 
 
 def _limits(args: argparse.Namespace) -> Any:
+    from grader.i18n import msg
     from grader.sandbox import Limits
 
     if args.timeout is not None and not 0.05 <= args.timeout <= 3600:
-        raise _usage(f"--timeout {args.timeout:g}: give a number of seconds between 0.05 and 3600")
+        raise _usage(msg("cli.timeout", seconds=args.timeout))
     return Limits() if args.timeout is None else Limits(call_seconds=args.timeout)
 
 
@@ -326,20 +348,20 @@ def _looks_like_learner(path: Path) -> bool:
 def _overrides(args: argparse.Namespace, note: Any) -> Path | None:
     """``--overrides FILE`` only, and never a file inside a folder being graded (a learner's, or the class folder a
     learner's hand-in sits in): a learner could grade themselves. An ``overrides.yaml`` found there is named, not used."""
+    from grader.i18n import msg
     from grader.safety import inside_any
 
     if args.overrides is not None:
         if not args.overrides.is_file():
-            raise _usage(f"--overrides {args.overrides}: no such file — give the path of an overrides.yaml")
+            raise _usage(msg("cli.overrides_missing", path=str(args.overrides)))
         graded = inside_any(args.overrides, args.paths)
         if graded is not None:
-            raise _usage(f"{args.overrides}: inside {graded}, which is being graded — keep the instructor's overrides "
-                         "outside the folders being graded (a learner could have written this one)")
+            raise _usage(msg("cli.overrides_inside", path=str(args.overrides), graded=str(graded)))
         return args.overrides
     for path in args.paths:
         candidate = Path(path) / "overrides.yaml"
         if candidate.is_file():
-            note(f"{candidate} is not used: overrides are read only from --overrides FILE, outside the folders being graded")
+            note(msg("note.overrides_unused", path=str(candidate)))
             break
     return None
 
@@ -347,18 +369,17 @@ def _overrides(args: argparse.Namespace, note: Any) -> Path | None:
 def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
     """``--rubrics``, else the bundled ones — never a ``./rubrics`` picked up implicitly: a rubric's reference module
     runs in the grader, and a folder beside the learners' (or inside one) may be a learner's."""
+    from grader.i18n import msg
     from grader.safety import inside_any
 
     if args.rubrics is not None:
         graded = inside_any(args.rubrics, args.paths)
         if graded is not None:
-            raise _usage(f"--rubrics {args.rubrics}: inside {graded}, which is being graded — rubrics (and their reference "
-                         "code, which the grader runs) must come from outside the folders being graded")
+            raise _usage(msg("cli.rubrics_inside", path=str(args.rubrics), graded=str(graded)))
         return args.rubrics
     here = Path("rubrics")
     if here.is_dir() and here.resolve() != _bundled().resolve():
-        note(f"./rubrics is not used, the bundled rubrics are — pass --rubrics {here} to grade with it (rubrics are never "
-             "taken implicitly: their reference code runs in the grader)")
+        note(msg("note.rubrics_unused", path=str(here)))
     return None
 
 
@@ -381,12 +402,13 @@ def _history(args: argparse.Namespace) -> int:
     with _errors(args.lang) as code:
         from grader.batch import HISTORY
         from grader.history import render_history
+        from grader.i18n import msg
         from grader.safety import terminal_safe
         from grader.store import Store
 
         db = args.db or Path(args.out) / HISTORY
         if not db.is_file():
-            raise _usage(f"{db}: no gradebook history yet — run grade first (or pass --db FILE / --out DIR)")
+            raise _usage(msg("cli.no_history", db=str(db)))
         store = Store.open(db)
         try:
             for learner in args.learners:
@@ -398,11 +420,12 @@ def _history(args: argparse.Namespace) -> int:
     return code[0]
 
 
-def _doctor() -> int:
-    with _errors() as code:
+def _doctor(lang: str) -> int:
+    with _errors(lang) as code:
+        from grader.i18n import class_language
         from grader.layers import doctor_text
 
-        print(doctor_text(), end="")
+        print(doctor_text(lang=class_language(lang)), end="")
     return code[0]
 
 
@@ -411,5 +434,5 @@ def _autograder(args: argparse.Namespace) -> int:
         from grader.autograder import run_autograder
 
         code[0] = run_autograder(Path(args.gradescope_autograder), rubrics_dir=args.rubrics, lab=args.lab,
-                                 limits=_limits(args))
+                                 limits=_limits(args), lang=args.lang)
     return code[0]

@@ -83,7 +83,7 @@ class Section:
 class Document:
     path: Path
     sections: tuple[Section, ...]
-    notes: tuple[str, ...] = ()  # what was done with awkward bytes (not UTF-8, cut at MAX_BYTES), for the learner
+    notes: tuple[Message | str, ...] = ()  # what was done with awkward bytes (not UTF-8, cut at MAX_BYTES), for the learner
     cells: tuple[tuple[int, int], ...] = ()  # (first line, cell number) when the text comes from a notebook
 
     @property
@@ -173,20 +173,18 @@ def parse_deliverable(path: Path, root: Path) -> Document:
     return parse_text(text, path, root, tuple(notes))
 
 
-def parse_text(text: str, path: Path, root: Path, notes: tuple[str, ...] = (), cells: tuple[tuple[int, int], ...] = ()) -> Document:
+def parse_text(text: str, path: Path, root: Path, notes: tuple[Message | str, ...] = (),
+               cells: tuple[tuple[int, int], ...] = ()) -> Document:
     """Markdown already read (a file, or a notebook's Markdown cells) as a Document."""
     name = _shown(path, root)
     if len(text) > MAX_BYTES:
         cut = text.rfind("\n", 0, MAX_BYTES) + 1 or MAX_BYTES
         text = text[:cut]
-        notes = (*notes, f"{name}: only its first {MAX_BYTES >> 10} KB of text were read")
+        notes = (*notes, msg("deliv.note.cut", name=name, kb=MAX_BYTES >> 10))
     try:
         tokens = _markdown().parse(text)
     except Exception as error:  # a parser bug must cost one learner a message, not the run
-        raise SubmissionError(
-            f"{name}: could not be parsed as Markdown ({type(error).__name__}); "
-            "simplify its formatting"
-        ) from error
+        raise SubmissionError(msg("deliv.unparsable", name=name, error=type(error).__name__)) from error
     parts = _Collector(path.parent, root).collect(tokens)
     return Document(path=path, sections=tuple(_sections(parts, text.count("\n") + 1)), notes=tuple(notes), cells=cells)
 
@@ -200,53 +198,41 @@ def _shown(path: Path, root: Path) -> str:
 
 
 _MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (a .docx or .odt?)"),
-    (b"\x7fELF", "a program"),
+    (b"\x89PNG\r\n\x1a\n", msg("deliv.kind.png")),
+    (b"\xff\xd8\xff", msg("deliv.kind.jpeg")),
+    (b"GIF87a", msg("deliv.kind.gif")),
+    (b"GIF89a", msg("deliv.kind.gif")),
+    (b"%PDF-", msg("deliv.kind.pdf")),
+    (b"PK\x03\x04", msg("deliv.kind.zip")),
+    (b"\x7fELF", msg("deliv.kind.program")),
 )
 
 
-def _read_text(path: Path, root: Path, name: str) -> tuple[str, list[str]]:
+def _read_text(path: Path, root: Path, name: str) -> tuple[str, list[Message]]:
     data = read_bytes(path, root, MAX_BYTES, name)
     total = len(data) if len(data) <= MAX_BYTES else max(len(data), size(path.resolve()))
     for magic, what in _MAGIC:
         if data.startswith(magic):
-            raise SubmissionError(
-                f"{name}: this is {what}, not Markdown text; hand in the deliverable as a text .md file "
-                "(a photo of a derivation goes beside it, linked as ![derivation](photo.jpg))"
-            )
-    notes: list[str] = []
+            raise SubmissionError(msg("deliv.not_text", name=name, what=what))
+    notes: list[Message] = []
     cut = len(data) > MAX_BYTES
     if cut:
         end = data.rfind(b"\n", 0, MAX_BYTES) + 1 or _char_start(data, MAX_BYTES)
         data = data[:end]
     if data.startswith(_UTF16_BOMS):
         text = data.decode("utf-16", errors="replace")
-        notes.append(f"{name} is saved as UTF-16; it was read anyway, but re-save it as UTF-8")
+        notes.append(msg("deliv.note.utf16", name=name))
     else:
         if b"\x00" in data:
-            raise SubmissionError(
-                f"{name}: binary content (NUL byte at offset {data.index(0)}); "
-                "the deliverable must be a plain-text Markdown file"
-            )
+            raise SubmissionError(msg("deliv.binary", name=name, offset=data.index(0)))
         text, bad = _decode(data.removeprefix(_BOM))
         if bad:
-            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-            notes.append(
-                f"{name} is not saved as UTF-8 (line {bad[0]}{more}): those lines were read as Windows-1252 "
-                "(Latin-1); re-save the file as UTF-8"
-            )
+            notes.append(msg("deliv.note.not_utf8.more" if len(bad) > 1 else "deliv.note.not_utf8", name=name,
+                             line=bad[0], n=len(bad) - 1))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if cut:
         lines = text.count("\n")
-        notes.append(
-            f"{name} is {total / 1e6:.1f} MB; only its first {MAX_BYTES >> 10} KB (lines 1-{lines}) were "
-            "read; keep the deliverable to text and paste only the last lines of long output"
-        )
+        notes.append(msg("deliv.note.large", name=name, mb=total / 1e6, kb=MAX_BYTES >> 10, lines=lines))
     return text, notes
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from grader import zygote
 from grader.errors import GraderError, ServerLost, SubmissionError, UsageError
-from grader.i18n import detect, map_strings, verbatim
+from grader.i18n import Message, detect, map_strings, msg
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
@@ -32,7 +32,7 @@ def default_rubrics_dir() -> Path:
     return here if here.is_dir() else bundled_rubrics()
 
 
-Note = Callable[[str], None]
+Note = Callable[[Message | str], None]  # a remark for the instructor, said in their language
 
 
 def is_learner(path: Path) -> bool:
@@ -46,7 +46,7 @@ def _readable_learner(path: Path, note: Note) -> bool:
     try:
         return is_learner(path)
     except OSError as exc:
-        note(f"{path.name}: skipped, cannot read it ({exc.strerror or exc}) — check its permissions")
+        note(msg("note.unreadable", name=path.name, error=exc.strerror or str(exc)))
         return False
 
 
@@ -78,18 +78,18 @@ def find_learners(paths: Sequence[Path], note: Note | None = None) -> list[Path]
     try:
         return _find_learners(paths, note or (lambda _: None))
     except OSError as exc:
-        raise UsageError(f"{exc.filename or paths[0]}: cannot read it ({exc.strerror or exc}) — check the path and its permissions") from None
+        raise UsageError(msg("path.unreadable", path=str(exc.filename or paths[0]), error=exc.strerror or str(exc))) from None
 
 
 def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
     learners: list[Path] = []
     for given in paths:
         if str(given) == "":
-            raise UsageError("an empty PATH — pass a learner folder (learners/borja) or a folder of learners")
+            raise UsageError(msg("path.empty"))
         if not given.exists():
-            raise UsageError(f"{given}: no such folder — pass a learner folder (learners/borja) or a folder of learners")
+            raise UsageError(msg("path.missing", path=str(given)))
         if not given.is_dir():
-            raise UsageError(f"{given}: not a folder — pass a learner folder (learners/borja) or a folder of learners")
+            raise UsageError(msg("path.not_folder", path=str(given)))
         path = given.resolve()
         with os.scandir(path) as scan:
             listing = sorted((e.name, _is_dir(e), e.is_symlink()) for e in scan)
@@ -98,50 +98,44 @@ def _find_learners(paths: Sequence[Path], note: Note) -> list[Path]:
             continue
         for name, is_dir, link in listing:
             if is_dir and not link and phase_number(name) is not None and not name.startswith("."):
-                note(f"{name}: skipped, a folder named like a phase among the learners' folders — rename it after its "
-                     "learner")
+                note(msg("note.phase_among_learners", name=name))
         entries = [path / name for name, _, _ in listing]
         for name, is_dir, link in listing:
             if is_dir and link and not name.startswith("."):  # a classmate's folder under another name: never graded twice
-                note(f"{name}: skipped, it is a link to another folder ({os.path.realpath(path / name)}), not a learner's own "
-                     "folder — hand in the folder itself")
+                note(msg("note.link", name=name, target=os.path.realpath(path / name)))
         folders = [path / name for name, is_dir, link in listing
                    if is_dir and not link and not name.startswith(".") and phase_number(name) is None]
         for name, is_dir, link in listing:
             if is_dir and not link and name.startswith(".") and name not in (".git", ".ipynb_checkpoints") \
                     and _readable_learner(path / name, note):
-                note(f"{name}: skipped, a hidden folder (its name starts with a dot) — rename it if it is a learner's")
+                note(msg("note.hidden", name=name))
         inside = [p for p in folders if _readable_learner(p, note)]
         if not inside:
             if phase_number(path.name) is not None:
-                raise UsageError(f"{given}: this is a phase folder — pass the learner folder that holds it: grade {path.parent}")
+                raise UsageError(msg("path.phase_folder", path=str(given), parent=str(path.parent)))
             if not entries:
-                raise UsageError(f"{given}: the folder is empty — pass a learner folder (with phase-NN/ inside) or a folder of learners")
+                raise UsageError(msg("path.empty_folder", path=str(given)))
             if not folders:
-                raise UsageError(f"{given}: neither a learner folder (no phase-NN/ inside) nor a folder of learners (only "
-                                 "files here) — pass a learner folder such as learners/borja, or the folder holding them")
+                raise UsageError(msg("path.neither", path=str(given)))
             shown = ", ".join(p.name + "/" for p in folders[:5]) + (", …" if len(folders) > 5 else "")
-            raise UsageError(f"{given}: none of its {len(folders)} folder(s) ({shown}) has a phase-NN/ folder — each "
-                             "learner hands in <learner>/phase-NN/; pass the folder that holds the learners")
+            raise UsageError(msg("path.no_learners", path=str(given), n=len(folders), folders=shown))
         chosen = set(inside)
         for skipped in folders:
             if skipped not in chosen and not skipped.name.startswith("__"):
-                note(f"{skipped.name}: skipped, it has no phase-NN/ folder")
+                note(msg("note.no_phase", name=skipped.name))
         learners.extend(inside)
     unique = list(dict.fromkeys(learners))
     names: dict[str, Path] = {}
     for learner in unique:
         _check_name(learner)
         if learner.name in names:
-            raise UsageError(f"two learners are named {learner.name} ({names[learner.name]} and {learner}): "
-                             "their reports would overwrite each other — grade them in separate runs")
+            raise UsageError(msg("path.same_name", name=learner.name, first=str(names[learner.name]), second=str(learner)))
         names[learner.name] = learner
     looks: dict[str, str] = {}
     for name in names:
         seen = unicodedata.normalize("NFKC", name).casefold()
         if seen in looks:
-            note(f"{looks[seen]} and {name}: two learner folders whose names look the same (one spelled with other "
-                 "Unicode characters or case) — rename one, so that their rows can be told apart")
+            note(msg("note.look_alike", first=looks[seen], second=name))
         looks.setdefault(seen, name)
     return unique
 
@@ -154,11 +148,9 @@ def _check_name(learner: Path) -> None:
     except UnicodeEncodeError:  # bytes that are not UTF-8 (a zip made on Windows): Python keeps them as surrogates
         raw = os.fsencode(name)
         guess = raw.decode("cp1252", errors="replace")
-        raise UsageError(f"{learner.parent / guess}: the folder name is not UTF-8 (bytes {raw!r}) — rename it "
-                         "(a zip made on Windows? convmv -f cp1252 -t utf8 -r --notest FOLDER renames them all)") from None
+        raise UsageError(msg("path.not_utf8", path=str(learner.parent / guess), raw=repr(raw))) from None
     if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise UsageError(f"{learner.parent / name.encode('unicode_escape').decode('ascii')}: the folder name holds a "
-                         "line break or another control character — rename it")
+        raise UsageError(msg("path.control", path=str(learner.parent / name.encode("unicode_escape").decode("ascii"))))
 
 
 def select_rubrics(rubrics_dir: Path | None, lab: str | None) -> list[Rubric]:
@@ -169,8 +161,8 @@ def select_rubrics(rubrics_dir: Path | None, lab: str | None) -> list[Rubric]:
     if not chosen:
         labs = [r.lab for r in rubrics]
         close = difflib.get_close_matches(lab, labs, n=1)
-        hint = f" — did you mean '{close[0]}'?" if close else f" — known labs: {', '.join(labs)}"
-        raise UsageError(f"--lab {lab}: no such lab{hint}")
+        raise UsageError(msg("cli.lab_close" if close else "cli.lab_unknown", lab=lab, close=close[0] if close else "",
+                             labs=", ".join(labs)))
     return chosen
 
 
@@ -205,19 +197,17 @@ def grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None =
     try:
         return _grade_lab(rubric, learner, limits, note, content)
     except ServerLost as exc:
-        message = (f"the grading machine failed while grading this lab ({exc}): not your fault — it is graded again on "
-                   "the next run")
+        message = msg("machine.server_lost", error=exc.message)
         return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
             CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
-                        acceptance=c.acceptance, message=verbatim(message), hidden=c.hidden) for c in rubric.checks))
+                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
     except GraderError:
         raise
     except Exception as exc:  # noqa: BLE001 - anything else is the grader's fault, shown on this lab's checks
-        message = (f"the grader itself failed on this submission ({type(exc).__name__}: {str(exc)[:200]}) — "
-                   "tell the instructor; the other learners are not affected")
+        message = msg("machine.grader_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
         return LabResult(learner=learner.name, lab=rubric.lab, title=rubric.title, retry=True, checks=tuple(
             CheckResult(id=c.id, title=c.title, status=Status.ERROR, score=0.0, max_score=float(c.points),
-                        acceptance=c.acceptance, message=verbatim(message), hidden=c.hidden) for c in rubric.checks))
+                        acceptance=c.acceptance, message=message, hidden=c.hidden) for c in rubric.checks))
 
 
 def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None = None, content: str = "") -> LabResult:
@@ -228,10 +218,11 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
     started = time.perf_counter()
     found = find_submission(rubric, learner)
     if found.phase_note and note is not None:
-        note(f"{learner.name}: {found.phase_note}")
+        note(msg("note.learner", learner=learner.name, note=found.phase_note))
     if not found.files and found.phase.is_dir() and not os.access(found.phase, os.R_OK | os.X_OK) and note is not None:
-        note(f"{learner.name}: cannot read {found.phase.name}/ — check its permissions")
-    document, document_error = None, ""
+        note(msg("note.phase_unreadable", learner=learner.name, phase=found.phase.name))
+    document = None
+    document_error: Message | str = ""
     if found.deliverable is not None:
         try:
             if found.markdown is not None:
@@ -239,7 +230,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
             else:
                 document = parse_deliverable(found.deliverable, learner)
         except SubmissionError as exc:
-            document_error = str(exc)
+            document_error = exc.message
     run = None
     try:
         if found.implementation is not None:
@@ -271,8 +262,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         if content and run is not None and run.copied and run.copied != content:
             retry = True
             if note is not None:
-                note(f"{learner.name}: its files changed while it was being graded — graded as copied, and graded again "
-                     "on the next run")
+                note(msg("note.changed", learner=learner.name))
     finally:
         if run is not None:
             run.close()
@@ -312,10 +302,10 @@ def grade(
             chosen = [r for r in rubrics if phase_folder(learner, r.phase_dir)[0].is_dir()]
         if not chosen and note is not None:
             folders = ", ".join(sorted(p.name + "/" for p in learner.iterdir() if p.is_dir()))
-            note(f"{learner.name}: nothing to grade — no files for {', '.join(r.lab for r in rubrics)} (folders: {folders})")
+            note(msg("note.nothing", learner=learner.name, labs=", ".join(r.lab for r in rubrics), folders=folders))
         for rubric in chosen:
             results.append(grade_lab(rubric, learner, limits, note))
     if not results:
         labs = ", ".join(r.lab for r in rubrics)
-        raise UsageError(f"nothing to grade: no learner under {', '.join(map(str, paths))} handed in files for {labs}")
+        raise UsageError(msg("path.nothing", paths=", ".join(map(str, paths)), labs=labs))
     return results

@@ -296,7 +296,7 @@ def measure(layer: str, workers: int = 5) -> tuple[float, float]:
                 with LearnerRun(learner, module, ("probe",), Limits(), server=server) as run:
                     began = time.perf_counter()
                     if not run.start().ok:
-                        raise SandboxError(msg("layer.probe_failed", layer=layer, error=as_message(run.load.error)))
+                        raise SandboxError(msg("layer.probe_failed", layer=layer, error=run.load.error_said or as_message(run.load.error)))
                     times.append(time.perf_counter() - began)
     finally:
         server.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import SubmissionError
+from grader.i18n import msg
 
 CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".mypy_cache", ".pytest_cache",
                           ".venv", "venv", "node_modules"})  # never part of a submission; a venv can be 100,000 files
@@ -54,24 +55,23 @@ def read_bytes(path: Path, root: Path, limit: int, shown: str | None = None) -> 
         resolved = path.resolve()
         base = root.resolve()
     except (OSError, RuntimeError) as exc:
-        raise SubmissionError(f"{name}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        raise SubmissionError(msg("file.unreadable", name=name, error=getattr(exc, "strerror", None) or str(exc))) from None
     if not resolved.is_relative_to(base):
-        raise SubmissionError(f"{name}: a link to a file outside your folder; hand in the file itself")
+        raise SubmissionError(msg("file.link_out", name=name))
     try:
         fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise SubmissionError(f"{name}: a link the grader does not follow; hand in the file itself") from None
-        raise SubmissionError(f"{name}: cannot be read ({exc.strerror or exc}); check it exists and is readable") from None
+            raise SubmissionError(msg("file.link", name=name)) from None
+        raise SubmissionError(msg("file.cannot_open", name=name, error=exc.strerror or str(exc))) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise SubmissionError(f"{name}: not a regular file; hand in a regular file")
+            raise SubmissionError(msg("file.not_regular", name=name))
         if _secret(info):
-            raise SubmissionError(f"{name}: a hard link to a file that is not readable by everyone; hand in a copy of "
-                                  "your own file")
+            raise SubmissionError(msg("file.hard_link", name=name))
         if info.st_dev != os.stat(base).st_dev:
-            raise SubmissionError(f"{name}: on another file system than your folder; hand in the file itself")
+            raise SubmissionError(msg("file.other_fs", name=name))
         chunks: list[bytes] = []
         left = limit + 1
         while left > 0:
@@ -82,9 +82,9 @@ def read_bytes(path: Path, root: Path, limit: int, shown: str | None = None) -> 
             left -= len(chunk)
         return b"".join(chunks)
     except BlockingIOError:
-        raise SubmissionError(f"{name}: not a regular file; hand in a regular file") from None
+        raise SubmissionError(msg("file.not_regular", name=name)) from None
     except OSError as exc:
-        raise SubmissionError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+        raise SubmissionError(msg("file.unreadable", name=name, error=exc.strerror or str(exc))) from None
     finally:
         os.close(fd)
 
@@ -157,8 +157,7 @@ def walk(root: Path, hasher: Any, copy: Path | None = None, limit_bytes: int = C
             hasher.update(b"F" + len(encoded).to_bytes(4, "little") + encoded)
             files += 1
             if copy is not None and files > limit_files:
-                raise TooLarge(f"your folder holds more than {limit_files:,} files; the grader copies at most that many — "
-                               "remove generated files (datasets, caches, virtual environments)")
+                raise TooLarge(msg("file.too_many", n=limit_files))
             if stat.S_ISLNK(info.st_mode):
                 _link(folder, name, dir_fd, relative, real, copy, target, hasher, outside)
                 continue
@@ -167,8 +166,7 @@ def walk(root: Path, hasher: Any, copy: Path | None = None, limit_bytes: int = C
                 hasher.update(b"S" + str(info.st_size).encode())  # too large to copy: its size is what decides
                 continue
             if copy is not None and total > limit_bytes:
-                raise TooLarge(f"your folder holds more than {limit_bytes >> 20} MiB of files ({relative}: "
-                               f"{info.st_size / (1 << 20):,.0f} MiB); the grader copies at most that — remove large data files")
+                raise TooLarge(msg("file.too_large", mib=limit_bytes >> 20, file=relative, size=info.st_size / (1 << 20)))
             if _secret(info):
                 hasher.update(b"H")
                 outside.append(relative)

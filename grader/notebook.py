@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from grader.errors import SubmissionError
+from grader.i18n import Message, msg
 from grader.learnerfiles import read_bytes
 
 MAX_CELLS, MAX_OUTPUTS = 5_000, 2_000  # read of a notebook: no lab is longer; outputs beyond are not looked at
@@ -27,7 +28,7 @@ _KEEP_CELL_MAGICS = ("%%time", "%%timeit", "%%capture")
 @dataclass(frozen=True)
 class Notebook:
     source: str  # the module: the kept code cells, in order
-    left_out: tuple[str, ...]  # "cell 3 (it only displays)", "cell 9: its %%time line", for the learner
+    left_out: tuple[Message, ...]  # "cell 3 (it only displays)", "cell 9: its %%time line", for the learner
     markdown: str  # the Markdown cells, with each code cell and its printed output as fenced blocks
     cells: tuple[tuple[int, int], ...]  # (first line in ``markdown``, cell number)
     functions: tuple[str, ...]  # names the code cells define with ``def``
@@ -39,21 +40,17 @@ def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
     name = shown or path.name
     data = read_bytes(path, root, MAX_BYTES, name)
     if len(data) > MAX_BYTES:
-        raise SubmissionError(f"{name}: the notebook is over {MAX_BYTES >> 20} MB; clear its outputs "
-                              "(Kernel → Restart & Clear Output) and save it again")
+        raise SubmissionError(msg("notebook.too_large", name=name, mb=MAX_BYTES >> 20))
     try:
         raw = json.loads(data.decode("utf-8-sig"))
     except RecursionError:
-        raise SubmissionError(f"{name}: not a valid notebook — its JSON is nested too deeply; open it in Jupyter and "
-                              "save it again, or hand in a .py file") from None
+        raise SubmissionError(msg("notebook.too_deep", name=name)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise SubmissionError(f"{name}: not a valid notebook — it is not JSON{where}; open it in Jupyter and save it "
-                              "again, or hand in a .py file") from None
+        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+        raise SubmissionError(msg("notebook.not_json.line" if line else "notebook.not_json", name=name, line=line)) from None
     version = raw.get("nbformat") if isinstance(raw, dict) else None
     if version != 4:
-        raise SubmissionError(f"{name}: not an nbformat 4 notebook (nbformat {version!r}); open it in a current Jupyter "
-                              "and save it again, or hand in a .py file")
+        raise SubmissionError(msg("notebook.not_v4", name=name, version=repr(version)))
     import nbformat  # heavy: loaded only when a notebook is graded
 
     dropped = _text_outputs_only(raw)
@@ -61,12 +58,12 @@ def read_notebook(path: Path, root: Path, shown: str | None = None) -> Notebook:
         notebook = nbformat.from_dict(raw)
         nbformat.validate(notebook)
     except Exception as exc:  # noqa: BLE001 - nbformat's validation errors are many kinds
-        reason = " ".join(str(exc).split())[:160]
-        raise SubmissionError(f"{name}: not a valid nbformat 4 notebook ({reason}); open it in Jupyter and save it "
-                              "again") from None
+        reason = " ".join(str(exc).split())[:160]  # nbformat's own words: data
+        raise SubmissionError(msg("notebook.invalid", name=name, reason=reason)) from None
     converted = _convert(notebook)
     if dropped:
-        return dataclasses.replace(converted, left_out=(*converted.left_out, f"{dropped:,} cells after the first {MAX_CELLS:,}"))
+        more = msg("notebook.cells_dropped", n=dropped, first=MAX_CELLS)
+        return dataclasses.replace(converted, left_out=(*converted.left_out, more))
     return converted
 
 
@@ -100,7 +97,7 @@ def _source(cell: object) -> str:
 
 def _convert(notebook: object) -> Notebook:
     kept: list[str] = []
-    left_out: list[str] = []
+    left_out: list[Message] = []
     lines: list[str] = []
     cells: list[tuple[int, int]] = []
     functions: list[str] = []
@@ -125,7 +122,7 @@ def _convert(notebook: object) -> Notebook:
             continue
         code, why = _code(text)
         if why:
-            left_out.append(f"cell {number} ({why})" if not code.strip() else f"cell {number}: its {why} line")
+            left_out.append(msg("notebook.cell" if not code.strip() else "notebook.cell_lines", n=number, why=why))
         if code.strip():
             kept.append(f"# --- cell {number} ---\n{code}")
             functions.extend(_defined(code))
@@ -148,14 +145,14 @@ def _written_file(text: str) -> tuple[str, str] | None:
     return path.as_posix(), body
 
 
-def _code(text: str) -> tuple[str, str]:
-    """The Python of one code cell, and why (part of) it was left out."""
+def _code(text: str) -> tuple[str, Message | str]:
+    """The Python of one code cell, and why (part of) it was left out (the magic and shell words as they are written)."""
     first = text.lstrip().split("\n", 1)[0].strip()
     why: list[str] = []
     if first.startswith("%%"):
         magic = first.split()[0]
         if magic not in _KEEP_CELL_MAGICS:
-            return "", f"{magic} cell"
+            return "", msg("notebook.why.magic", magic=magic)
         text = text.lstrip().split("\n", 1)[1] if "\n" in text.lstrip() else ""
         why.append(magic)
     out: list[str] = []
@@ -171,9 +168,9 @@ def _code(text: str) -> tuple[str, str]:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         line = getattr(exc, "lineno", None)
-        return "", f"a syntax error{f' at its line {line}' if line else ''}"
+        return "", msg("notebook.why.syntax.line" if line else "notebook.why.syntax", line=line)
     if tree.body and all(isinstance(stmt, ast.Expr) for stmt in tree.body):
-        return "", "it only displays or prints" if not why else f"{', '.join(why)}: it only displays or times"
+        return "", msg("notebook.why.times" if why else "notebook.why.displays", magics=", ".join(why))
     return code, ", ".join(dict.fromkeys(why))
 
 

@@ -134,8 +134,9 @@ def _machine_errno(exc: BaseException) -> bool:
     return False
 
 
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or "the disk is full or its quota is used up"
+def _reason(exc: BaseException) -> Message:
+    reason = getattr(exc, "strerror", None)
+    return verbatim(reason) if reason else msg("copy.disk_full")
 
 
 class _Quota:
@@ -169,19 +170,17 @@ class _Quota:
                 continue
         return total, files
 
-    def exceeded(self) -> str:
+    def exceeded(self) -> Message | None:
         now = time.monotonic()
         if now - self.checked < 0.2:
-            return ""
+            return None
         self.checked = now
         total, files = self._usage(self.base_bytes + self.bytes_allowed, self.base_files + self.files_allowed)
         if total > self.base_bytes + self.bytes_allowed:
-            return (f"the learner's code wrote more than {self.bytes_allowed >> 20} MiB into its folder; its run was "
-                    "stopped so that the disk stays free for the others")
+            return msg("quota.bytes", mib=self.bytes_allowed >> 20)
         if files > self.base_files + self.files_allowed:
-            return (f"the learner's code made more than {self.files_allowed:,} files in its folder; its run was stopped "
-                    "so that the disk stays free for the others")
-        return ""
+            return msg("quota.files", n=f"{self.files_allowed:,}")
+        return None
 
 
 @dataclass
@@ -246,7 +245,7 @@ class LearnerRun:
         if module_source is not None:
             relative = relative.with_name(relative.name + ".py")
         self.module_path = copy / relative
-        self._copy_error = ""
+        self._copy_error: Message | None = None
         self._machine_fault = False  # the copy failed for the machine's reasons (disk full): not the learner's fault
         self.outside_links: tuple[str, ...] = ()
         self.uid: int | None = None
@@ -264,26 +263,24 @@ class LearnerRun:
             self.uid = self._server.next_uid()
             _hand_over(self._tmp, self.uid)
         except TooLarge as exc:
-            self._copy_error = str(exc)
+            self._copy_error = exc.message
         except (OSError, shutil.Error) as exc:
             if _machine_errno(exc):
                 self._machine_fault = True
-                self._copy_error = (f"the grader could not copy your folder for grading ({_reason(exc)}): this is the "
-                                    "grading machine's fault, not yours — the lab is graded again on the next run")
+                self._copy_error = msg("copy.machine", reason=_reason(exc))
             else:
-                self._copy_error = f"the folder could not be copied for grading ({str(exc)[:200]})"
+                self._copy_error = msg("copy.failed", reason=verbatim(str(exc)[:200]))
         except RecursionError:
-            self._copy_error = "the folder could not be copied for grading: its folders are nested too deeply (hundreds of levels)"
+            self._copy_error = msg("copy.too_deep")
         if not self._copy_error and relative.as_posix() in self.outside_links:
-            self._copy_error = (f"{relative.as_posix()} is a link to a file outside your folder; the grader does not "
-                                "follow links out of it — hand in the file itself")
+            self._copy_error = msg("copy.link_out", name=relative.as_posix())
         self._mode = "import"
         self._worker: Worker | None = None
         self._state = _State()
         self._deadline = time.monotonic() + limits.learner_seconds
         self.load: LoadReport = LoadReport(ok=False)
         self._quota = _Quota(self._tmp, limits) if not self._copy_error else None
-        self._over_quota = ""
+        self._over_quota: Message | None = None
 
     def __enter__(self) -> LearnerRun:
         return self
@@ -340,7 +337,8 @@ class LearnerRun:
     def start(self) -> LoadReport:
         """Load the module: whole, or (if its top-level code fails) its definitions alone."""
         if self._copy_error:
-            self.load = LoadReport(ok=False, error=self._copy_error, machine_fault=self._machine_fault)
+            self.load = LoadReport(ok=False, error=self._copy_error.english(), machine_fault=self._machine_fault,
+                                   error_said=self._copy_error)
             return self.load
         note = ""
         note_said: Message | None = None
@@ -428,7 +426,7 @@ class LearnerRun:
         if fn in self._state.timed_out:
             return _said("timeout", msg("outcome.timed_out_before", fn=fn))
         if self._over_quota:
-            return _said("budget", msg("outcome.not_called", why=verbatim(self._over_quota)))
+            return _said("budget", msg("outcome.not_called", why=self._over_quota))
         if time.monotonic() >= self._deadline:
             return _said("budget", msg("outcome.budget_used", seconds=f"{self.limits.learner_seconds:g}"))
         return None

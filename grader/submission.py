@@ -31,8 +31,9 @@ def phase_number(name: str) -> int | None:
     return int(match[1]) if match else None
 
 
-LINKED_OUT = ("{name}/ is a link to a folder outside yours; the grader does not follow links out of your folder — "
-              "hand in the folder itself")
+def linked_out(phase_dir: str) -> Message:
+    """The phase folder is a link out of the learner's folder: nothing of it is read."""
+    return msg("path.linked_out", name=phase_dir)
 
 
 def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, Message | str]:
@@ -40,7 +41,7 @@ def phase_folder(learner: Path, phase_dir: str) -> tuple[Path, Message | str]:
     exact = learner / phase_dir
     wanted = phase_number(phase_dir)
     if os.path.lexists(exact) and not inside(exact, learner):
-        return exact, LINKED_OUT.format(name=phase_dir)
+        return exact, linked_out(phase_dir)
     if exact.is_dir():
         others = [p.name for p in learner.iterdir() if p.is_dir() and p != exact and phase_number(p.name) == wanted]
         return exact, (msg("sub.phase_others", others=", ".join(sorted(others)), phase=phase_dir) if others else "")
@@ -59,14 +60,14 @@ class Submission:
     implementation: Path | None
     others: tuple[str, ...]  # further candidates, not graded
     implementation_note: Message | str = ""  # found by content, or a notebook's left-out cells
-    implementation_error: str = ""  # a notebook that cannot be read
+    implementation_error: Message | str = ""  # a notebook that cannot be read
     module_source: str | None = None  # a notebook's code cells: the module to load
     module_files: tuple[tuple[str, str], ...] = ()  # files its %%writefile cells write beside that module
     deliverable: Path | None = None
     deliverable_note: Message | str = ""
     markdown: str | None = None  # a notebook's Markdown cells, standing for the deliverable
     cells: tuple[tuple[int, int], ...] = ()
-    refused: str = ""  # the phase folder is a link out of the learner's folder: why nothing of it is graded
+    refused: Message | str = ""  # the phase folder is a link out of the learner's folder: why nothing of it is graded
 
 
 def _listing(phase: Path) -> list[str]:
@@ -126,7 +127,7 @@ def matching(names: Iterable[str], patterns: Iterable[str]) -> list[str]:
 
 def find_submission(rubric: Rubric, learner: Path) -> Submission:
     phase, phase_note = phase_folder(learner, rubric.phase_dir)
-    if phase_note == LINKED_OUT.format(name=rubric.phase_dir):  # never listed, never read: nothing of it is graded
+    if phase_note == linked_out(rubric.phase_dir):  # never listed, never read: nothing of it is graded
         return Submission(phase, "", (), None, (), implementation_error=phase_note, refused=phase_note)
     try:
         files = _listing(phase) if phase.is_dir() else []
@@ -138,9 +139,9 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
     sources = [f for f in files if f.endswith(".py")]
     implementation: Path | None = None
     others: list[str] = []
-    note = ""
+    note: Message | str = ""
     notebook = None
-    error = ""
+    error: Message | str = ""
     if by_name:
         ranked = rank([phase / f for f in by_name], functions, learner)
         implementation, others = ranked[0][0], [p.name for p, _ in ranked[1:]]
@@ -154,7 +155,7 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
 
                 nb = read_notebook(phase / name, learner, f"{phase.name}/{name}")
             except SubmissionError as exc:
-                error = error or str(exc)
+                error = error or exc.message
                 continue
             read.append((phase / name, nb, len(set(functions) & set(nb.functions))))
         read.sort(key=lambda item: -item[2])
@@ -174,8 +175,8 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
         module_files = notebook.files  # type: ignore[attr-defined]
         left = notebook.left_out  # type: ignore[attr-defined]
         written = [name for name, _ in notebook.files]  # type: ignore[attr-defined]
-        dropped = msg("sub.left_out.more", cells=", ".join(left[:6]), n=len(left) - 6) if len(left) > 6 else \
-            msg("sub.left_out", cells=", ".join(left[:6]))
+        dropped = msg("sub.left_out.more", cells=list(left[:6]), n=len(left) - 6) if len(left) > 6 else \
+            msg("sub.left_out", cells=list(left[:6]))
         note = joined(msg("sub.notebook"), msg("sub.writefile", files=", ".join(written[:4])) if written else None,
                       dropped if left else None, sep="; ")
     deliverable, deliverable_note, markdown, cells = _deliverable(rubric, phase, files, learner, notebook, implementation)
@@ -220,7 +221,7 @@ def applies(rubric: Rubric, learner: Path, rubrics: Sequence[Rubric] = ()) -> bo
     phase = learner / rubric.phase_dir
     if not phase.is_dir() or not inside(phase, learner):
         phase, note = phase_folder(learner, rubric.phase_dir)
-        if note == LINKED_OUT.format(name=rubric.phase_dir):
+        if note == linked_out(rubric.phase_dir):
             return True  # graded, to say why nothing of it counts — never listed
     try:
         files = _listing(phase)

@@ -101,7 +101,7 @@ def watch(folder: Path, grade_once: Callable[[bool], list[LabResult]], language:
             except GraderError as exc:  # a file saved half-way, a folder renamed: say it, keep watching
                 from grader.safety import terminal_safe
 
-                print(f"grade: {terminal_safe(' '.join(str(exc).splitlines()))}", file=sys.stderr, flush=True)
+                print(f"grade: {terminal_safe(exc.said(lang))}", file=sys.stderr, flush=True)
                 continue
             lang = language(fresh)
             sys.stdout.write(render_change(changes(results, fresh), fresh, lang))

@@ -528,3 +528,79 @@ def test_a_gradescope_upload_with_a_fifo_is_graded(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
     assert document["score"] == 30
+
+
+# ----------------------------------------------------------------------------- the one line, in the reader's language
+
+_LOCALE = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def grade_with_locale(cwd: Path, locale: str | None, *argv: str | Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI with ``LANG`` set to ``locale`` (``None``: no locale variable at all)."""
+    env = {k: v for k, v in os.environ.items() if k not in _LOCALE}
+    env["PYTHONPATH"] = str(ROOT)
+    if locale is not None:
+        env["LANG"] = locale
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, argv)], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+
+
+SPANISH_ASKED = [  # (LANG, --lang flags): the command line's words are Spanish
+    ("C.UTF-8", ("--lang", "es")),
+    (None, ("--lang", "es")),
+    ("es_ES.UTF-8", ("--lang", "auto")),
+    ("es_ES.UTF-8", ()),
+]
+ENGLISH_ASKED = [
+    ("es_ES.UTF-8", ("--lang", "en")),
+    (None, ()),
+    ("C.UTF-8", ("--lang", "auto")),
+]
+ONE_LINE = [  # argv, its line in English, in Spanish
+    (("nowhere/",),
+     "grade: nowhere: no such folder — pass a learner folder (learners/borja) or a folder of learners",
+     "grade: nowhere: no existe esa carpeta; pasa una carpeta de estudiante (learners/borja) o una carpeta de estudiantes"),
+    ((BORJA, "--timeout", "0"),
+     "grade: --timeout 0: give a number of seconds between 0.05 and 3600",
+     "grade: --timeout 0: da un número de segundos entre 0.05 y 3600"),
+]
+
+
+@pytest.mark.parametrize(("locale", "flags", "spanish"), [(*a, True) for a in SPANISH_ASKED] + [(*a, False) for a in ENGLISH_ASKED])
+@pytest.mark.parametrize(("argv", "english", "castellano"), ONE_LINE, ids=["bad-path", "bad-timeout"])
+def test_a_bad_path_or_flag_is_one_line_in_the_language_asked(locale: str | None, flags: tuple[str, ...], spanish: bool,
+                                                             argv: tuple[str | Path, ...], english: str, castellano: str,
+                                                             tmp_path: Path) -> None:
+    proc = grade_with_locale(tmp_path, locale, *argv, *flags, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.splitlines() == [castellano if spanish else english]
+
+
+@pytest.mark.parametrize(("locale", "flags", "spanish"), [(*a, True) for a in SPANISH_ASKED] + [(*a, False) for a in ENGLISH_ASKED])
+def test_a_notebook_that_is_not_json_is_one_line_in_the_language_asked(locale: str | None, flags: tuple[str, ...],
+                                                                      spanish: bool, tmp_path: Path) -> None:
+    (tmp_path / "ana" / "phase-04").mkdir(parents=True)
+    (tmp_path / "ana" / "phase-04" / "lab.ipynb").write_text('{"cells": [', encoding="utf-8")
+    proc = grade_with_locale(tmp_path, locale, "ana", *flags, "--lab", LAB, "--rubrics", RUBRICS, "--out", tmp_path / "out")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    said = " ".join(proc.stdout.split())  # the summary wraps long lines
+    if spanish:
+        line = ("✗ implementation-found [aceptación]: phase-04/lab.ipynb: no es un notebook válido: no es JSON (línea 1); "
+                "ábrelo en Jupyter y vuelve a guardarlo, o entrega un archivo .py.")
+        assert line in said and "NO APROBADO" in said, proc.stdout
+    else:
+        line = ("✗ implementation-found [acceptance]: phase-04/lab.ipynb: not a valid notebook — it is not JSON (line 1); "
+                "open it in Jupyter and save it again, or hand in a .py file.")
+        assert line in said and "NOT PASSED" in said, proc.stdout
+
+
+def test_a_notebook_error_is_a_message_in_the_json_with_its_id(tmp_path: Path) -> None:
+    (tmp_path / "ana" / "phase-04").mkdir(parents=True)
+    (tmp_path / "ana" / "phase-04" / "lab.ipynb").write_text("not json", encoding="utf-8")
+    proc = grade(tmp_path, "ana", "--lab", LAB, "--rubrics", RUBRICS, "--out", tmp_path / "out", "--lang", "es",
+                 "--json", tmp_path / "r.json")
+    assert proc.returncode == 1, proc.stderr
+    document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    check = next(c for c in document["results"][0]["checks"] if c["id"] == "implementation-found")
+    assert check["message"].startswith("phase-04/lab.ipynb: no es un notebook válido: no es JSON (línea 1)")
+    assert "notebook.not_json.line" in json.dumps(check["params"])  # the reason travels as a message, not as English

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -145,3 +146,85 @@ def test_json_to_standard_output_moves_the_summary_to_stderr(tmp_path: Path) -> 
 def test_one_learner_sees_whole_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main([str(FIXTURES / "missing-function"), "--out", str(tmp_path), "--rubrics", str(ROOT / "rubrics")])
     assert "rename it to 'softmax_jacobian'." in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- the command line's own words, in two languages
+
+def test_help_is_said_in_the_language_asked() -> None:
+    spanish = " ".join(build_parser("es").format_help().split())
+    assert "una carpeta de estudiante (con carpetas phase-NN/) o una carpeta de estudiantes" in spanish
+    assert "muestra esta ayuda y termina" in spanish and "Códigos de salida" in spanish
+    english = " ".join(build_parser("en").format_help().split())
+    assert "a learner folder (it has phase-NN/ folders) or a folder of learners" in english
+    assert "Exit codes: 0 every graded lab passed" in english
+
+
+def test_argparse_errors_keep_its_words_and_say_ours_in_the_language_asked(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--bogus", "--lang", "es"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "grade: unrecognized arguments: --bogus (mira grade --help)\n"
+    proc = subprocess.run([sys.executable, "-m", "grader", "--lang=es"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("grade: indica una carpeta de estudiante o una carpeta de estudiantes (p. ej. grade "
+                           "learners/borja) (mira grade --help)\n")
+
+
+def test_notes_and_progress_of_a_class_are_in_the_instructors_language(tmp_path: Path) -> None:
+    klass = tmp_path / "class"
+    shutil.copytree(BORJA, klass / "alice")
+    shutil.copytree(BORJA, klass / "bob")
+    (klass / "dave" / "notes").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    proc = subprocess.run([sys.executable, "-m", "grader", str(klass), "--out", str(tmp_path / "out"),
+                           "--rubrics", str(ROOT / "rubrics"), "--lab", "phase-04/lab-00"],
+                          capture_output=True, text=True, timeout=120, env={**env, "LANG": "es_ES.UTF-8"})
+    assert proc.returncode == 0, proc.stderr
+    assert "grade: nota: dave: omitida, no tiene ninguna carpeta phase-NN/" in proc.stderr
+    assert "grade: corrigiendo 2 estudiantes\n" in proc.stderr and "grade: 2/2 estudiantes (" in proc.stderr
+
+
+def test_the_machines_faults_reach_the_learner_in_their_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import grading
+    from grader.errors import ServerLost
+    from grader.i18n import say, verbatim
+    from grader.sandbox import Limits
+
+    rubric = grading.select_rubrics(ROOT / "rubrics", "phase-04/lab-00")[0]
+
+    def lost(*_: object) -> None:
+        raise ServerLost(verbatim("the fork server stopped"))
+
+    monkeypatch.setattr(grading, "_grade_lab", lost)
+    result = grading.grade_lab(rubric, BORJA, Limits())
+    message = result.checks[0].message
+    assert result.retry and message.id == "machine.server_lost"
+    assert say(message, "en").startswith("the grading machine failed while grading this lab (the fork server stopped)")
+    assert say(message, "es").startswith("la máquina de corrección falló mientras corregía este lab (the fork server stopped)")
+
+    def bug(*_: object) -> None:
+        raise KeyError("x")
+
+    monkeypatch.setattr(grading, "_grade_lab", bug)
+    message = grading.grade_lab(rubric, BORJA, Limits()).checks[0].message
+    assert message.id == "machine.grader_failed" and message.params["error"] == "KeyError: 'x'"
+    assert "avísale al profesor" in say(message, "es") and "tell the instructor" in say(message, "en")
+
+
+def test_progress_lines_are_in_the_language_asked() -> None:
+    import io
+
+    from grader import progress
+
+    stream = io.StringIO()
+    lines = progress.Lines(stream, every=0.0, lang="es")
+    lines.start(3, reused=1, graded=2)
+    lines.advance(3)
+    lines.close()
+    text = stream.getvalue().splitlines()
+    assert text[0] == ("grade: corrigiendo 2 estudiantes, reescribiendo los informes de 1 estudiante (se reutilizan los "
+                       "resultados); 1 más sin cambios")
+    assert text[-1].startswith("grade: 3/3 estudiantes (") and " en " in text[-1]
+    assert progress._opening(0, 4, lang="en") == "grade: nothing to grade again: all 4 learners are unchanged (results reused)"
+    assert progress._opening(2, 0, lang="en") == "grade: grading 2 learners"

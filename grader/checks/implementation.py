@@ -19,14 +19,16 @@ def check_implementation(check: Check, ctx: Context) -> CheckResult:
         prefixes = {_alnum(p.split("*")[0]) for p in rubric.implementation}
         near = [f for f in ctx.phase_files if f.lower().endswith(".py") and any(_alnum(f).startswith(x) for x in prefixes)]
         if ctx.implementation_error:
-            return result(check, Status.FAIL, msg("fault.plain", what=verbatim(ctx.implementation_error.rstrip("."))))
+            error = ctx.implementation_error  # a catalogue message, or a plain text said as it is
+            what = as_message(error.rstrip(".") if isinstance(error, str) else error)
+            return result(check, Status.FAIL, msg("fault.plain", what=what))
         return result(check, Status.FAIL, joined(msg("impl.none", patterns=patterns, folder=rubric.phase_dir, found=found),
                                                  msg("impl.near", file=near[0], patterns=patterns) if near else None))
     assert ctx.run is not None
     load = ctx.run.load
     name = ctx.implementation.name
     if not load.ok and load.machine_fault:
-        return result(check, Status.ERROR, msg("fault.plain", what=verbatim(load.error.rstrip("."))))
+        return result(check, Status.ERROR, msg("fault.plain", what=load.error_said or verbatim(load.error.rstrip("."))))
     if not load.ok:
         return result(check, Status.FAIL, msg("impl.not_loaded", name=name, error=load.error_said or load.error))
     wanted = [f.name for f in rubric.functions]

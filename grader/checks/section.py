@@ -17,7 +17,7 @@ from grader.checks.base import Context, result
 from grader.rubric import rubric_text
 from grader.deliverable import CodeBlock, Image, Section
 from grader.maths.match import Analysis, Match, analyse
-from grader.i18n import Message, Texts, joined, msg, plural, verbatim
+from grader.i18n import Message, Texts, as_message, joined, msg, plural
 from grader.model import Check, CheckResult, Status
 from grader.notation import heading_matches, sentences
 
@@ -370,7 +370,7 @@ def check_section(check: Check, ctx: Context) -> CheckResult:
     for status in (Status.FAIL, Status.REVIEW):
         chosen = [f for f in findings if f.status == status]
         if chosen:
-            notes = [msg("sentence.note", note=verbatim(text)) for text in ctx.document.notes] if status == Status.FAIL else []
+            notes = [msg("sentence.note", note=as_message(text)) for text in ctx.document.notes] if status == Status.FAIL else []
             return result(check, status, joined(msg("section.says", lead=lead, text=joined(*(f.text for f in chosen), sep="; ")),
                                                 *notes))
     said = joined(*(msg("section.with_note", text=f.text, note=f.note) if f.note else f.text for f in findings), sep="; ")
