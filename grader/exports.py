@@ -62,7 +62,7 @@ def gradebook_csv(results: Sequence[LabResult]) -> str:
 
 def write_gradebook(path: Path, results: Sequence[LabResult]) -> None:
     """UTF-8 with a byte-order mark: without it Excel reads "Begoña" as "BegoÃ±a"; LMS importers skip it."""
-    atomic_write_text(Path(path), BOM + gradebook_csv(results), hint="choose another gradebook path")
+    atomic_write_text(Path(path), BOM + gradebook_csv(results), hint=msg("write.hint.gradebook"))
 
 
 def junit_xml(results: Sequence[LabResult]) -> str:
@@ -84,7 +84,7 @@ def junit_xml(results: Sequence[LabResult]) -> str:
 
 
 def write_junit(path: Path, results: Sequence[LabResult]) -> None:
-    atomic_write_text(Path(path), junit_xml(results), hint="choose another JUnit path")
+    atomic_write_text(Path(path), junit_xml(results), hint=msg("write.hint.junit"))
 
 
 def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str = "auto") -> dict[str, Any]:

@@ -1,11 +1,17 @@
 """Load and validate a lab rubric (YAML) and its trusted reference module.
 
-Validation happens once, here, so that check code can trust its spec; every error names the file,
-the line and the fix.
+Validation happens once, here, so that check code can trust its spec; every problem names the file, the line and
+the fix, as a catalogue message. Each independent part of a rubric (its top-level keys, each function, each input
+set, each check, each cause, the notation) is validated on its own, so every problem is found in one reading: the
+error raised is the first problem by line, and carries them all (``RubricProblem.problems``, which ``grade lint``
+lists). A part whose problem makes what is built on it meaningless is not read further (an unknown check kind, a
+function whose reference is missing); a YAML error and a reference module that is missing or fails to import stop
+the rubric there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import inspect
@@ -14,7 +20,7 @@ import math
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -23,14 +29,16 @@ from typing import Any
 import yaml
 
 from grader.errors import RubricError
+from grader.i18n import Message, map_strings, msg, verbatim
 from grader.model import Cause, Check, FunctionSpec, InputSet, Rubric
-
 
 
 def builtin_causes() -> tuple[str, ...]:
     from grader.diagnose import NAMES  # with numpy: loaded when the first rubric is
 
     return NAMES
+
+
 PROPERTIES = ("symmetric", "unmutated", "finite")
 IMAGE_POLICIES = ("review", "ignore")
 
@@ -134,23 +142,33 @@ _INPUT = {
 _CAUSE = {"when": _Field((str,), True), "say": _Field(_TEXT)}
 
 
-def _type_fix(key: str, types: tuple[type, ...]) -> str:
+def _type_fix(key: str, types: tuple[type, ...]) -> Message:
     """What to write instead, for a value of the wrong type."""
     if float in types or int in types:
-        return f"write a plain number without quotes, e.g. '{key}: {1.0e-7 if key in ('atol', 'rtol') else 2}'"
+        return msg("rubric.fix.number", key=key, example="1e-07" if key in ("atol", "rtol") else "2")
     if bool in types:
-        return f"write '{key}: true' or '{key}: false'"
+        return msg("rubric.fix.bool", key=key)
     if str in types:
-        return f"write it as text in quotes: '{key}: \"…\"'"
+        return msg("rubric.fix.text", key=key)
     if list in types:
-        return f"write a list: '{key}: [a, b]'"
-    return f"indent its keys under '{key}:'"
+        return msg("rubric.fix.list", key=key)
+    return msg("rubric.fix.mapping", key=key)
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "a number", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a mapping"}
-    return " or ".join(dict.fromkeys(names[t] for t in types))
+def _type_name(types: tuple[type, ...]) -> Message:
+    """``a number``, ``a string or a mapping``: what a key's value must be."""
+    names = {int: "number", float: "number", str: "string", bool: "bool", list: "list", dict: "mapping"}
+    said = [_TYPE_WORDS[name] for name in dict.fromkeys(names[t] for t in types)]
+    out = said[0]
+    for more in said[1:]:
+        out = msg("rubric.type.or", first=out, second=more)
+    return out
 
+
+_TYPE_WORDS = {
+    "number": msg("rubric.type.number"), "string": msg("rubric.type.string"), "bool": msg("rubric.type.bool"),
+    "list": msg("rubric.type.list"), "mapping": msg("rubric.type.mapping"),
+}
 
 _ALIASES = {
     "tolerance": "atol", "tol": "atol", "abs_tol": "atol", "rel_tol": "rtol", "heading": "headings",
@@ -160,44 +178,77 @@ _ALIASES = {
 }
 
 
-def did_you_mean(word: str, options: Sequence[str]) -> str:
+def did_you_mean(word: str, options: Sequence[str]) -> Message:
+    """What the author may have meant, said after the problem (`` — did you mean 'atol'?``), else the options;
+    an empty message when there is none."""
     alias = _ALIASES.get(word.lower())
     if alias in options:
-        return f" — did you mean '{alias}'?"
+        return msg("rubric.did_you_mean", name=alias)
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     if close:
-        return f" — did you mean '{close[0]}'?"
-    return f" — expected one of: {', '.join(options)}" if options else ""
+        return msg("rubric.did_you_mean", name=close[0])
+    return msg("rubric.one_of", options=list(options)) if options else verbatim("")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class RubricProblem(RubricError):
+    """One problem of a rubric at its place: ``file`` and ``line`` (0: the file as a whole); ``problems`` is every
+    problem found in that rubric, sorted by line, this one first (what ``grade lint`` lists)."""
+
+    def __init__(self, file: Path | str, line: int, problem: Message) -> None:
+        self.file = str(file)
+        self.line = line
+        self.where = f"{file}:{line}" if line else str(file)
+        self.problem = map_strings(problem, _one_line)  # one line whatever the rubric holds (a key may hold a line break)
+        super().__init__(msg("rubric.at", where=self.where, problem=self.problem))
+        self.problems: tuple[RubricProblem, ...] = (self,)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sent back from a worker whole, its problems with it
+        return _rebuilt, (self.file, self.line, self.problem, self.problems if self.problems != (self,) else ())
+
+
+def _rebuilt(file: str, line: int, problem: Message, problems: tuple[RubricProblem, ...]) -> RubricProblem:
+    error = RubricProblem(file, line, problem)
+    error.problems = problems or (error,)
+    return error
 
 
 class _Doc:
-    """Parsed YAML plus the line of every key and list item, so errors can point at them."""
+    """Parsed YAML plus the line of every key and list item, so problems can point at them; the problems found."""
 
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.lines: dict[tuple[Any, ...], int] = {}
+        self.problems: list[RubricProblem] = []
+        self.data: Any = None
+
+    def read(self, text: str) -> None:
+        """Parse the YAML; a problem here stops the rubric (nothing after it can be trusted to be where it is)."""
         self._loader = yaml.SafeLoader("")
         try:
             node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 0
-            problem = exc.problem or "invalid YAML"
-            raise RubricError(f"{self.where(line)}: YAML error: {problem} — check the indentation, quoting and anchors there") from None
+            problem = verbatim(exc.problem) if exc.problem else msg("rubric.invalid_yaml")
+            raise self.at_line(line, msg("rubric.yaml_error", problem=problem)) from None
         except yaml.YAMLError as exc:  # e.g. a control character (ReaderError): it has a position, not a mark
             position = getattr(exc, "position", None)
             line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 0
             problem = " ".join(str(getattr(exc, "reason", None) or exc).split())
-            raise RubricError(f"{self.where(line)}: YAML error: {problem} — save the rubric as plain UTF-8 text") from None
+            raise self.at_line(line, msg("rubric.yaml_encoding", problem=verbatim(problem))) from None
         except RecursionError:
-            raise RubricError(f"{path}: YAML error: nested too deeply — flatten the structure") from None
+            raise self.at_line(0, msg("rubric.yaml_too_deep")) from None
         if node is None:
-            raise RubricError(f"{path}: the rubric is empty — start from rubrics/phase-04/lab-00.yaml")
+            raise self.at_line(0, msg("rubric.empty"))
         self._budget = _MAX_NODES
         try:
             self.data = self._walk(node, ())
         except RecursionError:
-            raise RubricError(f"{path}: nested too deeply (or an alias that contains itself) — flatten the structure") from None
+            raise self.at_line(0, msg("rubric.too_deep")) from None
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
@@ -209,23 +260,53 @@ class _Doc:
             at = at[:-1]
         return 1
 
-    def fail(self, at: tuple[Any, ...], text: str) -> RubricError:
-        """One line whatever the rubric holds (a key may contain a line break)."""
-        return RubricError(f"{self.where(self.line(at))}: {' '.join(text.split())}")
+    def at_line(self, line: int, problem: Message) -> RubricProblem:
+        return RubricProblem(self.path, line, problem)
+
+    def fail(self, at: tuple[Any, ...], problem: Message) -> RubricProblem:
+        """The problem at the line of a key path (the nearest one the YAML has)."""
+        return RubricProblem(self.path, self.line(at), problem)
+
+    def add(self, at: tuple[Any, ...], problem: Message) -> None:
+        """A problem noted; validation goes on with the next part."""
+        self.problems.append(self.fail(at, problem))
+
+    @contextlib.contextmanager
+    def part(self) -> Iterator[None]:
+        """One independent part of the rubric: its problem is kept, and the next part is read."""
+        try:
+            yield
+        except RubricProblem as problem:
+            self.problems.append(problem)
+        except Exception:
+            if not self.problems:
+                raise
+            # a part left unreadable by a problem already found (and said): fixing that one comes first
+
+    def error(self) -> RubricProblem:
+        """The first problem by line, carrying every problem (each said once)."""
+        unique: dict[tuple[str, str], RubricProblem] = {}
+        for problem in self.problems:
+            unique.setdefault((problem.where, str(problem)), problem)
+        ordered = sorted(unique.values(), key=lambda p: (p.file != str(self.path), p.line))
+        first = ordered[0]
+        error = RubricProblem(first.file, first.line, first.problem)
+        error.problems = tuple(ordered)
+        return error
 
     def _walk(self, node: yaml.Node, at: tuple[Any, ...]) -> Any:
         self._budget -= 1
         if self._budget < 0:
-            raise RubricError(f"{self.where(node.start_mark.line + 1)}: more than {_MAX_NODES} values (aliases expanding?) "
-                              "— a rubric is a few hundred lines; write the values out")
+            raise self.at_line(node.start_mark.line + 1, msg("rubric.too_many_values", n=_MAX_NODES))
         self.lines.setdefault(at, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = str(self._scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
                 here = at + (key,)
-                if key in out:
-                    raise RubricError(f"{self.where(key_node.start_mark.line + 1)}: duplicate key '{key}' — keep only one")
+                if key in out:  # the first one is read on
+                    self.problems.append(self.at_line(key_node.start_mark.line + 1, msg("rubric.duplicate_key", key=key)))
+                    continue
                 self.lines[here] = key_node.start_mark.line + 1
                 out[key] = self._walk(value_node, here)
             return out
@@ -238,7 +319,7 @@ class _Doc:
             return self._loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-            raise RubricError(f"{self.where(node.start_mark.line + 1)}: bad value: {problem} — use plain YAML values") from None
+            raise self.at_line(node.start_mark.line + 1, msg("rubric.bad_value", problem=verbatim(problem))) from None
 
 
 _MAX_NODES = 100_000
@@ -255,42 +336,62 @@ def _coerce(value: Any, field: _Field) -> Any:
     return value
 
 
-def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str, _Field], what: str) -> None:
+def _check_fields(doc: _Doc, at: tuple[Any, ...], data: Any, fields: Mapping[str, _Field], what: Message,
+                  known_keys: bool = True) -> dict[str, Any] | None:
+    """The mapping's valid values, each key checked on its own: every problem is noted, and a key whose value is wrong
+    is left out of what is returned, so nothing built on it is checked again. ``None``: it is not a mapping.
+    ``known_keys=False`` leaves keys it does not know alone (a check of an unknown kind)."""
     if not isinstance(data, dict):
-        raise doc.fail(at, f"{what} must be a mapping of keys to values, not {_shown(data)} — indent its 'key: value' lines under it")
-    for key in data:
-        if key not in fields:
-            raise doc.fail(at + (key,), f"{what}: unknown key {_shown(key)}{did_you_mean(key, list(fields))}")
+        doc.add(at, msg("rubric.not_mapping", what=what, value=_shown(data)))
+        return None
+    meant: set[str] = set()  # keys an unknown key was taken for: not also said to be missing
+    if known_keys:
+        for key in data:
+            if key not in fields:
+                fix = did_you_mean(key, list(fields))
+                if fix.id == "rubric.did_you_mean":
+                    meant.add(fix.params["name"])
+                doc.add(at + (key,), msg("rubric.unknown_key", what=what, key=_shown(key), fix=fix))
+    good: dict[str, Any] = {}
     for key, field in fields.items():
         if key not in data:
-            if field.required:
-                raise doc.fail(at, f"{what}: missing required key '{key}' — add it")
+            if field.required and key not in meant:
+                doc.add(at, msg("rubric.missing_key", what=what, key=key))
             continue
-        value = data[key] = _coerce(data[key], field)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _finite(value):
-            raise doc.fail(at + (key,), f"{what}: '{key}' must be a finite number, not {_shown(value)} — {_type_fix(key, field.types)}")
-        ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
-        if not ok:
-            raise doc.fail(at + (key,), f"{what}: '{key}' must be {_type_name(field.types)}, not {_shown(value)} — {_type_fix(key, field.types)}")
-        if field.types == _TEXT and isinstance(value, dict):
-            _check_languages(doc, at + (key,), value, f"{what}: '{key}'")
-        if field.choices and value not in field.choices:
-            raise doc.fail(at + (key,), f"{what}: '{key}: {value}' is not known{did_you_mean(value, field.choices)}")
+        with doc.part():
+            good[key] = _checked(doc, at, data, key, field, what)
+    return good
 
 
-def _check_languages(doc: _Doc, at: tuple[Any, ...], value: dict[Any, Any], what: str) -> None:
+def _checked(doc: _Doc, at: tuple[Any, ...], data: dict[str, Any], key: str, field: _Field, what: Message) -> Any:
+    value = data[key] = _coerce(data[key], field)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _finite(value):
+        raise doc.fail(at + (key,), msg("rubric.not_finite", what=what, key=key, value=_shown(value),
+                                        fix=_type_fix(key, field.types)))
+    ok = isinstance(value, field.types) and not (isinstance(value, bool) and bool not in field.types)
+    if not ok:
+        raise doc.fail(at + (key,), msg("rubric.wrong_type", what=what, key=key, type=_type_name(field.types),
+                                        value=_shown(value), fix=_type_fix(key, field.types)))
+    if field.types == _TEXT and isinstance(value, dict):
+        _check_languages(doc, at + (key,), value, msg("rubric.what.key", what=what, key=key))
+    if field.choices and value not in field.choices:
+        raise doc.fail(at + (key,), msg("rubric.not_known", what=what, key=key, value=str(value),
+                                        fix=did_you_mean(value, field.choices)))
+    return value
+
+
+def _check_languages(doc: _Doc, at: tuple[Any, ...], value: dict[Any, Any], what: Message) -> None:
     """``{en: …, es: …}``: known languages, each a non-empty text."""
     from grader.i18n import LANGUAGES
 
     for lang, text in value.items():
         if lang not in LANGUAGES:
-            raise doc.fail(at + (lang,), f"{what}: {_shown(lang)} is not a language of the grader "
-                                         f"({', '.join(LANGUAGES)}){did_you_mean(str(lang), LANGUAGES) or ' — use one of them'}")
+            raise doc.fail(at + (lang,), msg("rubric.not_a_language", what=what, lang=_shown(lang), languages=list(LANGUAGES),
+                                             fix=did_you_mean(str(lang), LANGUAGES)))
         if not isinstance(text, str) or not text.strip():
-            raise doc.fail(at + (lang,), f"{what}: its '{lang}' text must be a non-empty string, not {_shown(text)} — "
-                                         f"write it in quotes, '{lang}: \"…\"'")
+            raise doc.fail(at + (lang,), msg("rubric.empty_language_text", what=what, lang=lang, value=_shown(text)))
     if not value:
-        raise doc.fail(at, f"{what}: no text — give one, or one per language ('en: …' and 'es: …')")
+        raise doc.fail(at, msg("rubric.no_text", what=what))
 
 
 def rubric_text(value: Any) -> Any:
@@ -308,20 +409,20 @@ def _finite(value: float) -> bool:
 
 
 def _shown(value: Any) -> str:
-    """A value quoted in a message: one line, not too long."""
+    """A value quoted in a message (data, as Python writes it): one line, not too long."""
     text = " ".join(repr(value).split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _load_reference(doc: _Doc, name: str) -> ModuleType:
+    """The trusted module beside the rubric; when it is missing or fails to import, the rubric stops here."""
     try:
         path = (doc.path.parent / name).resolve()
         found = path.is_file() and path.suffix == ".py"
     except (OSError, ValueError, RuntimeError):
         path, found = doc.path.parent / name, False
     if not found:
-        raise doc.fail(("reference",), f"reference module {_shown(name)} not found beside the rubric ({path}) "
-                       "— put the .py file beside the YAML, or fix 'reference:'")
+        raise doc.fail(("reference",), msg("rubric.reference_not_found", name=_shown(name), path=str(path)))
     module_name = f"_grader_reference_{abs(hash(str(path)))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -331,25 +432,25 @@ def _load_reference(doc: _Doc, name: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise RubricError(f"{path}:{exc.lineno}: syntax error in the reference module: {exc.msg} — fix the reference module") from None
+        raise RubricProblem(path, exc.lineno or 0, msg("rubric.reference_syntax", error=verbatim(str(exc.msg)))) from None
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - trusted code, but a broken one must still read as one line
         lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == str(path)]
-        where = f"{path}:{lines[-1]}" if lines and lines[-1] else str(path)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise RubricError(f"{where}: the reference module raised {reason} while loading — fix the reference module "
-                          "(the grader imports it to compute expected values)") from None
+        raise RubricProblem(path, lines[-1] if lines and lines[-1] else 0,
+                            msg("rubric.reference_raised", error=verbatim(reason))) from None
     sys.modules[module_name] = module
     return module
 
 
-def _reference_callable(doc: _Doc, module: ModuleType, name: str, at: tuple[Any, ...], role: str) -> Callable[..., Any]:
+def _reference_callable(doc: _Doc, module: ModuleType, name: str, at: tuple[Any, ...], role: Message | str) -> Callable[..., Any]:
+    """``role``: what the function is for (a message, or the rubric key naming it: ``transform``)."""
     fn = getattr(module, name, None)
     if not callable(fn):
         names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        file = Path(module.__file__ or "the reference module").name
-        fix = did_you_mean(name, names) if names else ""
-        raise doc.fail(at, f"{role} {_shown(name)} is not a function in the reference module {file}"
-                       f"{fix or f' — define it in {file}'}")
+        file = Path(module.__file__ or module.__name__).name
+        fix = did_you_mean(name, names) if names else verbatim("")
+        raise doc.fail(at, msg("rubric.not_in_reference", role=role, name=_shown(name), file=file,
+                               fix=fix or msg("rubric.define_in", file=file)))
     return fn
 
 
@@ -364,61 +465,61 @@ def _to_arg(value: Any) -> Any:
     return value
 
 
-def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet:
+def _input_set(doc: _Doc, module: ModuleType, name: str, data: Any) -> InputSet | None:
+    """One input set; ``None`` when its keys are wrong (said), and its first problem raised otherwise."""
     at = ("inputs", name)
-    _check_fields(doc, at, data, _INPUT, f"input set '{name}'")
-    forms = [k for k in ("args", "product", "cases", "generate") if k in data]
+    what = msg("rubric.what.input_set", name=name)
+    before = len(doc.problems)
+    good = _check_fields(doc, at, data, _INPUT, what)
+    if good is None or len(doc.problems) > before:
+        return None
+    forms = [k for k in ("args", "product", "cases", "generate") if k in good]
     if len(forms) != 1:
-        raise doc.fail(at, f"input set '{name}' needs exactly one of args, product, cases, generate (has {', '.join(forms) or 'none'}) "
-                       "— keep one of them")
+        raise doc.fail(at, msg("rubric.input_forms", name=name, forms=forms or msg("rubric.none")))
     form = forms[0]
     cases: list[tuple[Any, ...]]
     names: tuple[str, ...] = ()
     if form == "args":
-        cases = [tuple(data["args"].values())]
-        names = tuple(data["args"])
+        cases = [tuple(good["args"].values())]
+        names = tuple(good["args"])
     elif form == "product":
-        for key, values in data["product"].items():
+        for key, values in good["product"].items():
             if not isinstance(values, list) or not values:
-                raise doc.fail(at + ("product", key), f"input set '{name}': product '{key}' must be a non-empty list of values "
-                               f"— e.g. '{key}: [0, 1]'")
-        cases = list(itertools.product(*data["product"].values()))
-        names = tuple(data["product"])
+                raise doc.fail(at + ("product", key), msg("rubric.product_not_list", what=what, key=key))
+        cases = list(itertools.product(*good["product"].values()))
+        names = tuple(good["product"])
     elif form == "cases":
         cases = []
-        for i, case in enumerate(data["cases"]):
+        for i, case in enumerate(good["cases"]):
             if not isinstance(case, dict):
-                raise doc.fail(at + ("cases", i), f"input set '{name}': each case is a mapping of argument names to values "
-                               "— write it as '- {z: [1.0, 2.0]}'")
+                raise doc.fail(at + ("cases", i), msg("rubric.case_not_mapping", what=what, example="- {z: [1.0, 2.0]}"))
             names = names or tuple(case)
             if set(case) != set(names):
-                raise doc.fail(at + ("cases", i), f"input set '{name}': every case names the same arguments "
-                               f"({', '.join(names)}); this one has {', '.join(case)} — give every case the same names")
+                raise doc.fail(at + ("cases", i), msg("rubric.case_names", what=what, names=list(names), these=list(case)))
             cases.append(tuple(case[n] for n in names))
     else:
-        fn = _reference_callable(doc, module, data["generate"], at + ("generate",), "generator")
+        fn = _reference_callable(doc, module, good["generate"], at + ("generate",), msg("rubric.role.generator"))
         names = ()
         try:
             produced = fn()
             cases = [tuple(case) if isinstance(case, (list, tuple)) else (case,) for case in produced]
         except Exception as exc:
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-            raise doc.fail(at + ("generate",), f"generator '{data['generate']}' failed: {reason} "
-                           f"— fix it in {Path(module.__file__ or '').name}") from None
+            raise doc.fail(at + ("generate",), msg("rubric.generator_failed", name=good["generate"], error=verbatim(reason),
+                                                   file=Path(module.__file__ or "").name)) from None
     if not cases:
-        raise doc.fail(at, f"input set '{name}' has no cases — give at least one")
+        raise doc.fail(at, msg("rubric.no_cases", name=name))
     arity = {len(case) for case in cases}
     if len(arity) != 1:
-        raise doc.fail(at, f"input set '{name}': every case needs the same number of arguments — make them all alike")
+        raise doc.fail(at, msg("rubric.case_arity", what=what))
     try:
         converted = tuple(tuple(_to_arg(v) for v in case) for case in cases)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise doc.fail(at, f"input set '{name}': a list that is not a rectangular array of numbers ({' '.join(str(exc).split())[:120]}) "
-                       "— give every list the same length and only numbers") from None
+        raise doc.fail(at, msg("rubric.not_rectangular", what=what, error=verbatim(" ".join(str(exc).split())[:120]))) from None
     return InputSet(
         name=name,
         cases=converted,
-        hidden=bool(data.get("hidden", False)),
+        hidden=bool(good.get("hidden", False)),
         arg_names=names,
     )
 
@@ -433,196 +534,291 @@ def _arity(doc: _Doc, at: tuple[Any, ...], fn: Callable[..., Any], name: str) ->
     try:
         return arity(fn)
     except (TypeError, ValueError):
-        raise doc.fail(at, f"reference '{name}' has no Python signature the grader can read "
-                       "— make it a plain 'def' function in the reference module") from None
+        raise doc.fail(at, msg("rubric.no_signature", name=name)) from None
 
 
-def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence[str], what: str) -> tuple[str, ...]:
+def _names_in(doc: _Doc, at: tuple[Any, ...], values: list[Any], known: Sequence[str] | None, what: str) -> tuple[str, ...]:
+    """Names of lab functions (``what="function"``) or input sets; ``known=None``: they could not be read, so are not
+    checked."""
     for i, value in enumerate(values):
-        if not isinstance(value, str) or value not in known:
-            fix = did_you_mean(str(value), list(known)) if known else ""
-            raise doc.fail(at + (i,), f"unknown {what} {_shown(value)}{fix or ' — define it first (none is defined)'}")
+        if known is not None and (not isinstance(value, str) or value not in known):
+            fix = did_you_mean(str(value), list(known)) if known else verbatim("")
+            raise doc.fail(at + (i,), msg("rubric.unknown_function" if what == "function" else "rubric.unknown_input_set",
+                                          name=_shown(value), fix=fix or msg("rubric.define_first")))
     return tuple(values)
 
 
-def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any], label: str) -> tuple[Cause, ...]:
+def _causes(doc: _Doc, module: ModuleType, at: tuple[Any, ...], items: list[Any], what: Message,
+            cause_what: Message) -> tuple[Cause, ...]:
+    """Each cause on its own; those with a problem are left out (and said)."""
     causes = []
     for j, cause in enumerate(items):
-        _check_fields(doc, at + ("causes", j), cause, _CAUSE, f"{label} cause")
-        when = cause["when"]
-        builtin = builtin_causes()
-        if when not in builtin:
-            if not hasattr(module, when):
-                raise doc.fail(at + ("causes", j, "when"), f"{label}: cause '{when}' is neither built in nor a reference function{did_you_mean(when, list(builtin))}")
-            _reference_callable(doc, module, when, at + ("causes", j, "when"), "cause detector")
-        causes.append(Cause(when=when, say=rubric_text(cause.get("say"))))
+        with doc.part():
+            before = len(doc.problems)
+            good = _check_fields(doc, at + ("causes", j), cause, _CAUSE, cause_what)
+            if good is None or "when" not in good:
+                continue
+            when = good["when"]
+            builtin = builtin_causes()
+            if when not in builtin:
+                if not hasattr(module, when):
+                    predicates = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+                    raise doc.fail(at + ("causes", j, "when"), msg("rubric.unknown_cause", what=what, when=when,
+                                                                   fix=did_you_mean(when, [*builtin, *predicates])))
+                _reference_callable(doc, module, when, at + ("causes", j, "when"), msg("rubric.role.cause"))
+            if len(doc.problems) == before:
+                causes.append(Cause(when=when, say=rubric_text(good.get("say"))))
     return tuple(causes)
 
 
-def _check(doc: _Doc, module: ModuleType, i: int, data: Any, functions: Sequence[str], inputs: Sequence[str], seen: dict[str, int],
-           results: Sequence[str] = ()) -> Check:
+@dataclass(frozen=True)
+class _Known:
+    """The names a check may refer to; ``None`` where they could not be read (so they are not checked)."""
+
+    functions: Sequence[str] | None
+    inputs: Sequence[str] | None
+    results: Sequence[str] | None
+
+
+def _check(doc: _Doc, module: ModuleType, i: int, data: Any, known: _Known, seen: dict[str, int]) -> Check | None:
+    """One check, every problem of it noted; ``None`` when it has one."""
     at = ("checks", i)
     if not isinstance(data, dict):
-        raise doc.fail(at, "each check is a mapping with id, kind, title, points, acceptance — write it as '- id: …' with those keys")
+        doc.add(at, msg("rubric.check_not_mapping"))
+        return None
+    before = len(doc.problems)
     kind = data.get("kind")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise doc.fail(at + ("kind",), f"unknown check kind {_shown(kind) if not isinstance(kind, str) else repr(kind)}"
-                       f"{did_you_mean(str(kind), list(KINDS))}")
-    label = f"check '{data.get('id', i + 1)}'"
-    _check_fields(doc, at, data, {**_COMMON, **KINDS[kind]}, label)
-    check_id = data["id"]
-    if not _ID.match(check_id):
-        raise doc.fail(at + ("id",), f"{label}: ids are lower-case words joined by '-' — rename it, e.g. 'no-input-mutation'")
-    if check_id in seen:
-        raise doc.fail(at + ("id",), f"{label}: duplicate id (first at line {seen[check_id]}) — ids must be unique")
-    seen[check_id] = doc.line(at)
-    if data["points"] < 0:
-        raise doc.fail(at + ("points",), f"{label}: points must be zero or more — use 0 for a check that only gives advice")
+    known_kind = isinstance(kind, str) and kind in KINDS
+    if not known_kind and "kind" in data:  # a missing one is said as a missing key
+        doc.add(at + ("kind",), msg("rubric.unknown_kind", kind=_shown(kind) if not isinstance(kind, str) else repr(kind),
+                                    fix=did_you_mean(str(kind), list(KINDS))))
+    check_label = str(data.get("id", i + 1))
+    what = msg("rubric.what.check", id=check_label)
+    # an unknown kind's own keys are not judged, nor is its kind said twice
+    fields = {**_COMMON, **KINDS[kind]} if known_kind else {k: f for k, f in _COMMON.items() if k != "kind" or "kind" not in data}
+    good = _check_fields(doc, at, data, fields, what, known_keys=known_kind)
+    assert good is not None
+    check_id = good.get("id")
+    if check_id is not None:
+        if not _ID.match(check_id):
+            doc.add(at + ("id",), msg("rubric.bad_id", what=what))
+        if check_id in seen:
+            doc.add(at + ("id",), msg("rubric.duplicate_id", what=what, line=seen[check_id]))
+        else:
+            seen[check_id] = doc.line(at)  # known to the checks after it, even when this one has a problem
+    if "points" in good and good["points"] < 0:
+        doc.add(at + ("points",), msg("rubric.negative_points", what=what))
     for key in ("inputs", "functions", "headings"):
-        if key in data and not data[key]:
-            raise doc.fail(at + (key,), f"{label}: '{key}' is empty — list at least one, or leave the key out where it is optional")
-    spec = {k: v for k, v in data.items() if k in KINDS[kind]}
+        if key in good and not good[key]:
+            doc.add(at + (key,), msg("rubric.empty_list", what=what, key=key))
+    spec = {k: v for k, v in good.items() if known_kind and k in KINDS[kind]}
     if "function" in spec:
-        spec["function"] = _names_in(doc, at + ("function",), [spec["function"]], functions, "function")[0]
-    if "functions" in spec:
-        spec["functions"] = _names_in(doc, at + ("functions",), spec["functions"], functions, "function")
-        if kind == "agree" and len(spec["functions"]) != 2:
-            raise doc.fail(at + ("functions",), f"{label}: 'agree' compares exactly two functions — list two")
-    if "inputs" in spec:
-        spec["inputs"] = _names_in(doc, at + ("inputs",), spec["inputs"], inputs, "input set")
+        with doc.part():
+            spec["function"] = _names_in(doc, at + ("function",), [spec["function"]], known.functions, "function")[0]
+    if spec.get("functions"):
+        with doc.part():
+            spec["functions"] = _names_in(doc, at + ("functions",), spec["functions"], known.functions, "function")
+            if kind == "agree" and len(spec["functions"]) != 2:
+                raise doc.fail(at + ("functions",), msg("rubric.agree_two", what=what))
+    if spec.get("inputs"):
+        with doc.part():
+            spec["inputs"] = _names_in(doc, at + ("inputs",), spec["inputs"], known.inputs, "input set")
     for j, value in enumerate(spec.get("headings", [])):
         if not isinstance(value, str) or not value.strip():
-            raise doc.fail(at + ("headings", j), f"{label}: headings are non-empty strings — quote the text, or remove the empty entry")
+            doc.add(at + ("headings", j), msg("rubric.empty_heading", what=what))
+            break
     for key in ("result", "steps_of"):
-        if key in spec and spec[key] not in results:
-            known = list(results)
-            fix = did_you_mean(spec[key], known) if known else " — define it under 'notation: results:' first"
-            raise doc.fail(at + (key,), f"{label}: {key} {_shown(spec[key])} is not a result of the rubric's notation{fix}")
+        if key in spec and known.results is not None and spec[key] not in known.results:
+            fix = did_you_mean(spec[key], list(known.results)) if known.results else msg("rubric.define_result")
+            doc.add(at + (key,), msg("rubric.not_a_result", what=what, key=key, name=_shown(spec[key]), fix=fix))
     if "code_block" in spec:
         spec["output"] = spec.pop("code_block") or spec.get("output", False)
     if "code_pattern" in spec:
         try:
             re.compile(spec["code_pattern"])
         except re.error as exc:
-            raise doc.fail(at + ("code_pattern",), f"{label}: code_pattern is not a valid regular expression: {exc} "
-                           "— fix it (in single quotes, backslashes stay as written)") from None
+            doc.add(at + ("code_pattern",), msg("rubric.bad_pattern", what=what, error=verbatim(str(exc))))
     for key in ("transform", "relate"):
         if key in spec:
-            _reference_callable(doc, module, spec[key], at + (key,), key)
+            with doc.part():
+                _reference_callable(doc, module, spec[key], at + (key,), key)
     for key in ("atol", "rtol"):
         if key in spec and spec[key] < 0:
-            raise doc.fail(at + (key,), f"{label}: {key} must be zero or more — e.g. '{key}: 1.0e-7'")
-    causes = _causes(doc, module, at, data.get("causes", []), label)
-    requires = data.get("requires", [])
+            doc.add(at + (key,), msg("rubric.negative_tolerance", what=what, key=key))
+    causes = _causes(doc, module, at, good.get("causes", []), what, msg("rubric.what.check_cause", id=check_label))
+    requires = good.get("requires", [])
     for j, req in enumerate(requires):
         if not isinstance(req, str) or req not in seen or req == check_id:
-            fix = did_you_mean(str(req), list(seen)) if seen else " — list it after the check it needs"
-            raise doc.fail(at + ("requires", j), f"{label}: requires {_shown(req)}, which is not an earlier check{fix}")
+            earlier = [name for name in seen if name != check_id]
+            fix = did_you_mean(str(req), earlier) if earlier else msg("rubric.list_after")
+            doc.add(at + ("requires", j), msg("rubric.not_earlier", what=what, name=_shown(req), fix=fix))
+    if not known_kind or len(doc.problems) > before:
+        return None
     spec["requires"] = tuple(requires)
     return Check(
-        id=check_id,
+        id=good["id"],
         kind=kind,
-        title=rubric_text(data["title"]),
-        points=float(data["points"]),
-        acceptance=data["acceptance"],
+        title=rubric_text(good["title"]),
+        points=float(good["points"]),
+        acceptance=good["acceptance"],
         spec=spec,
         causes=causes,
-        hidden=bool(data.get("hidden", False)),
+        hidden=bool(good.get("hidden", False)),
         line=doc.line(at),
     )
 
 
-def load_rubric(path: Path) -> Rubric:
-    """Parse, validate and resolve one rubric; raises RubricError with file:line on any problem."""
+def _function(doc: _Doc, module: ModuleType, name: str, data: Any, names: Sequence[str]) -> tuple[FunctionSpec, int] | None:
+    """One learner function and its reference's number of arguments; ``None`` when it has a problem (said)."""
+    at = ("functions", name)
+    what = msg("rubric.what.function", name=name)
+    data = data if data is not None else {}
+    before = len(doc.problems)
+    good = _check_fields(doc, at, data, _FUNCTION, what)
+    if good is None:
+        return None
+    ref = good.get("reference", name) if "reference" in good or "reference" not in data else None
+    needed = None
+    if ref is not None:
+        with doc.part():
+            fn = _reference_callable(doc, module, ref, at, msg("rubric.role.reference"))
+            needed = _arity(doc, at, fn, ref)
+    step = good.get("step_arg")
+    if step is not None and needed is not None and not 0 <= step <= needed:
+        doc.add(at + ("step_arg",), msg("rubric.step_arg_range", what=what, step=step, n=needed, ref=ref))
+    causes = _causes(doc, module, at, good.get("causes", []), what, msg("rubric.what.function_cause", name=name))
+    uses = _uses(doc, module, name, good.get("uses", []))
+    differences = good.get("differences")
+    for key, targets in (("differences", [differences] if differences else []), ("uses", [u for u, _ in uses])):
+        for target in targets:
+            if target not in names or target == name:
+                doc.add(at + (key,), msg("rubric.not_another_function", what=what, key=key, name=_shown(target),
+                                         fix=did_you_mean(str(target), names)))
+    if differences and "step_arg" not in data:
+        doc.add(at + ("differences",), msg("rubric.needs_step_arg", what=what))
+    if needed is None or len(doc.problems) > before:
+        return None
+    return FunctionSpec(
+        name=name,
+        reference=ref or name,
+        step_arg=step,
+        default_step=good.get("default_step"),
+        causes=causes,
+        differences=differences,
+        wrt=int(good.get("wrt", 0)),
+        uses=uses,
+    ), needed
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RubricError(f"{path}: rubric not found — check --rubrics") from None
+        raise RubricProblem(path, 0, msg("rubric.not_found")) from None
     except UnicodeDecodeError as exc:
-        raise RubricError(f"{path}: not UTF-8 text (byte offset {exc.start}) — save the rubric as UTF-8") from None
+        raise RubricProblem(path, 0, msg("rubric.not_utf8", offset=exc.start)) from None
     except OSError as exc:
-        raise RubricError(f"{path}: cannot read the rubric ({exc.strerror or exc}) — check the file and its permissions") from None
-    doc = _Doc(path, text)
-    data = doc.data
-    _check_fields(doc, (), data, _TOP, "rubric")
-    if not _LAB.match(data["lab"]):
-        raise doc.fail(("lab",), f"lab {_shown(data['lab'])} is not a lab id — write it like 'phase-04/lab-00'")
-    if data["lab"].split("/")[0] != data["phase_dir"]:
-        raise doc.fail(("phase_dir",), f"phase_dir '{data['phase_dir']}' does not match lab '{data['lab']}' — make them the same phase")
-    if "/" in data["deliverable"] or "\\" in data["deliverable"] or data["deliverable"] in ("", ".", ".."):
-        raise doc.fail(("deliverable",), f"deliverable {_shown(data['deliverable'])} must be a file name inside {data['phase_dir']}/, "
-                       "not a path — e.g. 'deliverable: lab-00-notes.md'")
-    module = _load_reference(doc, data["reference"])
+        raise RubricProblem(path, 0, msg("rubric.unreadable", error=verbatim(str(exc.strerror or exc)))) from None
 
-    functions = []
-    for name, fdata in data["functions"].items():
-        fdata = fdata if fdata is not None else {}
-        _check_fields(doc, ("functions", name), fdata, _FUNCTION, f"function '{name}'")
-        ref = fdata.get("reference", name)
-        _reference_callable(doc, module, ref, ("functions", name), "reference function")
-        step = fdata.get("step_arg")
-        needed = _arity(doc, ("functions", name), getattr(module, ref), ref)
-        if step is not None and not 0 <= step <= needed:
-            raise doc.fail(("functions", name, "step_arg"), f"function '{name}': step_arg {step} must be between 0 and {needed} "
-                           f"(the position of h among the {needed} argument(s) of '{ref}', counting from 0) — fix step_arg")
-        functions.append(FunctionSpec(
-            name=name,
-            reference=ref,
-            step_arg=fdata.get("step_arg"),
-            default_step=fdata.get("default_step"),
-            causes=_causes(doc, module, ("functions", name), fdata.get("causes", []), f"function '{name}'"),
-            differences=fdata.get("differences"),
-            wrt=int(fdata.get("wrt", 0)),
-            uses=_uses(doc, module, name, fdata.get("uses", [])),
-        ))
-    if not functions:
-        raise doc.fail(("functions",), "no learner function — list at least one under 'functions:'")
-    names = [f.name for f in functions]
-    for spec in functions:
-        for key, targets in (("differences", [spec.differences] if spec.differences else []), ("uses", [u for u, _ in spec.uses])):
-            for target in targets:
-                if target not in names or target == spec.name:
-                    raise doc.fail(("functions", spec.name, key), f"function '{spec.name}': {key} {_shown(target)} is not "
-                                   f"another lab function{did_you_mean(str(target), names)}")
-        if spec.differences and spec.step_arg is None:
-            raise doc.fail(("functions", spec.name, "differences"), f"function '{spec.name}': a finite difference needs "
-                           "'step_arg' (the position of h) — add it")
 
-    inputs = {name: _input_set(doc, module, name, idata) for name, idata in data["inputs"].items()}
-    notation = _notation(doc, data.get("notation"), module)
+def load_rubric(path: Path) -> Rubric:
+    """Parse, validate and resolve one rubric. On any problem raises ``RubricProblem`` (a RubricError naming file and
+    line): the first problem by line, with every problem found in ``problems``."""
+    doc = _Doc(path)
+    try:
+        rubric = _load(doc, _read(path))
+    except RubricProblem as stop:  # a problem after which nothing more can be read (the YAML, the reference module)
+        doc.problems.append(stop)
+        rubric = None
+    if doc.problems or rubric is None:
+        raise doc.error() from None
+    return rubric
+
+
+def _load(doc: _Doc, text: str) -> Rubric | None:
+    doc.read(text)
+    top = _check_fields(doc, (), doc.data, _TOP, msg("rubric.what.rubric"))
+    if top is None:
+        return None
+    lab, phase = top.get("lab"), top.get("phase_dir")
+    if lab is not None and not _LAB.match(lab):
+        doc.add(("lab",), msg("rubric.bad_lab", lab=_shown(lab)))
+    elif lab is not None and phase is not None and lab.split("/")[0] != phase:
+        doc.add(("phase_dir",), msg("rubric.phase_mismatch", phase_dir=phase, lab=lab))
+    deliverable = top.get("deliverable")
+    if deliverable is not None and ("/" in deliverable or "\\" in deliverable or deliverable in ("", ".", "..")):
+        doc.add(("deliverable",), msg("rubric.deliverable_path", name=_shown(deliverable),
+                                      phase_dir=phase if phase is not None else "phase-NN"))
+    patterns = top.get("implementation")
+    if patterns is not None and not patterns:
+        doc.add(("implementation",), msg("rubric.no_patterns"))
+    for j, pattern in enumerate(patterns or []):
+        if not isinstance(pattern, str) or "/" in pattern:
+            doc.add(("implementation", j), msg("rubric.not_a_pattern", pattern=_shown(pattern)))
+    if "reference" not in top:  # said: everything below is computed by it
+        return None
+    module = _load_reference(doc, top["reference"])
+
+    functions_data = top.get("functions")
+    names = list(functions_data) if functions_data is not None else None
+    functions: dict[str, FunctionSpec] = {}
+    arities: dict[str, int] = {}
+    if functions_data is not None and not functions_data:
+        doc.add(("functions",), msg("rubric.no_functions"))
+    for name, fdata in (functions_data or {}).items():
+        with doc.part():
+            built = _function(doc, module, name, fdata, names or [])
+            if built is not None:
+                functions[name], arities[name] = built
+
+    inputs_data = top.get("inputs")
+    inputs: dict[str, InputSet] = {}
+    for name, idata in (inputs_data or {}).items():
+        with doc.part():
+            built_set = _input_set(doc, module, name, idata)
+            if built_set is not None:
+                inputs[name] = built_set
+
+    notation = None
+    results: list[str] | None = [] if "notation" not in doc.data else None
+    if "notation" in top:
+        with doc.part():
+            notation = _notation(doc, top["notation"], module)
+            results = list(notation.results) if notation is not None else []
+
+    known = _Known(names, list(inputs_data) if inputs_data is not None else None, results)
+    checks_data = top.get("checks")
+    if checks_data is not None and not checks_data:
+        doc.add(("checks",), msg("rubric.no_checks"))
     seen: dict[str, int] = {}
-    fnames = [f.name for f in functions]
-    results = list(notation.results) if notation is not None else []
-    checks = tuple(_check(doc, module, i, c, fnames, list(inputs), seen, results) for i, c in enumerate(data["checks"]))
-    if not checks:
-        raise doc.fail(("checks",), "a rubric needs at least one check — add one under 'checks:'")
-    by_name = {f.name: f for f in functions}
-    for i, check in enumerate(checks):
+    checks: list[tuple[int, Check]] = []
+    for i, cdata in enumerate(checks_data or []):
+        with doc.part():
+            check = _check(doc, module, i, cdata, known, seen)
+            if check is not None:
+                checks.append((i, check))
+    for i, check in checks:
         if check.kind not in ("compare", "agree", "relation") and check.spec.get("property") != "symmetric":
             continue
-        names = [check.spec["function"]] if "function" in check.spec else list(check.spec["functions"])
-        for name in names:
-            needed = _arity(doc, ("functions", name), getattr(module, by_name[name].reference), by_name[name].reference)
-            for set_name in check.spec["inputs"]:
+        called = [check.spec["function"]] if "function" in check.spec else list(check.spec["functions"])
+        for name in (n for n in called if n in arities):
+            for set_name in (s for s in check.spec["inputs"] if s in inputs):
                 given = len(inputs[set_name].cases[0])
-                if given != needed:
-                    raise doc.fail(("checks", i, "inputs"), f"check '{check.id}': input set '{set_name}' gives {given} argument(s) but {name} takes {needed} — use an input set that fits")
-    if not data["implementation"]:
-        raise doc.fail(("implementation",), "implementation needs at least one file-name pattern — add one, e.g. 'lab-00*.py'")
-    for key in ("implementation",):
-        for j, pattern in enumerate(data[key]):
-            if not isinstance(pattern, str) or "/" in pattern:
-                raise doc.fail((key, j), f"{_shown(pattern)} is not a file-name pattern — use a glob like 'lab-00*.py'")
+                if given != arities[name]:
+                    doc.add(("checks", i, "inputs"), msg("rubric.arity_mismatch", what=msg("rubric.what.check", id=check.id),
+                                                         inputs=set_name, given=given, name=name, needed=arities[name]))
+    if doc.problems:
+        return None
     return Rubric(
-        lab=data["lab"],
-        title=rubric_text(data["title"]),
-        path=path,
-        phase_dir=data["phase_dir"],
-        implementation=tuple(data["implementation"]),
-        deliverable=data["deliverable"],
-        functions=tuple(functions),
+        lab=top["lab"],
+        title=rubric_text(top["title"]),
+        path=doc.path,
+        phase_dir=top["phase_dir"],
+        implementation=tuple(top["implementation"]),
+        deliverable=top["deliverable"],
+        functions=tuple(functions[name] for name in functions_data),
         inputs=inputs,
-        checks=checks,
+        checks=tuple(check for _, check in checks),
         reference=module,
         notation=notation,
     )
@@ -635,13 +831,14 @@ def _uses(doc: _Doc, module: ModuleType, name: str, data: list[Any] | dict[str, 
     out = []
     for dep, builder in pairs:
         if builder:
-            _reference_callable(doc, module, str(builder), ("functions", name, "uses", dep), "builder")
+            with doc.part():
+                _reference_callable(doc, module, str(builder), ("functions", name, "uses", dep), msg("rubric.role.builder"))
         out.append((str(dep), str(builder or "")))
     return tuple(out)
 
 
 def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any:
-    """The lab's quantities and results (``notation:``), built once; its errors point at their line."""
+    """The lab's quantities and results (``notation:``), built once; its first problem points at its line."""
     if data is None:
         return None
     from grader.maths.match import NotationError, build
@@ -649,7 +846,7 @@ def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any
     try:
         return build(data, module)
     except NotationError as exc:
-        raise doc.fail(("notation", *exc.where), f"notation: {exc}") from None
+        raise doc.fail(("notation", *exc.where), msg("rubric.notation", problem=exc.message)) from None
 
 
 def discover_rubrics(directory: Path) -> list[Rubric]:
@@ -657,14 +854,14 @@ def discover_rubrics(directory: Path) -> list[Rubric]:
     if directory.is_file() and directory.suffix in (".yaml", ".yml"):
         return [load_rubric(directory)]
     if not directory.is_dir():
-        raise RubricError(f"{directory}: no such rubrics folder — pass --rubrics DIR (or one rubric .yaml file)")
+        raise RubricProblem(directory, 0, msg("rubric.no_folder"))
     paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
     if not paths:
-        raise RubricError(f"{directory}: no rubric (*.yaml) found — pass --rubrics DIR")
+        raise RubricProblem(directory, 0, msg("rubric.no_rubric"))
     rubrics = [load_rubric(p) for p in paths]
     labs: dict[str, Path] = {}
     for rubric in rubrics:
         if rubric.lab in labs:
-            raise RubricError(f"{rubric.path}: lab '{rubric.lab}' is also defined in {labs[rubric.lab]} — keep one")
+            raise RubricProblem(rubric.path, 0, msg("rubric.lab_twice", lab=rubric.lab, other=str(labs[rubric.lab])))
         labs[rubric.lab] = rubric.path
     return sorted(rubrics, key=lambda r: r.lab)

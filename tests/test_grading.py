@@ -443,3 +443,23 @@ def test_a_spanish_and_after_a_step_is_no_contradicting_statement(rubrics: dict[
     result = _graded(rubrics, "deliverable-spanish", "p04")
     derivation = next(c for c in result.checks if c.id == "derivation-ce")
     assert derivation.status == Status.PASS and "states it differently" not in derivation.message.english()
+
+
+def test_a_function_whose_definition_failed_is_named_with_its_statement(tmp_path: Path, rubrics: dict[str, object]) -> None:
+    """Models a notebook exported to .py: a decorator (here a cache helper) made by a top-level call that the
+    grader skips after the script failed; the learner is told which line and why, in their language."""
+    import shutil
+
+    from grader.i18n import say
+
+    learner = tmp_path / "ines"
+    shutil.copytree(ROOT / "learners" / "borja", learner)
+    module = next((learner / "phase-04").glob("*.py"))
+    source = module.read_text(encoding="utf-8")
+    source = source.replace("def softmax(", "@memo\ndef softmax(", 1)
+    module.write_text(source + "\nraise RuntimeError('plots need a display')\n", encoding="utf-8")
+    result = grade_lab(rubrics["p04"], learner, FAST)  # type: ignore[arg-type]
+    check = next(c for c in result.checks if c.id == "softmax-correct")
+    assert check.status == FAIL
+    assert "its definition failed to run (line " in say(check.message, "en") and "(def softmax): NameError" in say(check.message, "en")
+    assert "(def softmax): NameError" in say(check.message, "es") and "línea" in say(check.message, "es")

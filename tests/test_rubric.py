@@ -174,3 +174,33 @@ def test_class_indices_from_a_generator_stay_integers(rubric_dir: Path) -> None:
     rubric = load_rubric(rubric_dir / "lab-00.yaml")
     z, y = rubric.inputs["random-y"].cases[0]
     assert type(y) is int and z.dtype == np.float64
+
+
+def test_every_problem_is_found_and_the_first_by_line_is_the_error(rubric_dir: Path) -> None:
+    """Each part is validated on its own: a problem in a check does not hide one in an input set or a function; the
+    error is the first problem by line (one line for ``grade``) and carries them all (for ``grade lint``)."""
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, "    atol: 1.0e-12\n    rtol: 1.0e-9\n    sums_to", "    tolerance: 1.0e-12\n    rtol: 1.0e-9\n    sums_to")
+    _edit(path, "    generate: hidden_logits\n", "    generate: hidden_logitz\n")
+    _edit(path, "  ce_grad_fd: {reference: ce_grad,", "  ce_grad_fd: {reference: ce_gard,")
+    _edit(path, "    points: 2\n", "    pionts: 2\n")
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    problems = info.value.problems  # type: ignore[attr-defined]
+    assert [p.line for p in problems] == sorted([_line_of(path, "tolerance:"), _line_of(path, "generate: hidden_logitz"),
+                                                 _line_of(path, "reference: ce_gard"), _line_of(path, "pionts:")])
+    assert str(info.value) == str(problems[0]) and str(info.value).startswith(f"{path}:{_line_of(path, 'reference: ce_gard')}:")
+    pionts = next(str(p) for p in problems if "pionts" in str(p))
+    assert "unknown key 'pionts' — did you mean 'points'?" in pionts  # and not also "missing required key 'points'"
+    assert info.value.said("es").endswith("la función de referencia 'ce_gard' no es una función del módulo de referencia "
+                                          "lab_00_reference.py — ¿querías decir 'ce_grad'?")
+
+
+def test_a_rubric_error_is_said_in_spanish_with_its_fix(rubric_dir: Path) -> None:
+    path = rubric_dir / "lab-00.yaml"
+    _edit(path, "    points: 2\n    acceptance: true\n\n  - id: jacobian-symmetric", "    points: two\n    acceptance: true\n\n  - id: jacobian-symmetric")
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    assert "'points' must be a number, not 'two' — write a plain number without quotes, e.g. 'points: 2'" in str(info.value)
+    assert info.value.said("es") == (f"{path}:{_line_of(path, 'points: two')}: comprobación 'jacobian-analytic': 'points' tiene "
+                                     "que ser un número, no 'two' — escribe un número sin comillas, p. ej. 'points: 2'")

@@ -33,14 +33,14 @@ class Context:
     deliverable: Path | None
     markdown_files: tuple[str, ...]
     document: Document | None
-    document_error: str
+    document_error: Message | str  # a deliverable that cannot be read
     phase_note: Message | str = ""  # the phase folder was only a near miss (phase-4 for phase-04)
-    phase_refused: str = ""  # the phase folder is a link out of the learner's folder, so nothing of it is read
+    phase_refused: Message | str = ""  # the phase folder is a link out of the learner's folder, so nothing of it is read
     results: dict[str, CheckResult] = field(default_factory=dict)
     grader_fault: bool = False  # a check failed for the grader's own reasons: the lab is graded again next run
     analysis: Any = None  # the deliverable's formulas, read once (grader.maths.match.Analysis)
     implementation_note: Message | str = ""  # the file was found by content, or a notebook's cells were left out
-    implementation_error: str = ""  # a notebook that could not be read
+    implementation_error: Message | str = ""  # a notebook that could not be read
     deliverable_note: Message | str = ""  # the deliverable was found by content
     verdicts: dict[Any, Any] = field(default_factory=dict)  # what each finite difference computes (grader.checks.fd)
 
@@ -65,13 +65,6 @@ class Case:
         shown = ", ".join(f"{n}={short(a)}" for n, a in zip(self.arg_names, self.args))
         kind = "hidden" if self.inputs.hidden else ("case" if len(self.inputs.cases) > 1 else "only")
         return msg(f"input.{kind}", name=self.inputs.name, i=self.index + 1, args=shown)
-
-    @property
-    def label(self) -> str:
-        shown = ", ".join(f"{n}={short(a)}" for n, a in zip(self.arg_names, self.args))
-        name, i, count = self.inputs.name, self.index + 1, len(self.inputs.cases)
-        kind = f"hidden input '{name}' #{i}" if self.inputs.hidden else f"input '{name}'" + (f" #{i}" if count > 1 else "")
-        return f"{kind} ({shown})"
 
 
 def result(check: Check, status: Status, message: Message | str, evidence: Evidence | None = None, fraction: float = 0.0) -> CheckResult:
@@ -141,8 +134,9 @@ def reference_call(ctx: Context, name: str, *args: Any) -> Any:
         module_file = getattr(ctx.rubric.reference, "__file__", "")
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == module_file]
         where = f"{module_file}:{frames[-1].lineno}" if frames else str(ctx.rubric.path)
-        raise RubricError(f"{where}: reference function '{name}' failed on ({shown}): "
-                          f"{type(exc).__name__}: {exc} — fix the reference module") from None
+        error = verbatim(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
+        raise RubricError(msg("rubric.at", where=where, problem=msg("rubric.reference_failed", name=name, args=shown,
+                                                                    error=error))) from None
 
 
 _EXPECTED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], np.ndarray]] = weakref.WeakKeyDictionary()
@@ -168,15 +162,15 @@ def _expected_value(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...]) 
     except (TypeError, ValueError):
         array = None
     if value is None or array is None:
-        raise RubricError(f"{ctx.rubric.path}: reference function '{fn_spec.reference}' returned {type(value).__name__}, "
-                          "not numbers — fix the reference module")
+        raise RubricError(msg("rubric.at", where=str(ctx.rubric.path), problem=msg(
+            "rubric.reference_not_numbers", name=fn_spec.reference, type=type(value).__name__)))
     return array
 
 
-def listed(names: Sequence[str], most: int = 20) -> str:
-    """Names for a message: the first ``most``, then how many more."""
+def listed(names: Sequence[str], most: int = 20) -> Message | str:
+    """Names for a message (data, ``""`` when none): the first ``most``, then how many more."""
     shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+    return msg("rubric.names_and_more", names=shown, n=len(names) - most) if len(names) > most else shown
 
 
 def missing_message(ctx: Context, name: str) -> Message:
@@ -191,7 +185,8 @@ def missing_message(ctx: Context, name: str) -> Message:
         close = [c for c in candidates if words[c] in by_words]
     close = [c for c in close if _plays_the_role(ctx, name, c)][:1]
     file: Message | str = ctx.implementation.name if ctx.implementation else msg("missing.the_implementation")
-    failed = next((s for s in ctx.run.load.skipped if f"(def {name})" in s), None)
+    load = ctx.run.load
+    failed = next((m for m in load.skipped_said if m.id == "load.statement.def" and m.params.get("name") == name), None)
     if failed:
         return msg("missing.failed_def", name=name, file=file, failed=failed)
     if close:
@@ -246,7 +241,7 @@ def fault_result(check: Check, ctx: Context, fn: str, outcome: Outcome, case: Ca
     hint = None
     load = ctx.run.load if ctx.run is not None else None
     if outcome.fault == "raised" and ("NameError" in outcome.message or "ImportError" in outcome.message) and load and load.skipped:
-        hint = msg("fault.hint.top_level", statement=load.skipped[0])
+        hint = msg("fault.hint.top_level", statement=load.skipped_said[0] if load.skipped_said else load.skipped[0])
     elif outcome.fault == "raised" and case is not None and any(e in outcome.message for e in _SHAPE_ERRORS) \
             and _batch_only(ctx, fn, case):
         hint = msg("fault.hint.batch", n=case.args[0].shape[0])

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.i18n import Message, msg, verbatim
 from grader.maths import extract
 from grader.maths.evaluate import (
     DEFINED,
@@ -63,10 +64,12 @@ SIZES = (3, 4, 6)  # sample dimensions: a coincidence of one size does not survi
 
 
 class NotationError(ValueError):
-    """A rubric's notation block is wrong; ``where`` is the key path for the rubric loader's file:line."""
+    """A rubric's notation block is wrong: ``message`` says what (a catalogue message, ``str``: its English);
+    ``where`` is the key path for the rubric loader's file:line."""
 
-    def __init__(self, message: str, where: tuple[Any, ...]) -> None:
-        super().__init__(message)
+    def __init__(self, message: Message, where: tuple[Any, ...]) -> None:
+        super().__init__(message.english())
+        self.message = message
         self.where = where
 
 
@@ -150,8 +153,8 @@ def build(data: Mapping[str, Any], reference: Any = None) -> Notation:
     except NotationError:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed block is the rubric's error, said in one line
-        raise NotationError(f"cannot read it ({type(exc).__name__}: {' '.join(str(exc).split())[:120]}) — follow the "
-                            "notation format in the README", ()) from None
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
+        raise NotationError(msg("notation.unreadable", error=verbatim(reason)), ()) from None
 
 
 def _functions(data: Any, reference: Any) -> tuple[Vocabulary, tuple[Function, ...]]:
@@ -159,31 +162,29 @@ def _functions(data: Any, reference: Any) -> tuple[Vocabulary, tuple[Function, .
     if data is None:
         return EMPTY, ()
     if not isinstance(data, dict):
-        raise NotationError("'functions' must be a mapping of names to {reference, takes, spellings} — indent them under it",
-                            ("functions",))
+        raise NotationError(msg("notation.functions_not_mapping", keys="{reference, takes, spellings}"), ("functions",))
     spellings: list[tuple[str, str]] = []
     functions: list[Function] = []
     classes: set[str] = set()
     for name, spec in data.items():
         where = ("functions", name)
         if not isinstance(spec, dict) or not str(name).isidentifier():
-            raise NotationError(f"function '{name}' must be a mapping with 'reference' (and takes, spellings) — e.g. "
-                                "'f: {reference: f}'", where)
+            raise NotationError(msg("notation.function_not_mapping", name=str(name), example="f: {reference: f}"), where)
         unknown = set(spec) - {"reference", "takes", "spellings"}
         if unknown:
-            raise NotationError(f"function '{name}': unknown key '{sorted(unknown)[0]}' — use reference, takes, spellings", where)
+            raise NotationError(msg("notation.function_unknown_key", name=str(name), key=sorted(unknown)[0]), where)
         target = getattr(reference, str(spec.get("reference", name)), None)
         if not callable(target):
-            raise NotationError(f"function '{name}': '{spec.get('reference', name)}' is not a function of the reference module "
-                                "— define it there", (*where, "reference"))
+            raise NotationError(msg("notation.function_not_in_reference", name=str(name),
+                                    reference=str(spec.get("reference", name))), (*where, "reference"))
         takes = spec.get("takes", "vector")
         if takes not in ("vector", "class"):
-            raise NotationError(f"function '{name}': takes must be 'vector' or 'class', not {takes!r} — fix 'takes'", (*where, "takes"))
+            raise NotationError(msg("notation.function_takes", name=str(name), value=repr(takes)), (*where, "takes"))
         if takes == "class":
             classes.add(str(name))
         for spelling in [name, *(spec.get("spellings") or [])]:
             if not isinstance(spelling, str) or not spelling.strip():
-                raise NotationError(f"function '{name}': spellings are non-empty strings — quote them", (*where, "spellings"))
+                raise NotationError(msg("notation.function_spellings", name=str(name)), (*where, "spellings"))
             spellings.append((spelling.strip(), str(name)))
         functions.append(Function(str(name), target, takes, str(getattr(reference, "__file__", ""))))
     return Vocabulary(tuple(dict.fromkeys(spellings)), frozenset(classes)), tuple(functions)
@@ -191,43 +192,41 @@ def _functions(data: Any, reference: Any) -> tuple[Vocabulary, tuple[Function, .
 
 def _build(data: Mapping[str, Any], reference: Any) -> Notation:
     if not isinstance(data, Mapping):
-        raise NotationError("notation must be a mapping with 'quantities' and 'results' — indent them under it", ())
+        raise NotationError(msg("notation.not_mapping"), ())
     unknown_top = set(data) - {"quantities", "results", "functions"}
     if unknown_top:
-        raise NotationError(f"unknown key '{sorted(unknown_top)[0]}' — use quantities, functions, results", ())
+        raise NotationError(msg("notation.unknown_key", key=sorted(unknown_top)[0]), ())
     vocabulary, functions = _functions(data.get("functions"), reference)
     quantities_data = data.get("quantities")
     if not isinstance(quantities_data, dict) or not quantities_data:
-        raise NotationError("'quantities' is missing — give a mapping of the lab's quantities (sample or value, symbols, "
-                            "words)", ("quantities",))
+        raise NotationError(msg("notation.no_quantities"), ("quantities",))
     quantities: list[Quantity] = []
     for name, spec in quantities_data.items():
         where = ("quantities", name)
         if not isinstance(spec, dict):
-            raise NotationError(f"quantity '{name}' must be a mapping — give it sample or value, symbols, words", where)
+            raise NotationError(msg("notation.quantity_not_mapping", name=str(name)), where)
         unknown = set(spec) - {"sample", "value", "symbols", "words"}
         if unknown:
-            raise NotationError(f"quantity '{name}': unknown key '{sorted(unknown)[0]}' — use sample, value, symbols, words", where)
+            raise NotationError(msg("notation.quantity_unknown_key", name=str(name), key=sorted(unknown)[0]), where)
         sample = spec.get("sample", "")
         if sample not in ("", "vector", "class"):
-            raise NotationError(f"quantity '{name}': sample must be 'vector' or 'class', not {sample!r} — fix 'sample'",
-                                (*where, "sample"))
+            raise NotationError(msg("notation.quantity_sample", name=str(name), value=repr(sample)), (*where, "sample"))
         value = None
         if "value" in spec:
             try:
                 value = parse(str(spec["value"]), vocabulary=vocabulary)
             except ParseError as exc:
-                raise NotationError(f"quantity '{name}': its value {spec['value']!r} is not an expression ({exc}) — "
-                                    "write it like 'f(z)'", (*where, "value")) from None
+                raise NotationError(msg("notation.quantity_value", name=str(name), value=repr(spec["value"]), error=verbatim(str(exc))),
+                                    (*where, "value")) from None
         if bool(sample) == (value is not None):
-            raise NotationError(f"quantity '{name}' needs exactly one of 'sample' or 'value' — keep one", where)
+            raise NotationError(msg("notation.quantity_one_of", name=str(name)), where)
         symbols = {str(name)}
         for k, text in enumerate(spec.get("symbols", []) or []):
             try:
                 symbols.add(symbol_key(str(text), vocabulary))
             except ValueError:
-                raise NotationError(f"quantity '{name}': {text!r} is not a symbol — write one letter, maybe decorated "
-                                    "(\\\\hat{y}) or named (y_{pred})", (*where, "symbols", k)) from None
+                raise NotationError(msg("notation.not_a_symbol", name=str(name), text=repr(text), decorated="\\\\hat{y}",
+                                        named="y_{pred}"), (*where, "symbols", k)) from None
         words = tuple(fold(str(w)) for w in spec.get("words", []) or [])
         quantities.append(Quantity(str(name), sample, value, frozenset(symbols), words))
     samples = _samples(quantities, vocabulary, functions)
@@ -235,7 +234,7 @@ def _build(data: Mapping[str, Any], reference: Any) -> Notation:
     results: dict[str, Result] = {}
     results_data = data.get("results") or {}
     if not isinstance(results_data, dict):
-        raise NotationError("'results' must be a mapping of names to expressions — indent them under it", ("results",))
+        raise NotationError(msg("notation.results_not_mapping"), ("results",))
     for name, spec in results_data.items():
         results[str(name)] = _result(notation, str(name), spec)
     return Notation(notation.quantities, results, samples, vocabulary, functions, _screen(quantities, results, samples[0]))
@@ -273,12 +272,11 @@ def _samples(quantities: Sequence[Quantity], vocabulary: Vocabulary, functions: 
                 try:
                     value = evaluate(q.value, Scope(sample, rubric, {}, 0, named))
                 except EvalError as exc:
-                    raise NotationError(f"quantity '{q.name}': its value cannot be computed ({exc}) — write it from the "
-                                        "sampled quantities and the rubric's functions", ("quantities", q.name, "value")) from None
+                    raise NotationError(msg("notation.value_not_computable", name=q.name, error=verbatim(str(exc))),
+                                        ("quantities", q.name, "value")) from None
                 arrays = as_arrays(value, 1, n)
                 if not arrays:
-                    raise NotationError(f"quantity '{q.name}': its value must be a vector — fix 'value'",
-                                        ("quantities", q.name, "value"))
+                    raise NotationError(msg("notation.value_not_vector", name=q.name), ("quantities", q.name, "value"))
                 vectors[q.name] = arrays[0]
                 sample = Sample(n, vectors, classes)
         samples.append(sample)
@@ -299,15 +297,14 @@ def _form(notation: Notation, spec: Any, where: tuple[Any, ...]) -> Form:
     if isinstance(spec, str):
         spec = {"expression": spec}
     if not isinstance(spec, dict) or "expression" not in spec:
-        raise NotationError("a form is an expression, or a mapping with 'expression' (and with, without, inside) — write "
-                            "one of those", where)
+        raise NotationError(msg("notation.form_shape"), where)
     unknown = set(spec) - {"expression", "with", "without", "inside"}
     if unknown:
-        raise NotationError(f"unknown key '{sorted(unknown)[0]}' — use expression, with, without, inside", where)
+        raise NotationError(msg("notation.form_unknown_key", key=sorted(unknown)[0]), where)
     text = str(spec["expression"])
     readings = parses(text, notation.vocabulary)
     if not readings:
-        raise NotationError(f"{text!r} is not an expression — write it like 'p_i (delta_ij - p_j)'", (*where, "expression"))
+        raise NotationError(msg("notation.not_an_expression", text=repr(text)), (*where, "expression"))
     binding = _rubric_binding(notation.quantities)
     problem = ""
     for tree in readings:  # the LaTeX reading first, then ASCII's (delta_ij as one subscript)
@@ -322,16 +319,14 @@ def _form(notation: Notation, spec: Any, where: tuple[Any, ...]) -> Form:
         except EvalError as exc:
             problem = str(exc)
     else:
-        raise NotationError(f"{text!r} cannot be computed from the quantities ({problem}) — use the quantities' names and "
-                            "free index letters", (*where, "expression"))
+        raise NotationError(msg("notation.not_computable", text=repr(text), error=verbatim(problem)), (*where, "expression"))
     kinds = []
     for key in ("with", "without"):
         listed = spec.get(key, [])
         listed = [listed] if isinstance(listed, str) else list(listed)
         for item in listed:
             if item not in _KINDS and item not in notation.vocabulary.names:
-                raise NotationError(f"'{key}: {item}' is not known — use one of {', '.join(_KINDS)} or a function of the "
-                                    "notation", (*where, key))
+                raise NotationError(msg("notation.unknown_kind", key=key, item=str(item), kinds=list(_KINDS)), (*where, key))
         kinds.append(frozenset(listed))
     return Form(text, rank, tuple(targets), tree, kinds[0], kinds[1] | {"derivative"}, bool(spec.get("inside", False)))
 
@@ -341,11 +336,10 @@ def _result(notation: Notation, name: str, spec: Any) -> Result:
     if isinstance(spec, str):
         spec = {"expression": spec}
     if not isinstance(spec, dict):
-        raise NotationError(f"result '{name}' must be an expression or a mapping — write 'expression: …'", where)
+        raise NotationError(msg("notation.result_shape", name=name), where)
     unknown = set(spec) - {"expression", "any", "anchor", "steps", "with", "without", "say"}
     if unknown:
-        raise NotationError(f"result '{name}': unknown key '{sorted(unknown)[0]}' — use expression (or any), say, anchor, steps, "
-                            "with, without", where)
+        raise NotationError(msg("notation.result_unknown_key", name=name, key=sorted(unknown)[0]), where)
     if "any" in spec:
         forms = tuple(_form(notation, f, (*where, "any", k)) for k, f in enumerate(spec["any"]))
     else:
@@ -354,7 +348,7 @@ def _result(notation: Notation, name: str, spec: Any) -> Result:
     for k, step in enumerate(spec.get("steps", []) or []):
         at = (*where, "steps", k)
         if not isinstance(step, dict) or "any" not in step or "say" not in step:
-            raise NotationError(f"result '{name}': each step has 'say' (what to show) and 'any' (its forms) — add them", at)
+            raise NotationError(msg("notation.step_shape", name=name), at)
         steps.append(Step(step["say"], tuple(_form(notation, f, (*at, "any", j)) for j, f in enumerate(step["any"]))))
     return Result(name, forms, bool(spec.get("anchor", False)), tuple(steps), spec.get("say", ""))
 
