@@ -217,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["history"] and not Path("history").is_dir():
         return _history(build_history_parser(asked).parse_args(argv[1:]))
     if argv[:1] == ["lint"] and not Path("lint").is_dir():
-        return _lint(argv[1:])
+        return _lint(_without_lang(argv[1:]), asked)
+    if argv[:1] == ["gradescope-zip"] and not Path("gradescope-zip").is_dir():
+        return _gradescope_zip(build_zip_parser(asked).parse_args(argv[1:]))
     args = build_parser(asked).parse_args(argv)
     if args.doctor:
         return _doctor(args.lang)
@@ -383,18 +385,64 @@ def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
     return None
 
 
-def _lint(paths: Sequence[str]) -> int:
+def _without_lang(argv: Sequence[str]) -> list[str]:
+    """``grade lint`` takes paths and ``--lang``: the paths alone."""
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--lang":
+            skip = True
+        elif not word.startswith("--lang="):
+            kept.append(word)
+    return kept
+
+
+def _lint(paths: Sequence[str], lang: str = "auto") -> int:
     """Every rubric problem at once; exit 2 when a rubric does not load, 1 when only languages are missing."""
+    from grader.i18n import class_language
     from grader.lint import lint, render, rubric_files
 
-    with _errors() as code:
+    with _errors(lang) as code:
         targets = [Path(p) for p in paths] or [_bundled()]
         files = sum(len(rubric_files(t)) for t in targets)
         problems = lint(targets)
         from grader.safety import terminal_safe
 
-        print(terminal_safe(render(problems, files)), end="")
+        print(terminal_safe(render(problems, files, lang=class_language(lang))), end="")
         code[0] = 2 if any(p.fatal for p in problems) else 1 if problems else 0
+    return code[0]
+
+
+def build_zip_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import class_language, msg, say
+
+    lang = class_language(lang)
+
+    def words(message: Any) -> str:
+        return say(message, lang).replace("%", "%%")
+
+    parser = _Parser(prog="grade gradescope-zip", description=words(msg("cli.zip.description")), add_help=False)
+    parser.lang = lang
+    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser.add_argument("rubrics", nargs="+", type=Path, metavar="RUBRIC", help=words(msg("cli.zip.rubrics")))
+    parser.add_argument("--out", type=Path, default=Path("autograder.zip"), metavar="FILE", help=words(msg("cli.zip.out")))
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
+    return parser
+
+
+def _gradescope_zip(args: argparse.Namespace) -> int:
+    """One upload for Gradescope's "Configure autograder": the grader, the rubrics and the two scripts."""
+    with _errors(args.lang) as code:
+        from grader.autograder_zip import build_zip
+        from grader.i18n import class_language, msg, say
+        from grader.rubric import discover_rubrics
+        from grader.safety import terminal_safe
+
+        rubrics = [r for target in args.rubrics for r in discover_rubrics(target)]
+        names = build_zip(rubrics, args.out)
+        print(terminal_safe(say(msg("cli.zip.wrote", out=str(args.out), n=len(names), labs=", ".join(r.lab for r in rubrics)),
+                                class_language(args.lang))))
     return code[0]
 
 
