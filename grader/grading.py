@@ -22,7 +22,16 @@ from grader.submission import applies, find_submission, phase_folder, phase_numb
 
 
 def bundled_rubrics() -> Path:
-    """The rubrics shipped beside the package."""
+    """The shipped rubrics: package data when installed (``grader.rubrics``, a wheel or ``pipx``), else the source
+    checkout's ``rubrics/``."""
+    from importlib import resources
+
+    try:
+        root = Path(str(resources.files("grader.rubrics")))
+        if root.is_dir() and any(root.glob("*/*.yaml")):
+            return root
+    except (ModuleNotFoundError, TypeError):
+        pass
     return Path(__file__).resolve().parent.parent / "rubrics"
 
 

@@ -1,0 +1,1 @@
+"""The shipped labs' rubrics and reference modules, installed as package data (``grader.rubrics``)."""
