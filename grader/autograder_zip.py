@@ -75,8 +75,10 @@ def _rubric_files(rubrics: Sequence[Rubric]) -> Iterator[tuple[str, bytes]]:
     for rubric in rubrics:
         folder = f"rubrics/{rubric.phase_dir}"
         yield f"{folder}/{rubric.path.name}", rubric.path.read_bytes()
-        reference = Path(rubric.reference.__file__ or "")
-        yield f"{folder}/{reference.name}", reference.read_bytes()
+        for module in (rubric.reference, rubric.helpers):
+            if module is not None:
+                file = Path(module.__file__ or "")
+                yield f"{folder}/{file.name}", file.read_bytes()
 
 
 def build_zip(rubrics: Sequence[Rubric], out: Path) -> list[str]:

@@ -521,7 +521,7 @@ def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[
     write_gradebook(out / GRADEBOOK, results)
     written.append(out / GRADEBOOK)
     if options.junit is not None:
-        write_junit(options.junit, results)
+        write_junit(options.junit, results, class_language(options.lang))
         written.append(options.junit)
     return written
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,16 +17,29 @@ from grader.errors import GraderError
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130  # 3: SandboxError.exit_code
 
 
+# argparse's own error sentences (Python 3.10–3.13), said again through the catalogue; any other stays as it is
+_ARGPARSE = (
+    (re.compile(r"argument (?P<flag>\S+): invalid choice: (?P<value>.+?) \(choose from (?P<choices>.+)\)$"), "argparse.choice"),
+    (re.compile(r"argument (?P<flag>\S+): invalid (?P<kind>int|float) value: (?P<value>.+)$"), "argparse.number"),
+    (re.compile(r"argument (?P<flag>\S+): expected one argument$"), "argparse.one"),
+    (re.compile(r"unrecognized arguments: (?P<args>.+)$"), "argparse.unknown"),
+    (re.compile(r"the following arguments are required: (?P<args>.+)$"), "argparse.required"),
+    (re.compile(r"argument (?P<flag>\S+): ignored explicit argument (?P<value>.+)$"), "argparse.ignored"),
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 like every other bad input, in the reader's language
-    (argparse's own words, "unrecognized arguments", stay as argparse gives them)."""
+    (its usual sentences through the catalogue; its help's framework words, "usage:", as argparse gives them)."""
 
     lang = "en"
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        from grader.i18n import msg, say
+        from grader.i18n import msg, say, verbatim
 
-        self.exit(EXIT_USAGE, f"grade: {say(msg('cli.argparse', error=message), self.lang)}\n")
+        said = next((msg(key, **m.groupdict()) for pattern, key in _ARGPARSE if (m := pattern.match(message))),
+                    verbatim(message))
+        self.exit(EXIT_USAGE, f"grade: {say(msg('cli.argparse', error=said, prog=self.prog), self.lang)}\n")
 
 
 def _asked_language(argv: Sequence[str]) -> str:
@@ -217,7 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["history"] and not Path("history").is_dir():
         return _history(build_history_parser(asked).parse_args(argv[1:]))
     if argv[:1] == ["lint"] and not Path("lint").is_dir():
-        return _lint(_without_lang(argv[1:]), asked)
+        lint_args = build_lint_parser(asked).parse_args(argv[1:])
+        return _lint([str(t) for t in lint_args.rubrics], lint_args.lang)
+    if argv[:1] == ["kit"] and not Path("kit").is_dir():
+        return _kit(build_kit_parser(asked).parse_args(argv[1:]))
     if argv[:1] == ["gradescope-zip"] and not Path("gradescope-zip").is_dir():
         return _gradescope_zip(build_zip_parser(asked).parse_args(argv[1:]))
     args = build_parser(asked).parse_args(argv)
@@ -233,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.watch:
             from grader.watch import watch
 
+            if len(args.paths) == 1 and not args.paths[0].exists():
+                from grader.grading import find_learners
+
+                find_learners(args.paths)  # says what is wrong with the path, as grading it would
             if len(args.paths) != 1 or not _looks_like_learner(args.paths[0]):
                 raise _usage(msg("cli.watch_one"))
             code[0] = watch(Path(args.paths[0]), lambda quiet: _grade_once(args, argv, quiet),
@@ -385,17 +406,20 @@ def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
     return None
 
 
-def _without_lang(argv: Sequence[str]) -> list[str]:
-    """``grade lint`` takes paths and ``--lang``: the paths alone."""
-    kept, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word == "--lang":
-            skip = True
-        elif not word.startswith("--lang="):
-            kept.append(word)
-    return kept
+def build_lint_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import class_language, msg, say
+
+    lang = class_language(lang)
+
+    def words(message: Any) -> str:
+        return say(message, lang).replace("%", "%%")
+
+    parser = _Parser(prog="grade lint", description=words(msg("cli.lint.description")), add_help=False)
+    parser.lang = lang
+    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser.add_argument("rubrics", nargs="*", type=Path, metavar="RUBRICS", help=words(msg("cli.lint.rubrics")))
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
+    return parser
 
 
 def _lint(paths: Sequence[str], lang: str = "auto") -> int:
@@ -411,6 +435,49 @@ def _lint(paths: Sequence[str], lang: str = "auto") -> int:
 
         print(terminal_safe(render(problems, files, lang=class_language(lang))), end="")
         code[0] = 2 if any(p.fatal for p in problems) else 1 if problems else 0
+    return code[0]
+
+
+def build_kit_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import class_language, msg, say
+
+    lang = class_language(lang)
+
+    def words(message: Any) -> str:
+        return say(message, lang).replace("%", "%%")
+
+    parser = _Parser(prog="grade kit", description=words(msg("cli.kit.description")), add_help=False)
+    parser.lang = lang
+    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser.add_argument("rubrics", nargs="+", type=Path, metavar="RUBRIC", help=words(msg("cli.zip.rubrics")))
+    parser.add_argument("--out", type=Path, default=Path("kit"), metavar="DIR", help=words(msg("cli.kit.out")))
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
+    return parser
+
+
+def _kit(args: argparse.Namespace) -> int:
+    """The learner kit: public checks with the reference's values as data, no reference code, no hidden input."""
+    with _errors(args.lang) as code:
+        from grader.i18n import class_language, msg, say
+        from grader.kit import build_kit, is_kit
+        from grader.rubric import discover_rubrics
+        from grader.safety import terminal_safe
+
+        lang = class_language(args.lang)
+        rubrics = [r for target in args.rubrics for r in discover_rubrics(target)]
+        if any(is_kit(r.path) for r in rubrics):
+            raise _usage(msg("cli.kit.from_kit"))
+        if args.out.exists() and not args.out.is_dir():
+            raise _usage(msg("cli.kit.out_file", out=str(args.out)))
+        for rubric in rubrics:
+            path, notes = build_kit(rubric, args.out)
+            from grader.kit import load_kit
+
+            kit = load_kit(path)
+            print(terminal_safe(say(msg("cli.kit.wrote", path=str(path), lab=rubric.lab, n=len(kit.checks),
+                                        held=kit.held_back, narrowed=kit.narrowed), lang)))
+            for note in notes:
+                print(terminal_safe(f"  {say(note, lang)}"), file=sys.stderr)
     return code[0]
 
 

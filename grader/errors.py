@@ -49,3 +49,8 @@ class Interrupted(GraderError):
     """Ctrl-C: what was finished is kept; the message says how to resume."""
 
     exit_code = 130
+
+
+class KitMissing(RubricError):
+    """A learner kit has no value for a call a check made on the rubric's own inputs: the kit is older than the
+    grader's checks, or was edited by hand."""

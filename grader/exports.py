@@ -65,17 +65,17 @@ def write_gradebook(path: Path, results: Sequence[LabResult]) -> None:
     atomic_write_text(Path(path), BOM + gradebook_csv(results), hint=msg("write.hint.gradebook"))
 
 
-def junit_xml(results: Sequence[LabResult]) -> str:
+def junit_xml(results: Sequence[LabResult], lang: str = DEFAULT) -> str:
     """``<testsuites>``, one ``<testsuite>`` per lab, one ``<testcase>`` per learner and check.
 
     ``classname`` is ``<learner>.<phase>-<lab>``: CI dashboards split it at the last dot, so the learner
     becomes the package and the lab the class. ``review`` passes (its points are given) with a note in
-    ``<system-out>``; an instructor's override is noted there too.
+    ``<system-out>``; an instructor's override is noted there too. The words are the instructor's (``lang``).
     """
     root = ET.Element("testsuites", name="grader")
     by_lab = _by_lab(results)
     for lab, lab_results in by_lab.items():
-        root.append(_junit_suite(lab, lab_results))
+        root.append(_junit_suite(lab, lab_results, lang))
     for key in ("tests", "failures", "errors"):
         root.set(key, str(sum(int(suite.get(key, "0")) for suite in root)))
     root.set("time", f"{sum(r.seconds for lab_results in by_lab.values() for r in lab_results):.3f}")
@@ -83,8 +83,8 @@ def junit_xml(results: Sequence[LabResult]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def write_junit(path: Path, results: Sequence[LabResult]) -> None:
-    atomic_write_text(Path(path), junit_xml(results), hint=msg("write.hint.junit"))
+def write_junit(path: Path, results: Sequence[LabResult], lang: str = DEFAULT) -> None:
+    atomic_write_text(Path(path), junit_xml(results, lang), hint=msg("write.hint.junit"))
 
 
 def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str = "auto") -> dict[str, Any]:
@@ -195,7 +195,7 @@ def _xml_text(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
-def _junit_suite(lab: str, results: Sequence[LabResult]) -> ET.Element:
+def _junit_suite(lab: str, results: Sequence[LabResult], lang: str = DEFAULT) -> ET.Element:
     suite = ET.Element("testsuite", name=_xml_text(lab))
     statuses = [c.status for r in results for c in r.checks]
     suite.set("tests", str(len(statuses)))
@@ -205,21 +205,21 @@ def _junit_suite(lab: str, results: Sequence[LabResult]) -> ET.Element:
     for r in results:
         classname = _xml_text(f"{r.learner}.{r.lab.replace('/', '-')}")
         for c in r.checks:
-            suite.append(_junit_case(c, classname))
+            suite.append(_junit_case(c, classname, lang))
     return suite
 
 
-def _junit_case(c: CheckResult, classname: str) -> ET.Element:
+def _junit_case(c: CheckResult, classname: str, lang: str = DEFAULT) -> ET.Element:
     """Per-check time is not measured (a lab's calls are batched), so a case says 0 and its suite the lab's run."""
     case = ET.Element("testcase", name=_xml_text(c.id), classname=classname, time="0.000")
     outcome = {Status.FAIL: "failure", Status.ERROR: "error", Status.SKIP: "skipped"}.get(c.status)
     if outcome is not None:
-        detail = ET.SubElement(case, outcome, message=_xml_text(headline(say(c.message, DEFAULT)) or c.status.value))
+        detail = ET.SubElement(case, outcome, message=_xml_text(headline(say(c.message, lang)) or c.status.value))
         if outcome != "skipped":
             detail.set("type", c.status.value)
-            points = f"score: {format_points(c.score)} / {format_points(c.max_score)}"
-            detail.text = _xml_text(f"{_check_detail(c)}\n{points}".lstrip("\n"))
-    notes = _notes(c)
+            points = say(msg("export.score", score=format_points(c.score), max=format_points(c.max_score)), lang)
+            detail.text = _xml_text(f"{_check_detail(c, lang)}\n{points}".lstrip("\n"))
+    notes = _notes(c, lang)
     if notes:
         ET.SubElement(case, "system-out").text = _xml_text(notes)
     return case
@@ -252,13 +252,13 @@ def _check_detail(c: CheckResult, lang: str = DEFAULT) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _notes(c: CheckResult) -> str:
+def _notes(c: CheckResult, lang: str = DEFAULT) -> str:
     """What a CI page shows beside the outcome; the last line is the finding as data (``message_id``, ``params``)."""
     notes = []
     if c.status is Status.REVIEW:
-        notes.append(f"{say(msg('export.status.review'), DEFAULT)}: {say(c.message, DEFAULT)}".rstrip(": "))
+        notes.append(f"{say(msg('export.status.review'), lang)}: {say(c.message, lang)}".rstrip(": "))
     if c.override is not None:
-        notes.append(_override_line(c.override, c.max_score))
+        notes.append(_override_line(c.override, c.max_score, lang))
     data = message_data(c.message)
     if c.status is not Status.PASS and data["message_id"] not in (None, VERBATIM):
         notes.append(json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")))

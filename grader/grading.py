@@ -285,6 +285,8 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         seconds=round(time.perf_counter() - started, 4),
         retry=retry,
         language=detect([document.prose]) if document is not None else "",
+        held_back=rubric.held_back,
+        narrowed=rubric.narrowed,
     )
 
 

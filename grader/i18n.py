@@ -247,6 +247,14 @@ def say(message: Message | Texts | str | None, lang: str = DEFAULT) -> str:
         return _Formatter(DEFAULT).vformat(lookup(DEFAULT, message.id) or message.id, (), dict(message.params))
 
 
+def any_of(items: Iterable[str]) -> Message:
+    """Alternatives said with the language's own "or" ("lab-00*.py or lab_00*.py" · "lab-00*.py o lab_00*.py")."""
+    listed = list(items)
+    if len(listed) < 2:
+        return verbatim(listed[0] if listed else "")
+    return msg("list.or", items=", ".join(listed[:-1]), last=listed[-1])
+
+
 def plural(message_id: str, count: int, **params: Any) -> Message:
     """``<id>.one`` or ``<id>.other``: English and Spanish share the rule (one is singular)."""
     return Message(f"{message_id}.{'one' if count == 1 else 'other'}", {"n": count, **params})

@@ -85,6 +85,11 @@ class Rubric:
     checks: tuple[Check, ...]
     reference: ModuleType = field(compare=False, hash=False, repr=False)
     notation: Any = field(default=None, compare=False, hash=False, repr=False)  # grader.maths.match.Notation
+    helpers: ModuleType | None = field(default=None, compare=False, hash=False, repr=False)  # what a kit may ship
+    notation_data: Any = field(default=None, compare=False, hash=False, repr=False)  # ``notation:`` as written
+    digest: str = ""  # sha256 of the rubric, its reference and helpers: a kit built from it names it
+    held_back: int = 0  # a learner kit: the checks only the instructor's rubric runs
+    narrowed: int = 0  # … and the checks it runs on public inputs only
 
     def function(self, name: str) -> FunctionSpec:
         for spec in self.functions:
@@ -149,6 +154,8 @@ class LabResult:
     seconds: float = 0.0
     retry: bool = False  # the grading machine failed, not the learner: never reused, graded again next run
     language: str = ""  # the language the deliverable is written in ("en", "es"; "" when it does not say)
+    held_back: int = 0  # graded with a learner kit: checks only the instructor's rubric runs
+    narrowed: int = 0  # … and checks run here on public inputs only
 
     @property
     def passed(self) -> bool:

@@ -21,7 +21,7 @@ import jinja2
 import markupsafe
 
 from grader.atomicio import atomic_write_text
-from grader.i18n import DEFAULT, LANGUAGES, Message, language, msg, plural, say
+from grader.i18n import DEFAULT, LANGUAGES, Message, joined, language, msg, plural, say
 from grader.model import CheckResult, LabResult, Status
 
 if TYPE_CHECKING:
@@ -127,6 +127,12 @@ def render_markdown(result: LabResult, lang: str = "auto") -> str:
     return environment(chosen).get_template("report.md.j2").render(r=result, lang=chosen)
 
 
+def kit_more(result: LabResult) -> Message:
+    """Graded with a learner kit: what the instructor's grading adds (checks held back, hidden inputs)."""
+    return joined(plural("kit.more.held", result.held_back) if result.held_back else msg("kit.more.none"),
+                  plural("kit.more.narrowed", result.narrowed) if result.narrowed else None)
+
+
 def markdown_head(result: LabResult, lang: str) -> str:
     """The Markdown report's top (verdict, counts, what to look at first): Gradescope's overall output."""
     return str(environment(lang).get_template("report_parts.md.j2").module.head(result)).strip()
@@ -205,6 +211,7 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
     )
     env.globals.update(
         first_things=first_things,
+        kit_more=kit_more,
         without_cause=without_cause,
         _=lambda message_id, **params: say(msg(message_id, **params), lang),
         _n=lambda message_id, n, **params: say(plural(message_id, n, **params), lang),

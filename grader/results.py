@@ -51,6 +51,7 @@ def lab_to_dict(r: LabResult, lang: str | None = None) -> dict[str, Any]:
         "lab": r.lab,
         "language": lang,
         **({"deliverable_language": r.language} if r.language else {}),
+        **({"held_back": r.held_back, "narrowed": r.narrowed} if r.held_back or r.narrowed else {}),
         "title": say(r.title, lang),
         **_texts("titles", r.title),
         "passed": r.passed,
@@ -134,6 +135,8 @@ def lab_from_dict(d: Mapping[str, Any]) -> LabResult:
             seconds=float(d.get("seconds") or 0.0),
             retry=bool(d.get("retry", False)),
             language=str(d.get("deliverable_language") or ""),
+            held_back=int(d.get("held_back") or 0),
+            narrowed=int(d.get("narrowed") or 0),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = msg("results.missing_key", key=str(exc)) if isinstance(exc, KeyError) else verbatim(str(exc))

@@ -122,6 +122,7 @@ _TOP = {
     "checks": _Field((list,), True),
     "description": _Field(_TEXT),
     "notation": _Field((dict,)),
+    "helpers": _Field((str,)),
 }
 _FUNCTION = {
     "reference": _Field((str,)),
@@ -414,21 +415,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _load_reference(doc: _Doc, name: str) -> ModuleType:
-    """The trusted module beside the rubric; when it is missing or fails to import, the rubric stops here."""
+def _load_reference(doc: _Doc, name: str, key: str = "reference", aliases: dict[str, ModuleType] | None = None) -> ModuleType:
+    """The trusted module beside the rubric (its reference, or the helpers a learner kit may ship, which the reference
+    imports by their file's name); when it is missing or fails to import, the rubric stops here."""
     try:
         path = (doc.path.parent / name).resolve()
         found = path.is_file() and path.suffix == ".py"
     except (OSError, ValueError, RuntimeError):
         path, found = doc.path.parent / name, False
     if not found:
-        raise doc.fail(("reference",), msg("rubric.reference_not_found", name=_shown(name), path=str(path)))
-    module_name = f"_grader_reference_{abs(hash(str(path)))}"
+        raise doc.fail((key,), msg("rubric.reference_not_found" if key == "reference" else "rubric.helpers_not_found",
+                                   name=_shown(name), path=str(path)))
+    module_name = f"_grader_{key}_{abs(hash(str(path)))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    saved = {alias: sys.modules.get(alias) for alias in aliases or {}}
+    sys.modules.update(aliases or {})
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -438,6 +443,12 @@ def _load_reference(doc: _Doc, name: str) -> ModuleType:
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         raise RubricProblem(path, lines[-1] if lines and lines[-1] else 0,
                             msg("rubric.reference_raised", error=verbatim(reason))) from None
+    finally:
+        for alias, before in saved.items():
+            if before is None:
+                sys.modules.pop(alias, None)
+            else:
+                sys.modules[alias] = before
     sys.modules[module_name] = module
     return module
 
@@ -757,7 +768,8 @@ def _load(doc: _Doc, text: str) -> Rubric | None:
             doc.add(("implementation", j), msg("rubric.not_a_pattern", pattern=_shown(pattern)))
     if "reference" not in top:  # said: everything below is computed by it
         return None
-    module = _load_reference(doc, top["reference"])
+    helpers = _load_reference(doc, top["helpers"], "helpers") if "helpers" in top else None
+    module = _load_reference(doc, top["reference"], aliases={Path(top["helpers"]).stem: helpers} if helpers else {})
 
     functions_data = top.get("functions")
     names = list(functions_data) if functions_data is not None else None
@@ -821,7 +833,20 @@ def _load(doc: _Doc, text: str) -> Rubric | None:
         checks=tuple(check for _, check in checks),
         reference=module,
         notation=notation,
+        helpers=helpers,
+        notation_data=top.get("notation"),
+        digest=_digest(doc.path, [top["reference"], *([top["helpers"]] if helpers else [])]),
     )
+
+
+def _digest(path: Path, modules: list[str]) -> str:
+    """What a kit was built from: the rubric's bytes and its modules'."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes())
+    for name in modules:
+        digest.update(b"\0" + (path.parent / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _uses(doc: _Doc, module: ModuleType, name: str, data: list[Any] | dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -850,15 +875,17 @@ def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any
 
 
 def discover_rubrics(directory: Path) -> list[Rubric]:
-    """Every ``*.yaml`` under the directory, sorted by lab id."""
-    if directory.is_file() and directory.suffix in (".yaml", ".yml"):
-        return [load_rubric(directory)]
+    """Every ``*.yaml`` under the directory (or every learner kit, ``*.kit.json``), sorted by lab id."""
+    from grader.kit import is_kit, load_kit
+
+    if directory.is_file() and (directory.suffix in (".yaml", ".yml") or is_kit(directory)):
+        return [load_kit(directory) if is_kit(directory) else load_rubric(directory)]
     if not directory.is_dir():
         raise RubricProblem(directory, 0, msg("rubric.no_folder"))
-    paths = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or is_kit(p)))
     if not paths:
         raise RubricProblem(directory, 0, msg("rubric.no_rubric"))
-    rubrics = [load_rubric(p) for p in paths]
+    rubrics = [load_kit(p) if is_kit(p) else load_rubric(p) for p in paths]
     labs: dict[str, Path] = {}
     for rubric in rubrics:
         if rubric.lab in labs:

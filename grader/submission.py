@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.i18n import Message, joined, msg
+from grader.i18n import Message, any_of, joined, msg
 from grader.errors import SubmissionError
 from grader.learnerfiles import inside, read_bytes, size
 from grader.model import Rubric
@@ -165,7 +165,7 @@ def find_submission(rubric: Rubric, learner: Path) -> Submission:
             error = ""
         elif ranked_py:  # the others may be helpers it imports: they are not "also found" copies
             implementation, count = ranked_py[0]
-            patterns = " or ".join(rubric.implementation)
+            patterns = any_of(rubric.implementation)
             note = msg("sub.by_content", count=count, total=len(functions), patterns=patterns)
             error = ""
     module_source = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError, Interrupted
-from grader.i18n import msg, say
+from grader.i18n import msg, plural, say
 from grader.model import LabResult, Status
 
 POLL_SECONDS = 0.5
@@ -61,9 +61,9 @@ def changes(before: Sequence[LabResult], after: Sequence[LabResult]) -> Change:
 
 
 def render_change(change: Change, results: Sequence[LabResult], lang: str) -> str:
-    said = (msg("watch.fixed", ids=", ".join(change.fixed)) if change.fixed else None,
-            msg("watch.broke", ids=", ".join(change.broke)) if change.broke else None,
-            msg("watch.failing", ids=", ".join(change.failing)) if change.failing else None)
+    said = (plural("watch.fixed", len(change.fixed), ids=", ".join(change.fixed)) if change.fixed else None,
+            plural("watch.broke", len(change.broke), ids=", ".join(change.broke)) if change.broke else None,
+            plural("watch.failing", len(change.failing), ids=", ".join(change.failing)) if change.failing else None)
     parts = [say(m, lang) for m in said if m is not None]
     passed = all(r.passed for r in results)
     verdict = say(msg("verdict.passed" if passed else "verdict.not_passed"), lang)

@@ -203,7 +203,7 @@ def class_without_learners(tmp: Path, out: Path) -> Bad:
     for folder in ("ana/notes", "ben/lab-00", "carla"):
         (tmp / "class" / folder).mkdir(parents=True)
     (tmp / "class" / "carla" / "lab-00.py").write_text("x = 1\n", encoding="utf-8")
-    return Bad(["class", "--out", out], ("none of its 3 folder(s) (ana/, ben/, carla/) has a phase-NN/ folder",), "class")
+    return Bad(["class", "--out", out], ("none of the folders in it (ana/, ben/, carla/) has a phase-NN/ folder",), "class")
 
 
 def out_inside_learner(tmp: Path, out: Path) -> Bad:

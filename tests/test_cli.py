@@ -159,11 +159,20 @@ def test_help_is_said_in_the_language_asked() -> None:
     assert "Exit codes: 0 every graded lab passed" in english
 
 
-def test_argparse_errors_keep_its_words_and_say_ours_in_the_language_asked(tmp_path: Path) -> None:
+def test_argparse_errors_are_said_in_the_language_asked(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--bogus", "--lang", "es"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr == "grade: unrecognized arguments: --bogus (mira grade --help)\n"
+    assert proc.stderr == "grade: argumentos no reconocidos: --bogus (mira grade --help)\n"
+    for argv, spanish in ((["--lang", "fr"], "argumento --lang: opción no válida: 'fr' (elige entre 'auto', 'en', 'es')"),
+                          (["--jobs", "x", "x"], "argumento --jobs/-j: valor no válido 'x'"),
+                          (["history", "--out", "r"], "faltan estos argumentos: LEARNER (mira grade history --help)")):
+        proc = subprocess.run([sys.executable, "-m", "grader", *argv], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, env={**os.environ, "LANG": "es_ES.UTF-8", "LANGUAGE": ""})
+        assert proc.returncode == 2 and spanish in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "grader", str(BORJA), "--bogus"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "LANG": "C", "LANGUAGE": ""})
+    assert proc.stderr == "grade: unrecognized arguments: --bogus (see grade --help)\n"  # argparse's own, in English
     proc = subprocess.run([sys.executable, "-m", "grader", "--lang=es"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2

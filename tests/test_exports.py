@@ -352,3 +352,11 @@ def test_gradescope_schema_rejects_malformed(
     gradescope_validator: jsonschema.Draft202012Validator, broken: dict[str, Any]
 ) -> None:
     assert not gradescope_validator.is_valid(broken)
+
+
+def test_junit_is_in_the_instructors_language() -> None:
+    text = junit_xml([lab("Begoña Núñez", LAB0, *every_status())], "es")
+    root = ET.fromstring(text)
+    failure = root.find(".//testcase[@name='values']/failure")
+    assert failure is not None and (failure.text or "").endswith("puntos: 1.5 / 4.0")
+    assert "por revisar: un profesor" in (root.find(".//testcase[@name='plot']/system-out").text or "")  # type: ignore[union-attr]

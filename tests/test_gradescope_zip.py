@@ -43,7 +43,7 @@ def test_the_zip_holds_the_scripts_the_grader_and_the_rubric(tmp_path: Path) -> 
         setup = z.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder", "lib/grader/__main__.py", "lib/grader/locale/es.po",
             "lib/grader/templates/report.md.j2", "rubrics/phase-04/lab-00.yaml",
-            "rubrics/phase-04/lab_00_reference.py"} <= names
+            "rubrics/phase-04/lab_00_reference.py", "rubrics/phase-04/lab_00_helpers.py"} <= names
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
     assert not any("__pycache__" in n or n.startswith("rubrics/phase-05") for n in names)
     assert "'numpy>=1.24'" in setup and "pytest" not in setup and "dask" not in setup  # run-time needs only

@@ -25,6 +25,7 @@ DYNAMIC = {
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
     "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
     "died.": ("native", "signal"),
+    "argparse.": ("choice", "number", "one", "unknown", "required", "ignored"),  # argparse's sentences, said again
     "raised.hint.": ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes"),
     "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
     "scheme.words.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),

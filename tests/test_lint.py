@@ -51,6 +51,7 @@ def _broken(tmp_path: Path) -> Path:
     folder = tmp_path / "rubrics" / "phase-04"
     folder.mkdir(parents=True)
     shutil.copy(LAB00.parent / "lab_00_reference.py", folder)
+    shutil.copy(LAB00.parent / "lab_00_helpers.py", folder)
     text = LAB00.read_text(encoding="utf-8")
     for old, new, _ in PROBLEMS:
         assert text.count(old) >= 1, old
@@ -83,7 +84,7 @@ def test_every_problem_of_every_rubric_is_listed_at_once(tmp_path: Path) -> None
     assert any("lab-00.yaml:" in line and "'title' has one text for every language" in line for line in lines)
     assert any("lab-00.yaml:" in line and "'title' has no 'es' text" in line for line in lines)
     assert any("lab-02.yaml:" in line and "unknown key 'pionts'" in line for line in lines)
-    assert lines[-1] == "2 rubric files: 1 that do not load, 2 texts missing a language"
+    assert lines[-1] == "2 rubric files: 1 that does not load, 2 texts missing a language"
     assert "Traceback" not in proc.stderr
 
 
@@ -105,7 +106,7 @@ def test_every_problem_of_one_rubric_is_listed_with_its_line_sorted_by_line(tmp_
         assert sum(line.startswith(want) for line in lines) == 1, (want, proc.stdout)
     numbers = [int(line[len(str(path)) + 1:].split(":")[0]) for line in lines[:-1]]
     assert numbers == sorted(numbers)
-    assert lines[-1] == "1 rubric file: 1 that do not load, 0 texts missing a language"
+    assert lines[-1] == "1 rubric file: 1 that does not load, 0 texts missing a language"
 
     graded = subprocess.run([sys.executable, "-m", "grader", str(ROOT / "learners" / "borja"), "--rubrics",
                              str(path.parent.parent), "--out", str(tmp_path / "out")], capture_output=True, text=True,
@@ -121,7 +122,7 @@ def test_lint_is_said_in_the_instructors_language(tmp_path: Path) -> None:
     where = f"{path}:{_line_of(path, 'tolerance: 1.0e-12')}"
     assert f"{where}: comprobación 'softmax-correct': clave desconocida 'tolerance' — ¿querías decir 'atol'?" in said
     assert said[-1] == "1 archivo de rúbrica: 1 que no carga, 0 textos a los que les falta un idioma"
-    assert render(problems, 1, lang="en").splitlines()[-1] == "1 rubric file: 1 that do not load, 0 texts missing a language"
+    assert render(problems, 1, lang="en").splitlines()[-1] == "1 rubric file: 1 that does not load, 0 texts missing a language"
     assert render([], 2, lang="es") == "2 archivos de rúbrica: ningún problema\n"
     proc = _lint(str(path), cwd=tmp_path, lang="es")  # the command follows the locale
     assert proc.returncode == 2 and proc.stdout.splitlines()[-1] == said[-1]

@@ -223,7 +223,7 @@ def test_rules_that_match_nothing_are_noted() -> None:
         "overrides.yaml:17: override for borja phase-04/lab-00 jacobian-analitic not applied: phase-04/lab-00 has no check 'jacobian-analitic' — did you mean 'jacobian-analytic'?",
     ]
     assert checks_of(out)["derivation"].status is Status.PASS
-    assert say(notes[1], "es") == ("overrides.yaml:5: el override para zoe phase-04/lab-00 shape no se aplicó: el estudiante "
+    assert say(notes[1], "es") == ("overrides.yaml:5: el ajuste para zoe phase-04/lab-00 shape no se aplicó: el estudiante "
                                    "'zoe' no se ha corregido en esta ejecución")
 
 

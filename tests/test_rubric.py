@@ -18,7 +18,8 @@ GOOD = ROOT / "rubrics" / "phase-04" / "lab-00.yaml"
 @pytest.fixture
 def rubric_dir(tmp_path: Path) -> Path:
     shutil.copy(GOOD, tmp_path / "lab-00.yaml")
-    shutil.copy(GOOD.parent / "lab_00_reference.py", tmp_path / "lab_00_reference.py")
+    for module in ("lab_00_reference.py", "lab_00_helpers.py"):
+        shutil.copy(GOOD.parent / module, tmp_path / module)
     return tmp_path
 
 

@@ -191,10 +191,10 @@ def test_render_history() -> None:
     assert render_history(rows, "borja").splitlines() == [
         "history of borja: 5 attempts, oldest first (local time)",
         f"{local(at(9))}  phase-04/lab-00     4.0/8.0  NOT PASSED",
-        f"{local(at(10))}  phase-04/lab-00     6.0/8.0  NOT PASSED  +fixed: a, b / -broke: c",
+        f"{local(at(10))}  phase-04/lab-00     6.0/8.0  NOT PASSED  +fixed: a, b / -now failing: c",
         f"{local(at(11))}  phase-04/lab-00     6.0/8.0  NOT PASSED  reused",
         f"{local(at(12))}  phase-05/lab-02  21.33/30.0  PASSED      +fixed: d",
-        f"{local(at(13))}  phase-04/lab-00     2.0/8.0  NOT PASSED  -broke: c",
+        f"{local(at(13))}  phase-04/lab-00     2.0/8.0  NOT PASSED  -now failing: c",
     ]
     assert "\x1b" not in render_history(rows, "borja")
 

@@ -46,7 +46,7 @@ def test_changes_say_fixed_broken_and_still_failing(before: LabResult, after: La
 def test_the_change_line_is_in_the_learners_language() -> None:
     change = changes([lab(a=F, b=F)], [lab(a=P, b=F)])
     assert render_change(change, [lab(a=P, b=F)], "en") == "PASSED 1/2 — fixed: a · still failing: b\n"
-    assert render_change(change, [lab(a=P, b=F)], "es") == "APROBADO 1/2 — arreglado: a · sigue fallando: b\n"
+    assert render_change(change, [lab(a=P, b=F)], "es") == "APROBADO 1/2 — arreglada: a · sigue fallando: b\n"
     assert render_change(changes([lab(a=P)], [lab(a=P)]), [lab(a=P)], "es").endswith("nada ha cambiado\n")
 
 

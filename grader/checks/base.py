@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from grader.deliverable import Document
-from grader.errors import RubricError
+from grader.errors import KitMissing, RubricError
 from grader.i18n import Message, as_message, joined, msg, verbatim
 from grader.model import Check, CheckResult, Evidence, FunctionSpec, InputSet, Rubric, Status
 from grader.runner import LearnerRun, Outcome
@@ -129,6 +129,8 @@ def reference_call(ctx: Context, name: str, *args: Any) -> Any:
     """Call the trusted reference; if it fails, the rubric is broken — one line naming it, not the learner's fault."""
     try:
         return getattr(ctx.rubric.reference, name)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    except KitMissing:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of the reference is a rubric error
         shown = ", ".join(short(a) for a in args)
         module_file = getattr(ctx.rubric.reference, "__file__", "")

@@ -81,7 +81,8 @@ def cause_for(check: Check, ctx: Context, fn_spec: FunctionSpec, case: Case, exp
 def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...], observed: Observed | None = None) -> Message | None:
     """A lab function this one builds on (the rubric's ``uses``) is itself wrong on these arguments: that is the
     cause to fix first, with that function's own likely cause. With a builder in the reference, the grader first
-    checks that the learner's value really is this function computed from their wrong one."""
+    checks that the learner's value really is this function computed from their wrong one (a learner kit, which
+    cannot ship that answer, says the dependency is wrong too, without that proof)."""
     if ctx.run is None:
         return None
     for name, builder in fn_spec.uses:
@@ -98,7 +99,7 @@ def dependency_cause(ctx: Context, fn_spec: FunctionSpec, args: tuple[Any, ...],
         said = diagnose.likely_cause(spec.causes, ctx.rubric.reference, truth, outcome.value, diff, call)
         where = check_on(ctx, spec, call)
         detail = joined(msg("dep.said", said=said) if said else None, msg("dep.see", where=where) if where else None, sep="")
-        if builder:
+        if builder and callable(getattr(ctx.rubric.reference, builder, None)):  # a learner kit does not ship it
             if observed is None or not _rebuilt(ctx, builder, outcome.value.array, args[needed:], observed.array):
                 continue
             return msg("dep.built_on", fn=fn_spec.name, name=name, detail=detail)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grader.checks.base import Context, listed, result
-from grader.i18n import Message, as_message, joined, msg, verbatim
+from grader.i18n import Message, any_of, as_message, joined, msg, verbatim
 from grader.model import Check, CheckResult, Status
 
 
@@ -13,7 +13,7 @@ def _alnum(name: str) -> str:
 
 def check_implementation(check: Check, ctx: Context) -> CheckResult:
     rubric = ctx.rubric
-    patterns = " or ".join(rubric.implementation)
+    patterns = any_of(rubric.implementation)
     if ctx.implementation is None:
         found = msg("impl.found", files=", ".join(ctx.phase_files[:10])) if ctx.phase_files else msg("impl.folder_empty")
         prefixes = {_alnum(p.split("*")[0]) for p in rubric.implementation}
