@@ -292,20 +292,36 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
 
     from grader.safety import terminal_safe
 
+    one_learner = len(args.paths) == 1 and _looks_like_learner(args.paths[0])
+    held: list[Message | str] = []  # one learner's notes wait for their deliverable's language
+
+    def say_note(text: Message | str, lang: str) -> None:
+        words = say(msg("cli.note", note=text), lang)
+        print(f"grade: {terminal_safe(' '.join(words.split()))}", file=sys.stderr)
+
     def note(text: Message | str) -> None:
-        if not args.quiet:
-            words = say(msg("cli.note", note=text), class_language(args.lang))
-            print(f"grade: {terminal_safe(' '.join(words.split()))}", file=sys.stderr)
+        if args.quiet:
+            return
+        if one_learner and args.lang == "auto":
+            held.append(text)
+        else:
+            say_note(text, class_language(args.lang))
 
     options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
                       scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
                       junit=args.junit, lang=args.lang, argv=tuple(argv),
                       also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
     rubrics_dir = _rubrics(args, note)
-    run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits, note=note,
-                      progress=progress.choose(args.quiet or len(args.paths) == 1 and _looks_like_learner(args.paths[0]),
-                                               lang=class_language(args.lang)))
+    try:
+        run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits,
+                          note=note, progress=progress.choose(args.quiet or one_learner, lang=class_language(args.lang)))
+    except BaseException:  # what was noted still explains the error: said in the class's language
+        for text in held:
+            say_note(text, class_language(args.lang))
+        raise
     results = list(run.results)
+    for text in held:
+        say_note(text, _terminal_language(args.lang, results))
     to_stdout = args.json == "-"
     chosen = None if args.lang == "auto" else args.lang
     if to_stdout:

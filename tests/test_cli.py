@@ -237,3 +237,15 @@ def test_progress_lines_are_in_the_language_asked() -> None:
     assert text[-1].startswith("grade: 3/3 estudiantes (") and " en " in text[-1]
     assert progress._opening(0, 4, lang="en") == "grade: nothing to grade again: all 4 learners are unchanged (results reused)"
     assert progress._opening(2, 0, lang="en") == "grade: grading 2 learners"
+
+
+def test_one_learners_notes_are_said_in_their_deliverables_language(tmp_path: Path) -> None:
+    """A learner whose folder is spelled in Spanish (fase-04/) and who writes in Spanish reads the note in Spanish,
+    whatever the machine's locale; a class's notes stay the instructor's."""
+    learner = tmp_path / "maria"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "deliverable-spanish" / "phase-04", learner / "fase-04")
+    proc = subprocess.run([sys.executable, "-m", "grader", str(learner), "--out", str(tmp_path / "out")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "LANG": "C.UTF-8", "LANGUAGE": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "grade: nota: maria: hay fase-04/ y se corrigió como phase-04/" in proc.stderr
+    assert proc.stdout.startswith("maria  phase-04/lab-00  APROBADO")
