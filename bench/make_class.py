@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 BORJA = ROOT / "learners" / "borja"
 
-# fixture -> does the lab still pass (tests/test_grading.py PHASE_04 / PHASE_05)? Cheap defects only:
+# fixture -> does the lab still pass (each fixture's EXPECTED.yaml)? Cheap defects only:
 # no hangs, crashes or timeouts, so the bench measures grading, not call time limits.
 BUGS: dict[str, bool] = {
     "forward-diff": False,

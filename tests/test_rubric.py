@@ -123,9 +123,9 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
         discover_rubrics(tmp_path)
 
 
-def test_shipped_rubrics_load() -> None:
-    rubrics = discover_rubrics(ROOT / "rubrics")
-    assert [r.lab for r in rubrics] == ["phase-04/lab-00", "phase-05/lab-02"]
+def test_the_first_lab_holds_what_its_page_asks() -> None:
+    """Every shipped rubric loads (tests/test_labs.py finds them all); this one is pinned to the lab page."""
+    rubrics = [r for r in discover_rubrics(ROOT / "rubrics") if r.lab == "phase-04/lab-00"]
     ids = [c.id for c in rubrics[0].checks]
     assert ids == [
         "implementation-found", "softmax-correct", "softmax-stable", "jacobian-analytic", "jacobian-symmetric",

@@ -132,10 +132,14 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _layouts(observed: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
-    """The learner's array, and its transpose when that is the layout the derivative has (J[j, i] for J[i, j])."""
+    """The learner's array, and its transpose when that is the layout the derivative has (J[j, i] for J[i, j]); a
+    vector where the derivative is a square matrix is an elementwise difference (every entry stepped at once, as for
+    σ or tanh): it is that matrix's diagonal, with nothing off it."""
     out = [observed] if observed.shape == shape else []
     if observed.ndim == 2 and observed.T.shape == shape and observed.shape[0] == observed.shape[1]:
         out.append(observed.T)
+    if observed.ndim == 1 and shape == (observed.size, observed.size):
+        out.append(np.diag(observed))
     return out
 
 

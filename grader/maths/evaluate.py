@@ -451,6 +451,8 @@ def as_arrays(value: Value, rank: int, n: int) -> list[np.ndarray]:
         if rank == 2 and data.shape == (n, n):
             return [data]
         return []
+    if rank == 1 and n == 1 and value.axes == ():  # a lab of one number (``sample: scalar``): σ(z)(1 − σ(z)) is s_i(1 − s_i)
+        return [value.data.reshape(1)]
     if len(value.axes) != rank:
         return []
     if rank <= 1:

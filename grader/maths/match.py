@@ -209,7 +209,7 @@ def _build(data: Mapping[str, Any], reference: Any) -> Notation:
         if unknown:
             raise NotationError(msg("notation.quantity_unknown_key", name=str(name), key=sorted(unknown)[0]), where)
         sample = spec.get("sample", "")
-        if sample not in ("", "vector", "class"):
+        if sample not in ("", "vector", "class", "scalar"):
             raise NotationError(msg("notation.quantity_sample", name=str(name), value=repr(sample)), (*where, "sample"))
         value = None
         if "value" in spec:
@@ -258,11 +258,12 @@ def _samples(quantities: Sequence[Quantity], vocabulary: Vocabulary, functions: 
     rubric = _rubric_binding(quantities)
     named = {f.name: f for f in functions}
     samples = []
-    for n in SIZES:
+    scalar = all(q.sample in ("", "scalar") for q in quantities)  # a lab of one number: σ(z), tanh(x)
+    for n in (1,) * len(SIZES) if scalar else SIZES:
         vectors: dict[str, np.ndarray] = {}
         classes: dict[str, int] = {}
         for q in quantities:
-            if q.sample == "vector":
+            if q.sample in ("vector", "scalar"):
                 vectors[q.name] = rng.normal(0.0, 1.5, size=n)
             elif q.sample == "class":
                 classes[q.name] = int(rng.integers(0, n))
