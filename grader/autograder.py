@@ -22,6 +22,7 @@ from grader.atomicio import atomic_write_text
 from grader.errors import GraderError, UsageError
 from grader.i18n import class_language, msg, say
 from grader.grading import grade_lab, is_learner, select_rubrics
+from grader.submission import applies
 from grader.sandbox import Limits
 
 
@@ -85,7 +86,8 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
             learner = Path(tmp) / "submission"
             if is_learner(submission):
                 shutil.copytree(submission, learner, symlinks=True, ignore=_only_files_and_folders)
-                chosen = rubrics if lab else [r for r in rubrics if (learner / r.phase_dir).is_dir()] or rubrics
+                chosen = rubrics if lab else [r for r in rubrics if applies(r, learner, rubrics)] or \
+                    [r for r in rubrics if (learner / r.phase_dir).is_dir()] or rubrics  # as the command line chooses
             else:
                 rubrics = _labs_of_files(submission, rubrics)
                 if len(rubrics) != 1:

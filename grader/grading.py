@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from grader import zygote
-from grader.errors import GraderError, ServerLost, SubmissionError, UsageError
+from grader.errors import GraderError, RubricError, ServerLost, SubmissionError, UsageError
 from grader.i18n import Message, detect, map_strings, msg
 from grader.model import CheckResult, LabResult, Rubric, Status
 from grader.rubric import discover_rubrics
@@ -22,17 +22,12 @@ from grader.submission import applies, find_submission, phase_folder, phase_numb
 
 
 def bundled_rubrics() -> Path:
-    """The shipped rubrics: package data when installed (``grader.rubrics``, a wheel or ``pipx``), else the source
-    checkout's ``rubrics/``."""
-    from importlib import resources
-
-    try:
-        root = Path(str(resources.files("grader.rubrics")))
-        if root.is_dir() and any(root.glob("*/*.yaml")):
-            return root
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "rubrics"
+    """The shipped rubrics, in a source checkout. An installed grader ships none — their reference modules are answer
+    keys, and a learner installs the grader too — so it asks for ``--rubrics`` (the course's rubrics, or a kit)."""
+    here = Path(__file__).resolve().parent.parent / "rubrics"
+    if not here.is_dir():
+        raise RubricError(msg("rubric.none_installed"))
+    return here
 
 
 def default_rubrics_dir() -> Path:

@@ -58,7 +58,7 @@ def test_the_same_rubric_gives_the_same_zip(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_run_autograder_grades_a_submission_in_a_fake_autograder_tree(tmp_path: Path) -> None:
     root = tmp_path / "autograder"
-    _unpack_as_gradescope_does(_zip(tmp_path, RUBRIC), root)
+    _unpack_as_gradescope_does(_zip(tmp_path, ROOT / "rubrics"), root)  # every lab: only those handed in are graded
     shutil.copytree(ROOT / "learners" / "borja", root / "submission")  # his phase-04 imports his phase-05 module
     env = {**os.environ, "GRADER_AUTOGRADER_ROOT": str(root), "GRADER_PYTHON": sys.executable, "PYTHONSAFEPATH": "1"}
     which = subprocess.run(["bash", "-c", 'PYTHONPATH="$GRADER_AUTOGRADER_ROOT/source/lib" "$GRADER_PYTHON" -c '
@@ -67,7 +67,8 @@ def test_run_autograder_grades_a_submission_in_a_fake_autograder_tree(tmp_path: 
     proc = subprocess.run([str(root / "run_autograder")], capture_output=True, text=True, timeout=180, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
-    assert results["score"] == 30.0 and len(results["tests"]) == 20
+    assert [lab["lab"] for lab in results["extra_data"]["labs"]] == ["phase-04/lab-00", "phase-05/lab-02"]
+    assert results["score"] == 45.0 and all(lab["passed"] for lab in results["extra_data"]["labs"])
     assert results["output"].startswith("## ✅ PASSED")
 
 

@@ -1,5 +1,5 @@
-"""Installed the way a course's CI, a Gradescope image or an instructor's laptop installs it: a wheel, a fresh venv,
-pipx — then ``grade`` run from a folder with no ``rubrics/`` in it. Uses the package registry, as ``pip`` does."""
+"""Installed the way a course's CI, a Gradescope image, an instructor's or a learner's laptop installs it: a wheel, a
+fresh venv, pipx — then ``grade`` run from a folder with no ``rubrics/`` in it. Uses the package registry, as ``pip`` does."""
 
 from __future__ import annotations
 
@@ -46,25 +46,34 @@ def _clean_env() -> dict[str, str]:
 
 
 def _grade_from_elsewhere(tmp_path: Path, grade: Path) -> None:
-    """``grade learners/borja`` in a folder that has no rubrics/, with the bundled ones."""
+    """From a folder with no rubrics/: no rubric is bundled (they are answer keys), so ``grade`` asks for one; with
+    the course's rubrics (the instructor) or a learner kit (a learner), borja is graded."""
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(ROOT / "learners" / "borja", elsewhere / "borja")
-    proc = subprocess.run([str(grade), "borja", "--out", "out"], capture_output=True, text=True, timeout=180,
-                          cwd=elsewhere, env=_clean_env())
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "total: 2 of 2 passed" in proc.stdout
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(grade), *args], capture_output=True, text=True, timeout=180, cwd=elsewhere,
+                              env=_clean_env())
+
+    bare = run("borja", "--out", "out")
+    assert bare.returncode == 2 and "an installed grader ships none" in bare.stderr and "--rubrics KIT" in bare.stderr
+    assert len(bare.stderr.splitlines()) == 1
+    full = run("borja", "--out", "out", "--rubrics", str(ROOT / "rubrics"))
+    assert full.returncode == 0 and "total: 2 of 2 passed" in full.stdout, full.stdout + full.stderr
     assert (elsewhere / "out" / "borja" / "phase-04-lab-00.html").is_file()
-    spanish = subprocess.run([str(grade), "nowhere", "--lang", "es"], capture_output=True, text=True, timeout=60,
-                             cwd=elsewhere, env=_clean_env())
-    assert spanish.returncode == 2 and "no existe esa carpeta" in spanish.stderr  # the catalogues are installed
+    made = run("kit", str(ROOT / "rubrics"), "--out", "kit")
+    assert made.returncode == 0, made.stderr
+    kit = run("borja", "--out", "out-kit", "--rubrics", "kit", "--lang", "es")
+    assert kit.returncode == 0 and "total: 2 de 2 aprobados" in kit.stdout, kit.stdout + kit.stderr  # catalogues installed
+    assert "comprobaciones más" in kit.stdout
 
 
 def test_the_wheel_holds_what_grade_needs_at_run_time(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"grader/templates/report.html.j2", "grader/templates/report_parts.md.j2", "grader/locale/en.po",
-            "grader/locale/es.po", "grader/rubrics/phase-04/lab-00.yaml", "grader/rubrics/phase-04/lab_00_reference.py",
-            "grader/rubrics/phase-05/lab-02.yaml", "grader/maths/syntax.py", "grader/checks/__init__.py"} <= names
-    assert not any(n.startswith(("tests/", "learners/", "bench/")) for n in names)
+            "grader/locale/es.po", "grader/maths/syntax.py", "grader/checks/__init__.py", "grader/kit.py"} <= names
+    assert not any(n.startswith(("tests/", "learners/", "bench/", "rubrics/")) for n in names)
+    assert not any("_reference" in n or n.endswith(".yaml") for n in names), "an answer key in the wheel"
 
 
 def test_pip_install_of_the_wheel_in_a_fresh_venv_grades_from_anywhere(wheel: Path, tmp_path: Path) -> None:

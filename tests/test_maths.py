@@ -266,3 +266,21 @@ def test_a_rubric_function_is_called_on_plain_numbers() -> None:
         evaluate(parse("q_i"), Scope(sample, Binding()))
     with pytest.raises(ParseError):
         parse("p_i (")
+
+
+@pytest.mark.parametrize(("formula", "reads"), [
+    ("σ'(z) = σ(z)(1 − σ(z))", True), ("s(1-s)", True), ("y(1-y)", True), ("$$\\frac{d}{dx}\\sigma(x) = \\sigma(x)(1-\\sigma(x))$$", True),
+    # what only collapses to σ(1 − σ) on a single number: a softmax Jacobian's forms
+    ("$$p_i - p_i \\sum_j p_j$$", False), ("$$p_i(\\delta_{ij} - p_j)$$", False), ("$$\\operatorname{diag}(p) - p\\,p^{\\top}$$", False),
+    ("$$\\sigma(z)^2$$", False),
+])
+def test_a_lab_of_one_number_reads_its_formulas_as_numbers(formula: str, reads: bool) -> None:
+    """``sample: scalar`` (the sigmoid lab): products of the value read elementwise; vector forms are no reading."""
+    from grader.deliverable import parse_text
+    from grader.maths.match import analyse
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(Path(__file__).resolve().parent.parent / "rubrics" / "phase-04" / "lab-01.yaml")
+    document = parse_text("# Derivation\n\n" + formula + "\n", Path("lab.md"), Path("."))
+    found = analyse(document.pieces, rubric.notation, document.prose).results
+    assert bool(found.get("sigmoid-derivative")) is reads

@@ -392,6 +392,16 @@ def _node_kinds(tree: Node) -> frozenset[str]:
     return frozenset(kinds)
 
 
+def _of_vectors(tree: Node) -> bool:
+    """Built with what only vectors and matrices have: a sum over an index, a transpose, diag, the identity."""
+    for node in walk(tree):
+        if isinstance(node, Sum) or isinstance(node, Op) and node.op == "transpose" or \
+                isinstance(node, Call) and node.fn in ("diag", "outer") or \
+                isinstance(node, Sym) and node.name in ("I", ONES) and not node.deco:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class _Roles:
     bases: tuple[str, ...]  # symbol keys that stand for a quantity
@@ -510,6 +520,8 @@ def _evaluated(notation: Notation, tree: Node, context: _Context) -> Evaluated:
     roles = _roles(tree, notation.vocabulary.classes)
     if not roles.bases:
         return ()
+    if notation.samples[0].n == 1 and (len(roles.letters) > 1 or _of_vectors(tree)):
+        return ()  # a lab of one number: a sum, a second index (p_i(δ_ij − p_j)), diag or pᵀ only collapse there
     definitions = {name: (node, binding) for name, node, binding in context.definitions}
     out = []
     first, rest = notation.samples[0], notation.samples[1:]

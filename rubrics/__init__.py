@@ -1,1 +1,0 @@
-"""The shipped labs' rubrics and reference modules, installed as package data (``grader.rubrics``)."""
