@@ -523,6 +523,10 @@ def _gradescope_zip(args: argparse.Namespace) -> int:
         from grader.safety import terminal_safe
 
         rubrics = [r for target in args.rubrics for r in discover_rubrics(target)]
+        from grader.kit import is_kit
+
+        if any(is_kit(r.path) for r in rubrics):
+            raise _usage(msg("zip.from_kit"))
         names = build_zip(rubrics, args.out)
         print(terminal_safe(say(msg("cli.zip.wrote", out=str(args.out), n=len(names), labs=", ".join(r.lab for r in rubrics)),
                                 class_language(args.lang))))

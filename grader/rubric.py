@@ -880,6 +880,8 @@ def discover_rubrics(directory: Path) -> list[Rubric]:
 
     if directory.is_file() and (directory.suffix in (".yaml", ".yml") or is_kit(directory)):
         return [load_kit(directory) if is_kit(directory) else load_rubric(directory)]
+    if directory.is_file():
+        raise RubricProblem(directory, 0, msg("rubric.not_a_rubric"))
     if not directory.is_dir():
         raise RubricProblem(directory, 0, msg("rubric.no_folder"))
     paths = sorted(p for p in directory.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or is_kit(p)))

@@ -83,3 +83,14 @@ def test_bad_output_names_get_one_line(tmp_path: Path, args: list[str], words: s
         assert proc.returncode == 0 and proc.stdout.startswith("escrito autograder.zip")
     else:
         assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_kit_or_a_file_that_is_no_rubric_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.json").write_text("{}", encoding="utf-8")
+    made = subprocess.run([sys.executable, "-m", "grader", "kit", str(RUBRIC), "--out", "kit"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    for given, words in (("kit", "pass the rubric, not a learner kit"), ("notes.json", "neither a rubric (.yaml) nor a learner kit")):
+        proc = subprocess.run([sys.executable, "-m", "grader", "gradescope-zip", given], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
