@@ -42,6 +42,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"grade: {say(msg('cli.argparse', error=said, prog=self.prog), self.lang)}\n")
 
 
+def _subcommand(argv: Sequence[str], name: str) -> bool:
+    """``grade kit …`` is the subcommand — unless a folder of that name holds learners (then it is graded): the
+    instructor's own ``kit/`` or ``history`` folder beside them must not turn the command into a path."""
+    if argv[:1] != [name]:
+        return False
+    folder = Path(name)
+    try:
+        if any(p.name.endswith(".kit.json") for p in folder.glob("*/*")):
+            return True  # a learner kit (phase-NN/<lab>.kit.json): not a learner, whatever its folders look like
+        return not (_looks_like_learner(folder) or folder.is_dir() and any(_looks_like_learner(c) for c in folder.iterdir()))
+    except OSError:
+        return True
+
+
 def _asked_language(argv: Sequence[str]) -> str:
     """``--lang`` as the command line gives it, read before parsing: the parser's own help and errors are said in
     that language too (else the locale's)."""
@@ -228,14 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     argv = list(sys.argv[1:] if argv is None else argv)
     asked = _asked_language(argv)
-    if argv[:1] == ["history"] and not Path("history").is_dir():
+    if _subcommand(argv, "history"):
         return _history(build_history_parser(asked).parse_args(argv[1:]))
-    if argv[:1] == ["lint"] and not Path("lint").is_dir():
+    if _subcommand(argv, "lint"):
         lint_args = build_lint_parser(asked).parse_args(argv[1:])
         return _lint([str(t) for t in lint_args.rubrics], lint_args.lang)
-    if argv[:1] == ["kit"] and not Path("kit").is_dir():
+    if _subcommand(argv, "kit"):
         return _kit(build_kit_parser(asked).parse_args(argv[1:]))
-    if argv[:1] == ["gradescope-zip"] and not Path("gradescope-zip").is_dir():
+    if _subcommand(argv, "gradescope-zip"):
         return _gradescope_zip(build_zip_parser(asked).parse_args(argv[1:]))
     args = build_parser(asked).parse_args(argv)
     if args.doctor:
@@ -483,17 +497,25 @@ def _kit(args: argparse.Namespace) -> int:
         rubrics = [r for target in args.rubrics for r in discover_rubrics(target)]
         if any(is_kit(r.path) for r in rubrics):
             raise _usage(msg("cli.kit.from_kit"))
-        if args.out.exists() and not args.out.is_dir():
+        zipped = args.out.suffix.lower() == ".zip"
+        if args.out.exists() and not args.out.is_dir() and not zipped:
             raise _usage(msg("cli.kit.out_file", out=str(args.out)))
-        for rubric in rubrics:
-            path, notes = build_kit(rubric, args.out)
-            from grader.kit import load_kit
+        import tempfile
 
-            kit = load_kit(path)
-            print(terminal_safe(say(msg("cli.kit.wrote", path=str(path), lab=rubric.lab, n=len(kit.checks),
-                                        held=kit.held_back, narrowed=kit.narrowed), lang)))
-            for note in notes:
-                print(terminal_safe(f"  {say(note, lang)}"), file=sys.stderr)
+        from grader.kit import load_kit, write_zip
+
+        with tempfile.TemporaryDirectory(prefix="grader-kit-") as tmp:
+            folder = Path(tmp) if zipped else args.out
+            for rubric in rubrics:
+                path, notes = build_kit(rubric, folder)
+                kit = load_kit(path)
+                shown = args.out / path.relative_to(folder) if not zipped else Path(f"{args.out}:{path.relative_to(folder)}")
+                print(terminal_safe(say(msg("cli.kit.wrote", path=str(shown), lab=rubric.lab, n=len(kit.checks),
+                                            held=kit.held_back, narrowed=kit.narrowed), lang)))
+                for note in notes:
+                    print(terminal_safe(f"  {say(note, lang)}"), file=sys.stderr)
+            if zipped:
+                write_zip(folder, args.out)
     return code[0]
 
 

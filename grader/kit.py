@@ -11,11 +11,13 @@ only when the instructor grades. The kit names the rubric it came from by its di
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.util
 import inspect
 import json
 import math
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -251,6 +253,52 @@ class KitReference:
 
 def is_kit(path: Path) -> bool:
     return path.name.endswith(SUFFIX)
+
+
+MAX_ZIP_ENTRIES = 200
+
+
+def write_zip(folder: Path, out: Path) -> None:
+    """A built kit folder as one file to hand out (temporary file, then rename)."""
+    import io
+    import zipfile
+
+    from grader.atomicio import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    atomic_write_bytes(out, buffer.getvalue(), hint=msg("write.hint.kit"))
+
+
+def load_zip(path: Path) -> list[Rubric]:
+    """The kits inside a kit zip, read from a private temporary folder: plain files only, no path out of it, bounded."""
+    import tempfile
+    import zipfile
+
+    tmp = tempfile.mkdtemp(prefix="grader-kit-")  # kept while this process grades with it (its files are read again)
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_ZIP_ENTRIES or sum(i.file_size for i in infos) > MAX_BYTES:
+                raise ValueError("too large")
+            root = Path(tmp).resolve()
+            for info in infos:
+                target = (root / info.filename).resolve()
+                if info.is_dir() or not target.is_relative_to(root) or (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(info))
+            kits = [load_kit(p) for p in sorted(root.rglob(f"*{SUFFIX}"))]
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError) as exc:
+        raise RubricError(msg("kit.unreadable", path=str(path), error=verbatim(" ".join(str(exc).split())[:200]))) from None
+    if not kits:
+        raise RubricError(msg("kit.not_a_kit", path=str(path)))
+    return kits
 
 
 def load_kit(path: Path) -> Rubric:

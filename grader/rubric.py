@@ -143,6 +143,13 @@ _INPUT = {
 _CAUSE = {"when": _Field((str,), True), "say": _Field(_TEXT)}
 
 
+def schema_keys() -> dict[str, frozenset[str]]:
+    """Every key a rubric may hold, by where it goes (for the README's reference and its test)."""
+    return {"rubric": frozenset(_TOP), "function": frozenset(_FUNCTION), "input set": frozenset(_INPUT),
+            "cause": frozenset(_CAUSE), "check": frozenset(_COMMON),
+            **{f"check {kind}": frozenset(fields) for kind, fields in KINDS.items()}}
+
+
 def _type_fix(key: str, types: tuple[type, ...]) -> Message:
     """What to write instead, for a value of the wrong type."""
     if float in types or int in types:
@@ -876,10 +883,12 @@ def _notation(doc: _Doc, data: dict[str, Any] | None, module: ModuleType) -> Any
 
 def discover_rubrics(directory: Path) -> list[Rubric]:
     """Every ``*.yaml`` under the directory (or every learner kit, ``*.kit.json``), sorted by lab id."""
-    from grader.kit import is_kit, load_kit
+    from grader.kit import is_kit, load_kit, load_zip
 
     if directory.is_file() and (directory.suffix in (".yaml", ".yml") or is_kit(directory)):
         return [load_kit(directory) if is_kit(directory) else load_rubric(directory)]
+    if directory.is_file() and directory.suffix.lower() == ".zip":
+        return sorted(load_zip(directory), key=lambda r: r.lab)
     if directory.is_file():
         raise RubricProblem(directory, 0, msg("rubric.not_a_rubric"))
     if not directory.is_dir():

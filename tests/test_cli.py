@@ -249,3 +249,14 @@ def test_one_learners_notes_are_said_in_their_deliverables_language(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert "grade: nota: maria: hay fase-04/ y se corrigió como phase-04/" in proc.stderr
     assert proc.stdout.startswith("maria  phase-04/lab-00  APROBADO")
+
+
+def test_a_learner_folder_named_like_a_subcommand_is_graded_and_a_kit_folder_is_not(tmp_path: Path) -> None:
+    shutil.copytree(BORJA, tmp_path / "history")
+    proc = subprocess.run([sys.executable, "-m", "grader", "history", "--out", "out"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("history  phase-04/lab-00  PASSED"), proc.stdout + proc.stderr
+    for _ in range(2):  # the second time, kit/ is there: still the subcommand
+        proc = subprocess.run([sys.executable, "-m", "grader", "kit", str(ROOT / "rubrics" / "phase-05"), "--out", "kit"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and proc.stdout.startswith("wrote kit/phase-05/lab-02.kit.json"), proc.stdout + proc.stderr

@@ -164,3 +164,13 @@ def test_a_learner_grades_with_the_kit_where_there_is_no_rubric(tmp_path: Path) 
     assert "PASSED  28.0/28.0" in proc.stdout and "2 more checks run when your instructor grades" in proc.stdout
     report = (learner / "out" / "borja" / "phase-04-lab-00.md").read_text(encoding="utf-8")
     assert "2 more checks run when your instructor grades" in report
+    zipped = subprocess.run([sys.executable, "-m", "grader", "kit", str(ROOT / "rubrics" / "phase-04" / "lab-00.yaml"),
+                             "--out", str(learner / "kit.zip")], capture_output=True, text=True, timeout=120, cwd=instructor)
+    assert zipped.returncode == 0, zipped.stderr
+    proc = subprocess.run([sys.executable, "-m", "grader", "borja", "--rubrics", "kit.zip", "--out", "out-zip"],
+                          capture_output=True, text=True, timeout=180, cwd=learner)
+    assert proc.returncode == 0 and "PASSED  28.0/28.0" in proc.stdout, proc.stdout + proc.stderr
+    (learner / "junk.zip").write_bytes(b"not a zip")
+    proc = subprocess.run([sys.executable, "-m", "grader", "borja", "--rubrics", "junk.zip"], capture_output=True,
+                          text=True, timeout=60, cwd=learner)
+    assert proc.returncode == 2 and "cannot read this learner kit" in proc.stderr and "Traceback" not in proc.stderr

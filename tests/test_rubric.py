@@ -205,3 +205,19 @@ def test_a_rubric_error_is_said_in_spanish_with_its_fix(rubric_dir: Path) -> Non
     assert "'points' must be a number, not 'two' — write a plain number without quotes, e.g. 'points: 2'" in str(info.value)
     assert info.value.said("es") == (f"{path}:{_line_of(path, 'points: two')}: comprobación 'jacobian-analytic': 'points' tiene "
                                      "que ser un número, no 'two' — escribe un número sin comillas, p. ej. 'points: 2'")
+
+
+def test_every_rubric_key_is_documented_in_the_readme() -> None:
+    """A key the grader reads but the README does not name is one no author can find."""
+    import re
+
+    from grader import rubric
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Rubric format"):readme.index("## Layout")]
+    keys = {key for part in rubric.schema_keys().values() for key in part}
+    notation = {"functions", "quantities", "results", "reference", "spellings", "takes", "sample", "value", "symbols",
+                "words", "say", "expression", "without", "with", "anchor", "steps", "any", "inside"}
+    missing = sorted(k for k in keys | notation  # named in the prose (`key`), or written in an example (key: …)
+                     if not re.search(rf"`{re.escape(k)}[`:]|(^|[\s{{,\[-]){re.escape(k)}:(\s|$)", section, re.M))
+    assert not missing, f"rubric keys the README's Rubric format does not document: {missing}"
