@@ -69,6 +69,8 @@ def reference_names(rubric: Rubric) -> dict[str, str]:
     for f in rubric.functions:
         names.update({c.when: "learner" for c in f.causes if callable(getattr(rubric.reference, c.when, None))})
         names.update({builder: "learner" for _, builder in f.uses if builder})
+        if f.differences:  # differenced at points near the inputs, at steps the diagnosis chooses
+            names.setdefault(rubric.function(f.differences).reference, "learner")
     for check in rubric.checks:
         names.update({c.when: "learner" for c in check.causes if callable(getattr(rubric.reference, c.when, None))})
         if check.kind == "relation":
