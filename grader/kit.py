@@ -131,7 +131,7 @@ def build_kit(rubric: Rubric, out: Path) -> tuple[Path, list[Message]]:
     notes = [msg("kit.not_shipped", name=n) for n, role in sorted(names.items()) if role == "learner" and not shipped(public, n)]
     helpers_file = Path(public.helpers.__file__ or "") if public.helpers is not None else None
     data = {
-        "kind": KIND, "schema": SCHEMA, "grader": __version__, "lab": public.lab, "source": str(rubric.path),
+        "kind": KIND, "schema": SCHEMA, "grader": __version__, "lab": public.lab, "source": _relative(rubric.path),
         "digest": rubric.digest, "held_back": public.held_back, "narrowed": public.narrowed,
         "title": _texts(public.title), "phase_dir": public.phase_dir, "implementation": list(public.implementation),
         "deliverable": public.deliverable, "helpers": helpers_file.name if helpers_file else None,
@@ -150,6 +150,17 @@ def build_kit(rubric: Rubric, out: Path) -> tuple[Path, list[Message]]:
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1, allow_nan=False) + "\n", hint=msg("write.hint.kit"))
     load_kit(path)  # what was written reads back: a kit that cannot is never handed out
     return path, notes
+
+
+def _relative(path: Path) -> str:
+    """The rubric's path from where the kit was built: how a stale kit is recognised in the course repository,
+    without handing learners the instructor's own folders."""
+    import os
+
+    try:
+        return os.path.relpath(path.resolve(), Path.cwd().resolve())
+    except (OSError, ValueError):
+        return path.name
 
 
 def _texts(value: str | Texts | None) -> Any:
