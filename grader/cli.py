@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,8 @@ def build_parser(lang: str = "auto") -> argparse.ArgumentParser:
     return parser
 
 
-def build_history_parser(lang: str = "auto") -> argparse.ArgumentParser:
+def _subparser(prog: str, description: Any, lang: str) -> tuple[_Parser, Callable[[Any], str]]:
+    """A subcommand's parser, its help in the reader's language: ``words`` says a message there (for argparse)."""
     from grader.i18n import class_language, msg, say
 
     lang = class_language(lang)
@@ -113,15 +114,28 @@ def build_history_parser(lang: str = "auto") -> argparse.ArgumentParser:
     def words(message: Any) -> str:
         return say(message, lang).replace("%", "%%")
 
-    parser = _Parser(prog="grade history", description=words(msg("cli.history.description")), add_help=False)
+    parser = _Parser(prog=prog, description=words(description), add_help=False)
     parser.lang = lang
     parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    return parser, words
+
+
+def _with_lang(parser: _Parser, words: Callable[[Any], str]) -> _Parser:
+    from grader.i18n import msg
+
+    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
+    return parser
+
+
+def build_history_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _subparser("grade history", msg("cli.history.description"), lang)
     parser.add_argument("learners", nargs="+", metavar="LEARNER", help=words(msg("cli.history.learners")))
     parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.history.lab")))
     parser.add_argument("--out", default="reports", metavar="DIR", help=words(msg("cli.history.out")))
     parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
-    return parser
+    return _with_lang(parser, words)
 
 
 @contextlib.contextmanager
@@ -437,19 +451,11 @@ def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
 
 
 def build_lint_parser(lang: str = "auto") -> argparse.ArgumentParser:
-    from grader.i18n import class_language, msg, say
+    from grader.i18n import msg
 
-    lang = class_language(lang)
-
-    def words(message: Any) -> str:
-        return say(message, lang).replace("%", "%%")
-
-    parser = _Parser(prog="grade lint", description=words(msg("cli.lint.description")), add_help=False)
-    parser.lang = lang
-    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser, words = _subparser("grade lint", msg("cli.lint.description"), lang)
     parser.add_argument("rubrics", nargs="*", type=Path, metavar="RUBRICS", help=words(msg("cli.lint.rubrics")))
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
-    return parser
+    return _with_lang(parser, words)
 
 
 def _lint(paths: Sequence[str], lang: str = "auto") -> int:
@@ -469,20 +475,12 @@ def _lint(paths: Sequence[str], lang: str = "auto") -> int:
 
 
 def build_kit_parser(lang: str = "auto") -> argparse.ArgumentParser:
-    from grader.i18n import class_language, msg, say
+    from grader.i18n import msg
 
-    lang = class_language(lang)
-
-    def words(message: Any) -> str:
-        return say(message, lang).replace("%", "%%")
-
-    parser = _Parser(prog="grade kit", description=words(msg("cli.kit.description")), add_help=False)
-    parser.lang = lang
-    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser, words = _subparser("grade kit", msg("cli.kit.description"), lang)
     parser.add_argument("rubrics", nargs="+", type=Path, metavar="RUBRIC", help=words(msg("cli.zip.rubrics")))
     parser.add_argument("--out", type=Path, default=Path("kit"), metavar="DIR", help=words(msg("cli.kit.out")))
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
-    return parser
+    return _with_lang(parser, words)
 
 
 def _kit(args: argparse.Namespace) -> int:
@@ -520,20 +518,12 @@ def _kit(args: argparse.Namespace) -> int:
 
 
 def build_zip_parser(lang: str = "auto") -> argparse.ArgumentParser:
-    from grader.i18n import class_language, msg, say
+    from grader.i18n import msg
 
-    lang = class_language(lang)
-
-    def words(message: Any) -> str:
-        return say(message, lang).replace("%", "%%")
-
-    parser = _Parser(prog="grade gradescope-zip", description=words(msg("cli.zip.description")), add_help=False)
-    parser.lang = lang
-    parser.add_argument("-h", "--help", action="help", help=words(msg("cli.help.help")))
+    parser, words = _subparser("grade gradescope-zip", msg("cli.zip.description"), lang)
     parser.add_argument("rubrics", nargs="+", type=Path, metavar="RUBRIC", help=words(msg("cli.zip.rubrics")))
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"), metavar="FILE", help=words(msg("cli.zip.out")))
-    parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
-    return parser
+    return _with_lang(parser, words)
 
 
 def _gradescope_zip(args: argparse.Namespace) -> int:
