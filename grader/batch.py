@@ -29,9 +29,10 @@ from grader.i18n import Message, class_language, msg
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
 from grader.submission import applies, phase_folder
-from grader.model import LabResult, Rubric
+from grader.model import LabResult, Rubric, Submitted
 from grader.progress import Progress, Silent
 from grader.sandbox import Limits
+from grader.term import Decisions, finalize
 
 _COMMIT_EVERY = 0.5  # seconds: what a killed run loses at most
 
@@ -46,7 +47,9 @@ class Options:
     executor: str = "local"  # or "dask"
     scheduler: str | None = None
     db: Path | None = None  # default <out>/gradebook.sqlite
-    overrides: Path | None = None
+    overrides: Path | None = None  # else the class folder's overrides.yaml
+    course: Path | None = None  # else the class folder's course.yaml
+    roster: Path | None = None  # else the class folder's roster.csv
     gradescope: bool = False
     junit: Path | None = None
     lang: str = "auto"  # the reports' language: "en", "es", or each learner's own ("auto")
@@ -64,6 +67,9 @@ class ClassRun:
     reused: int  # learners whose every lab was unchanged
     outputs: tuple[Path, ...] = ()  # class-level files written
     run_id: int = 0
+    rerendered: int = 0  # learners whose reports were only written again (a decision or a template changed)
+    class_results: tuple[LabResult, ...] = ()  # the whole class as the class files show it (this run's and the rest)
+    files: Any = None  # grader.term.ClassFiles: where the class's own files were found
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ _LANG = "auto"
 
 
 def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str, Any]],
-                  rules: Sequence[Any], render: bool, content: str = "") -> tuple[dict[str, dict[str, Any]], list[Message | str]]:
+                  decisions: Decisions, render: bool, content: str = "", lang: str = "") -> tuple[dict[str, dict[str, Any]], list[Message | str]]:
     """Grade the labs not in ``stored``, then write the learner's reports from all of them.
 
     Returns the freshly graded labs (raw, as plain dicts) and the notes about the learner's folder.
@@ -175,18 +181,17 @@ def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str,
             result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append, content)
             fresh[lab] = {**lab_to_dict(result), "output": result.output}
     if render:
-        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], rules, _OUT, _GRADESCOPE, _LANG)
+        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], decisions, _OUT, _GRADESCOPE, lang or _LANG)
     return fresh, notes
 
 
-def write_learner_outputs(raw: Sequence[dict[str, Any]], rules: Sequence[Any], out: Path, gradescope: bool,
+def write_learner_outputs(raw: Sequence[dict[str, Any]], decisions: Decisions, out: Path, gradescope: bool,
                           lang: str = "auto") -> None:
     from grader.exports import write_gradescope
-    from grader.overrides import apply_overrides
     from grader.reports import write_reports
     from grader.results import lab_from_dict
 
-    results = apply_overrides([lab_from_dict(r) for r in raw], rules)
+    results = finalize([lab_from_dict(r) for r in raw], decisions)
     write_reports(results, out, durable=False, lang=lang)  # the class run syncs once at its end
     if gradescope:
         write_gradescope(out, results, durable=False, lang=lang)
@@ -226,12 +231,12 @@ def _pool_initializer(lock: int, parent: int) -> None:
 
 # ----------------------------------------------------------------------------- executors
 
-Submit = tuple[Plan, dict[str, dict[str, Any]], list[Any], bool]
+Submit = tuple[Plan, dict[str, dict[str, Any]], Decisions, bool, str]
 
 
 def _run_inline(work: Sequence[Submit]) -> Iterator[tuple[Plan, dict[str, dict[str, Any]], list[Message | str]]]:
-    for plan, stored, rules, render in work:
-        fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, rules, render, plan.content)
+    for plan, stored, decisions, render, lang in work:
+        fresh, notes = grade_learner(str(plan.learner), plan.labs, stored, decisions, render, plan.content, lang)
         yield plan, fresh, notes
 
 
@@ -249,8 +254,9 @@ class _LocalPool:
         self._pool = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_pool_initializer,
                                                             initargs=(self.lock, os.getpid()))
         pending = {
-            self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, rules, render, plan.content): plan
-            for plan, stored, rules, render in work
+            self._pool.submit(grade_learner, str(plan.learner), plan.labs, stored, decisions, render, plan.content,
+                              lang): plan
+            for plan, stored, decisions, render, lang in work
         }
         while pending:  # each finished future is dropped as soon as it is read: its results are not kept twice
             finished, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -302,20 +308,20 @@ def grade_class(
     progress: Progress | None = None,
 ) -> ClassRun:
     """Grade every learner under ``paths``; write reports, class outputs and the gradebook history."""
-    from grader.overrides import apply_overrides, check_rules, load_overrides
     from grader.store import Store
+    from grader.term import class_folder, find_class_files, lab_maxima, load_decisions
 
     global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE, _LANG
     say = note or (lambda _: None)
     progress = progress or Silent()
     limits = limits or Limits()
     rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
+    every_lab = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, None) if lab else rubrics
     learners = _not_taking_outputs(find_learners([Path(p) for p in paths], note), options, say)
-    overrides_path = options.overrides
-    rules = load_overrides(overrides_path) if overrides_path is not None else ()
-    check_rules(rules, rubrics)
-    if overrides_path is not None:
-        say(msg("note.overrides", path=str(overrides_path)))
+    files = find_class_files(class_folder([Path(p) for p in paths]),
+                             {"overrides": options.overrides, "course": options.course, "roster": options.roster}, say)
+    decisions = load_decisions(files, every_lab)
+    roster = _roster(files, learners, say)
     out = Path(options.out)
     db_path = options.db or out / HISTORY
 
@@ -333,9 +339,13 @@ def grade_class(
     store = Store.open(db_path)
     lock = _exclusive(db_path, out, store)
     try:  # until the run's own try below: whatever goes wrong, the gradebook and its lock are let go
-        run_id = store.begin_run(__version__, list(options.argv), rubric_hashes)
+        previous = store.last_run()
+        _warn_overrides_dropped(previous, files, say)
+        run_id = store.begin_run(__version__, list(options.argv), rubric_hashes,
+                                 class_dir=str(files.folder or ""), overrides=str(files.overrides.resolve()) if files.overrides else "")
         plans = []
         stored_for: dict[str, dict[str, dict[str, Any]]] = {}
+        stamps: list[tuple[str, str, Any]] = []
         for learner in learners:
             chosen = _labs_for(learner, rubrics, lab, say)
             submission = submission_digest(learner)
@@ -345,30 +355,28 @@ def grade_class(
             if chosen:
                 plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen), submission))
                 stored_for[learner.name] = stored
+                stamps.extend(_submission_times(learner, [by_lab[name] for name in chosen], decisions))
         if not plans:
             store.finish_run(run_id, "done")
             labs = ", ".join(r.lab for r in rubrics)
             raise UsageError(msg("path.nothing", paths=", ".join(map(str, paths)), labs=labs))
+        decisions = dataclasses.replace(decisions, submitted=tuple(stamps))
+        stamp_of = {(learner, lab_name): stamp for learner, lab_name, stamp in stamps}
 
-        rules_for: dict[str, list[Any]] = {}
-        for rule in rules:
-            rules_for.setdefault(rule.learner, []).append(rule)
         digests = store.output_digests(str(out.resolve()))
         work: list[Submit] = []
         done: dict[str, _Done] = {}
         for plan in plans:
             stored = stored_for.pop(plan.learner.name)
             entry = done[plan.learner.name] = _Done(plan, dict(stored))
-            mine = rules_for.get(plan.learner.name, [])
-            if plan.to_grade:
-                work.append((plan, stored, mine, True))
-                continue
-            digest = _output_digest(plan, mine, (options.gradescope, options.lang, looks), grader_hash)
-            if digests.get(plan.learner.name) != digest or not _reports_exist(out, plan, options.gradescope):
-                work.append((plan, stored, mine, True))
+            mine = decisions.for_learner(plan.learner.name)
+            lang = _learner_language(roster, plan.learner.name, options.lang)
+            entry.digest = _output_digest(plan.keys, mine, (options.gradescope, lang, looks), grader_hash)
+            if plan.to_grade or digests.get(plan.learner.name) != entry.digest \
+                    or not _reports_exist(out, plan.learner.name, plan.labs, options.gradescope):
+                work.append((plan, stored, mine, True, lang))
             else:
                 entry.rendered = True
-                entry.digest = digest
     except BaseException:
         store.close()
         os.close(lock)
@@ -398,13 +406,11 @@ def grade_class(
             for lab_name, key in zip(plan.labs, plan.keys):
                 raw = entry.raw[lab_name]  # a machine's failure is kept in the history, under a key no lookup matches
                 store.record(run_id, plan.learner.name, lab_name, f"retry:{key}" if raw.get("retry") else key, raw,
-                             reused=lab_name not in fresh)
+                             reused=lab_name not in fresh, submitted=_stamp(stamp_of.get((plan.learner.name, lab_name))))
             if options.executor == "dask":
-                write_learner_outputs([entry.raw[name] for name in plan.labs], rules_for.get(plan.learner.name, []),
-                                      out, options.gradescope, options.lang)
+                write_learner_outputs([entry.raw[name] for name in plan.labs], decisions.for_learner(plan.learner.name),
+                                      out, options.gradescope, _learner_language(roster, plan.learner.name, options.lang))
             entry.rendered = True
-            mine = rules_for.get(plan.learner.name, [])
-            entry.digest = _output_digest(plan, mine, (options.gradescope, options.lang, looks), grader_hash)
             store.set_output_digest(str(out.resolve()), plan.learner.name, entry.digest)
             entry.settle()
             progress.advance()
@@ -414,7 +420,8 @@ def grade_class(
         for entry in done.values():
             if all(entry.plan.reusable) and entry.raw:
                 for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
-                    store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True)
+                    store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True,
+                                 submitted=_stamp(stamp_of.get((entry.plan.learner.name, lab_name))))
                 entry.settle()
         status = "done"
     except KeyboardInterrupt:
@@ -434,34 +441,131 @@ def grade_class(
         say(text)
 
     raw_results = [done[p.learner.name].results[name] for p in plans for name in p.labs]
-    graded_names = {p.learner.name for p in plans}
-    whole_class = any(not is_learner(Path(p)) for p in paths)  # else rules for others are not this run's business
-    results = apply_overrides(raw_results, [r for r in rules if whole_class or r.learner in graded_names], say)
-    class_results = results
+    whole_class = any(not is_learner(Path(p)) for p in paths)
+    rerendered = sum(1 for plan, *_ in work if not plan.to_grade)
     if lab is not None or not whole_class:  # a part of the class: the class files keep everyone else's latest results
-        from grader.results import lab_from_dict
-
-        graded = {(r.learner, r.lab) for r in results}
-        with Store.open(db_path) as history:
-            others = [dataclasses.replace(lab_from_dict(raw), output="") for raw in history.latest_results()
-                      if (raw.get("learner"), raw.get("lab")) not in graded]
-        class_results = sorted([*results, *apply_overrides(others, rules)], key=lambda r: (r.learner, r.lab))
+        others, again = _the_others(db_path, out, {(r.learner, r.lab) for r in raw_results}, decisions, roster,
+                                    options, looks, grader_hash)
+        rerendered += again
+        everyone = finalize([*raw_results, *others], decisions)
+        graded_names = {p.learner.name for p in plans}
+        for text in _unmatched_notes(decisions, everyone, graded_names):
+            say(text)
+    else:
+        everyone = finalize(raw_results, decisions, say)
+    class_results = sorted(everyone, key=lambda r: (r.learner, r.lab))
+    mine = {(r.learner, r.lab) for r in raw_results}
+    results = [r for r in class_results if (r.learner, r.lab) in mine]
     from grader.reports import report_paths
 
     paths_out = {(r.learner, r.lab): report_paths(out, r)[0] for r in results}
+    maxima = lab_maxima(every_lab)
     class_digest = hashlib.sha256(json.dumps(
-        [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), [repr(r) for r in rules],
-         str(options.junit), options.lang, looks, whole_class, lab, len(class_results),
-         [(r.learner, r.lab, r.score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
+        [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), decisions.fingerprint(),
+         str(options.junit), options.lang, looks, whole_class, lab, len(class_results), sorted(maxima.items()),
+         _roster_fingerprint(roster),
+         [(r.learner, r.lab, r.score, r.export_score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
-        outputs = write_class_outputs(class_results, options)
-        with Store.open(db_path) as again:
-            again.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
-            again.commit()
+        outputs = write_class_outputs(class_results, options, maxima, roster)
+        with Store.open(db_path) as again_store:
+            again_store.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
+            again_store.commit()
     return ClassRun(tuple(results), paths_out, graded=fresh_count, reused=len(plans) - fresh_count,
-                    outputs=tuple(outputs), run_id=run_id)
+                    outputs=tuple(outputs), run_id=run_id, rerendered=rerendered, class_results=tuple(class_results),
+                    files=files)
+
+
+def _stamp(submitted: Any) -> dict[str, str] | None:
+    return None if submitted is None else {"time": submitted.time, "source": submitted.source}
+
+
+def _submission_times(learner: Path, rubrics: Sequence[Rubric], decisions: Decisions) -> list[tuple[str, str, Any]]:
+    """Only for labs the course gives a due date: a class without ``course.yaml`` runs no git at all."""
+    from grader.submitted import submission_time
+
+    if decisions.course is None:
+        return []
+    out = []
+    for rubric in rubrics:
+        if decisions.course.due_for(learner.name, rubric.lab) is None:
+            continue
+        stamp = submission_time(learner, phase_folder(learner, rubric.phase_dir)[0])
+        if stamp is not None:
+            out.append((learner.name, rubric.lab, stamp))
+    return out
+
+
+def _warn_overrides_dropped(previous: dict[str, Any] | None, files: Any, say: Note) -> None:
+    """The last run with this gradebook applied an overrides file this one does not: said, never silent."""
+    if previous and previous.get("overrides") and files.overrides is None and Path(previous["overrides"]).is_file():
+        say(msg("note.overrides_dropped", path=previous["overrides"]))
+
+
+def _roster(files: Any, learners: Sequence[Path], say: Note) -> Any:
+    if files.roster is None:
+        return None
+    from grader.roster import load_roster, roster_notes
+
+    roster = load_roster(files.roster)
+    for text in roster_notes(roster, [p.name for p in learners]):
+        say(text)
+    return roster
+
+
+def _roster_fingerprint(roster: Any) -> str:
+    return "" if roster is None else repr(roster.students)
+
+
+def _learner_language(roster: Any, learner: str, lang: str) -> str:
+    """``--lang auto``: the roster's language for the learner when it gives one, else their deliverable's."""
+    if lang != "auto" or roster is None:
+        return lang
+    student = roster.get(learner)
+    return student.language if student is not None and student.language else lang
+
+
+def _the_others(db_path: Path, out: Path, graded: set[tuple[str, str]], decisions: Decisions, roster: Any,
+                options: Options, looks: str, grader_hash: str) -> tuple[list[LabResult], int]:
+    """Everyone this run did not grade, from the history; their reports are written again when a decision about them
+    changed (an override, a course date): every output agrees with the decisions in force."""
+    from grader.results import lab_from_dict
+    from grader.store import Store
+
+    with Store.open(db_path) as history:
+        latest = [item for item in history.latest() if (item.result.get("learner"), item.result.get("lab")) not in graded]
+        digests = history.output_digests(str(out.resolve()))
+        by_learner: dict[str, list[Any]] = {}
+        for item in latest:
+            by_learner.setdefault(str(item.result["learner"]), []).append(item)
+        stamps = tuple((str(i.result["learner"]), str(i.result["lab"]), Submitted(**i.submitted))
+                       for i in latest if i.submitted)
+        decisions = dataclasses.replace(decisions, submitted=decisions.submitted + stamps)
+        again = 0
+        for learner, items in by_learner.items():
+            if learner not in digests or any(name == learner for name, _ in graded):
+                continue  # never rendered into this folder, or partly graded now (its reports were written)
+            mine = decisions.for_learner(learner)
+            lang = _learner_language(roster, learner, options.lang)
+            digest = _output_digest(tuple(i.key for i in items), mine, (options.gradescope, lang, looks), grader_hash)
+            if digests[learner] != digest:
+                write_learner_outputs([i.result for i in items], mine, out, options.gradescope, lang)
+                history.set_output_digest(str(out.resolve()), learner, digest)
+                again += 1
+        history.commit()
+    others = [dataclasses.replace(lab_from_dict(i.result), output="",
+                                  submitted=Submitted(**i.submitted) if i.submitted else None) for i in latest]
+    return others, again
+
+
+def _unmatched_notes(decisions: Decisions, everyone: Sequence[LabResult], graded: set[str]) -> list[Message]:
+    """A run of part of the class names only the unmatched rules about the learners it graded."""
+    from grader.overrides import apply_overrides
+
+    notes: list[Message] = []
+    apply_overrides(everyone, [r for r in decisions.rules if r.learner in graded], notes.append)
+    return notes
 
 
 def _not_taking_outputs(learners: list[Path], options: Options, say: Note) -> list[Path]:
@@ -511,14 +615,15 @@ def _exclusive(db_path: Path, out: Path, store: Any) -> int:
     return fd
 
 
-def write_class_outputs(results: Sequence[LabResult], options: Options) -> list[Path]:
+def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: dict[str, float] | None = None,
+                        roster: Any = None) -> list[Path]:
     """Rewritten only when something in them changed: a rerun with nothing new leaves them as they are."""
     from grader.exports import write_gradebook, write_junit
     from grader.reports import write_index
 
     out = Path(options.out)
     written = [write_index(out, results, class_language(options.lang))]
-    write_gradebook(out / GRADEBOOK, results)
+    write_gradebook(out / GRADEBOOK, results, maxima, roster)
     written.append(out / GRADEBOOK)
     if options.junit is not None:
         write_junit(options.junit, results, class_language(options.lang))
@@ -536,18 +641,18 @@ def _labs_for(learner: Path, rubrics: Sequence[Rubric], lab: str | None, say: No
     return tuple(r.lab for r in chosen)
 
 
-def _output_digest(plan: Plan, rules: Sequence[Any], flags: Any, grader_hash: str) -> str:
+def _output_digest(keys: Sequence[str], decisions: Decisions, flags: Any, grader_hash: str) -> str:
     """What the learner's files were rendered from: the results (named by their content keys, which include the
-    grader's own hash), the learner's overrides and the flags."""
-    material = [grader_hash, flags, list(plan.keys), [repr(r) for r in rules]]
+    grader's own hash), the decisions about them (overrides, lateness) and the flags."""
+    material = [grader_hash, flags, list(keys), decisions.fingerprint()]
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _reports_exist(out: Path, plan: Plan, gradescope: bool) -> bool:
+def _reports_exist(out: Path, learner: str, labs: Sequence[str], gradescope: bool) -> bool:
     """Each of the learner's files is there and not empty (an empty one is what a power cut before the final sync
     can leave; a deleted one is written again)."""
-    stem = out / plan.learner.name
-    names = [f"{lab.replace('/', '-')}{suffix}" for lab in plan.labs for suffix in (".html", ".md")]
+    stem = out / learner
+    names = [f"{lab.replace('/', '-')}{suffix}" for lab in labs for suffix in (".html", ".md")]
     for name in names + (["results.json"] if gradescope else []):
         try:
             if (stem / name).stat().st_size == 0:

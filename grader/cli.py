@@ -94,6 +94,8 @@ def build_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help=words(msg("cli.help.force")))
     parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.db")))
     parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
+    parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.course")))
+    parser.add_argument("--roster", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.roster")))
     parser.add_argument("--executor", choices=("local", "dask"), default="local", help=words(msg("cli.help.executor")))
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS", help=words(msg("cli.help.scheduler")))
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help=words(msg("cli.help.timeout")))
@@ -336,7 +338,8 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
             say_note(text, class_language(args.lang))
 
     options = Options(out=Path(args.out), jobs=args.jobs, force=args.force, executor=args.executor,
-                      scheduler=args.scheduler, db=args.db, overrides=_overrides(args, note), gradescope=args.gradescope,
+                      scheduler=args.scheduler, db=args.db, overrides=args.overrides, course=args.course,
+                      roster=args.roster, gradescope=args.gradescope,
                       junit=args.junit, lang=args.lang, argv=tuple(argv),
                       also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
     rubrics_dir = _rubrics(args, note)
@@ -410,27 +413,6 @@ def _looks_like_learner(path: Path) -> bool:
         return path.is_dir() and is_learner(path)
     except OSError:
         return False
-
-
-def _overrides(args: argparse.Namespace, note: Any) -> Path | None:
-    """``--overrides FILE`` only, and never a file inside a folder being graded (a learner's, or the class folder a
-    learner's hand-in sits in): a learner could grade themselves. An ``overrides.yaml`` found there is named, not used."""
-    from grader.i18n import msg
-    from grader.safety import inside_any
-
-    if args.overrides is not None:
-        if not args.overrides.is_file():
-            raise _usage(msg("cli.overrides_missing", path=str(args.overrides)))
-        graded = inside_any(args.overrides, args.paths)
-        if graded is not None:
-            raise _usage(msg("cli.overrides_inside", path=str(args.overrides), graded=str(graded)))
-        return args.overrides
-    for path in args.paths:
-        candidate = Path(path) / "overrides.yaml"
-        if candidate.is_file():
-            note(msg("note.overrides_unused", path=str(candidate)))
-            break
-    return None
 
 
 def _rubrics(args: argparse.Namespace, note: Any) -> Path | None:
@@ -553,18 +535,39 @@ def _history(args: argparse.Namespace) -> int:
         from grader.safety import terminal_safe
         from grader.store import Store
 
-        db = args.db or Path(args.out) / HISTORY
-        if not db.is_file():
-            raise _usage(msg("cli.no_history", db=str(db)))
+        import dataclasses
+
+        from grader.term import class_state
+
+        db = _gradebook(args)
+        if args.lab is not None and not re.fullmatch(r"phase-\d+/lab-\d+", args.lab):
+            raise _usage(msg("cli.history.bad_lab", lab=args.lab))
         store = Store.open(db)
         try:
+            state = class_state(store)
+            final = {(r.learner, r.lab): r.score for r in state.results}
             for learner in args.learners:
                 name = Path(learner).name or Path(learner).resolve().name
-                print(terminal_safe(render_history(store.history(name, args.lab), name, db=db, lab=args.lab,
-                                                                lang=_terminal_language(args.lang, []))), end="")
+                rows = store.history(name, args.lab)
+                last = {row.lab: k for k, row in enumerate(rows)}
+                rows = [dataclasses.replace(row, instructor_score=final.get((name, row.lab))) if last[row.lab] == k else row
+                        for k, row in enumerate(rows)]
+                print(terminal_safe(render_history(rows, name, db=db, lab=args.lab,
+                                                   lang=_terminal_language(args.lang, []))), end="")
         finally:
             store.close()
     return code[0]
+
+
+def _gradebook(args: argparse.Namespace) -> Path:
+    """``--db``, else ``<out>/gradebook.sqlite``: the gradebook a subcommand reads, which must exist."""
+    from grader.batch import HISTORY
+    from grader.i18n import msg
+
+    db = args.db or Path(args.out) / HISTORY
+    if not db.is_file():
+        raise _usage(msg("cli.no_history_db", db=str(db)) if args.db else msg("cli.no_history", db=str(db)))
+    return db
 
 
 def _doctor(lang: str) -> int:

@@ -176,7 +176,7 @@ class DaskExecutor:
 
         [bundle] = self._client.scatter([self._bundle], broadcast=True, hash=True)
         owner = {}
-        for plan, stored, _rules, _render in work:
+        for plan, stored, _decisions, _render, _lang in work:
             future = self._client.submit(grade_remote, plan.learner.name, read_tree(plan.learner), plan.labs,
                                          tuple(stored), bundle, self._limits, pure=False, key=f"grade-{plan.learner.name}-{id(plan)}")
             owner[future.key] = plan

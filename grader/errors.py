@@ -54,3 +54,11 @@ class Interrupted(GraderError):
 class KitMissing(RubricError):
     """A learner kit has no value for a call a check made on the rubric's own inputs: the kit is older than the
     grader's checks, or was edited by hand."""
+
+
+class RosterError(GraderError):
+    """The class roster (``roster.csv``) is malformed; the message names file and line."""
+
+
+class CourseError(GraderError):
+    """The course file (``course.yaml``: due dates, late policy, extensions) is malformed; file and line named."""

@@ -126,6 +126,53 @@ class Override:
     source: str = ""  # "overrides.yaml:12", so a reader can find the rule
 
 
+ADJUSTMENT_ORDER = ("late", "bonus", "penalty", "cap")  # how a lab's points are adjusted, whatever the files' order
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A lab-level change to the points, after the checks: a late penalty, an instructor's bonus, penalty or cap.
+
+    ``points`` is signed for late/bonus/penalty (a penalty is negative) and the ceiling for a cap."""
+
+    kind: str  # one of ADJUSTMENT_ORDER
+    points: float
+    reason: Message
+    source: str = ""  # "course.yaml:7", "overrides.yaml:12"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reason, str):
+            object.__setattr__(self, "reason", verbatim(self.reason))
+
+
+def adjusted(points: float, adjustments: tuple[Adjustment, ...]) -> float:
+    for kind in ADJUSTMENT_ORDER:
+        for a in adjustments:
+            if a.kind == kind:
+                points = min(points, a.points) if kind == "cap" else points + a.points
+    return round(max(0.0, points), 6)
+
+
+def adjustment_deltas(points: float, adjustments: tuple[Adjustment, ...]) -> list[tuple[Adjustment, float]]:
+    """Each adjustment with the change it made, in the order applied: what a report shows line by line."""
+    out = []
+    for kind in ADJUSTMENT_ORDER:
+        for a in adjustments:
+            if a.kind == kind:
+                after = max(0.0, min(points, a.points) if kind == "cap" else points + a.points)
+                out.append((a, round(after - points, 6)))
+                points = after
+    return out
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """When the lab was handed in, and how that is known (which decides how much it can be trusted)."""
+
+    time: str  # ISO 8601 with its offset
+    source: str  # "git", "manifest" or "mtime"
+
+
 @dataclass(frozen=True)
 class CheckResult:
     id: str
@@ -156,14 +203,34 @@ class LabResult:
     language: str = ""  # the language the deliverable is written in ("en", "es"; "" when it does not say)
     held_back: int = 0  # graded with a learner kit: checks only the instructor's rubric runs
     narrowed: int = 0  # … and checks run here on public inputs only
+    adjustments: tuple[Adjustment, ...] = ()  # lab-level: applied after the checks, in ADJUSTMENT_ORDER
+    submitted: Submitted | None = None  # known when the course gives this lab a due date
+    review_held: bool = False  # the rubric's ``review_points: held``: exports leave review points out until decided
 
     @property
     def passed(self) -> bool:
         return all(c.status.earns_points for c in self.checks if c.acceptance)
 
     @property
-    def score(self) -> float:
+    def checks_score(self) -> float:
         return round(sum(c.score for c in self.checks), 6)
+
+    @property
+    def score(self) -> float:
+        """The checks' points, then each adjustment in ADJUSTMENT_ORDER; never below 0."""
+        return adjusted(self.checks_score, self.adjustments)
+
+    @property
+    def export_score(self) -> float:
+        """What an LMS receives: with ``review_points: held``, points of checks still in review are left out."""
+        if not self.review_held:
+            return self.score
+        held = sum(c.score for c in self.checks if c.status is Status.REVIEW)
+        return adjusted(round(self.checks_score - held, 6), self.adjustments)
+
+    @property
+    def review(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.status is Status.REVIEW)
 
     @property
     def max_score(self) -> float:

@@ -10,7 +10,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import yaml
 
 from grader.errors import OverridesError
 from grader.i18n import Message, msg, verbatim
-from grader.model import CheckResult, LabResult, Override, Status
+from grader.model import Adjustment, CheckResult, LabResult, Override, Status
 
-KEYS = ("learner", "lab", "check", "status", "points", "reason")
+LAB_CHANGES = ("bonus", "penalty", "cap")  # a rule without ``check``: the whole lab's points
+KEYS = ("learner", "lab", "check", "status", "points", *LAB_CHANGES, "reason", "by", "at")
 STATUSES = tuple(s.value for s in Status)
 _NAMES = ("learner", "lab", "check")
 _ALIASES = {
@@ -45,6 +46,18 @@ class Rule:
     status: Status | None = None
     points: float | None = None
     source: str = ""  # "overrides.yaml:12"
+    change: str = ""  # a lab-level rule (no ``check``): "bonus", "penalty" or "cap", of ``points``
+    points_at: str = field(default="", compare=False)  # where ``points`` is written: a points error names that line
+    by: str = ""  # who decided (``grade review`` writes it), and when: the file's own record, shown to the instructor
+    at: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.learner, self.lab, self.check or f"[{self.change}]")
+
+    @property
+    def named(self) -> str:
+        return f"{self.learner} {self.lab} {self.check or self.change}"
 
 
 def _suggest(word: str, options: Sequence[str]) -> Message | str:
@@ -81,9 +94,9 @@ def load_overrides(path: Path) -> tuple[Rule, ...]:
     seen: dict[tuple[str, str, str], int] = {}
     for item in node.value:
         rule = _rule(path, item)
-        key = (rule.learner, rule.lab, rule.check)
+        key = rule.key
         if key in seen:
-            raise OverridesError(msg("overrides.second_rule", at=rule.source, rule=" ".join(key), first=seen[key]))
+            raise OverridesError(msg("overrides.second_rule", at=rule.source, rule=rule.named, first=seen[key]))
         seen[key] = _line(item)
         rules.append(rule)
     return tuple(rules)
@@ -110,7 +123,7 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
         lines[key] = _line(key_node)
         if not isinstance(value_node, yaml.ScalarNode):
             raise OverridesError(msg("overrides.not_scalar", at=here, key=key))
-        if key != "points":
+        if key not in ("points", *LAB_CHANGES):
             values[key] = value_node.value.strip()  # as written: learner 0123 or "no" stays a name, not 83 or false
         else:
             try:
@@ -122,9 +135,12 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
     def where(key: str | None) -> str:
         return f"{path}:{lines.get(key, _line(item)) if key else _line(item)}"
 
+    changes = [k for k in LAB_CHANGES if k in values]
     for key in _NAMES:
-        if not values.get(key):
+        if not values.get(key) and not (key == "check" and changes and "check" not in values):
             raise OverridesError(msg("overrides.missing_name", at=where(key), key=key))
+    if changes:
+        return _lab_rule(path, values, changes, where)
     label = msg("overrides.rule", learner=values["learner"], lab=values["lab"], check=values["check"])
     if not _LAB.match(values["lab"]):
         raise OverridesError(msg("overrides.bad_lab", at=where("lab"), rule=label, lab=values["lab"]))
@@ -150,7 +166,35 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
         points = float(raw)
     if status is None and points is None:
         raise OverridesError(msg("overrides.changes_nothing", at=where(None), rule=label))
-    return Rule(values["learner"], values["lab"], values["check"], " ".join(reason.split()), status, points, at)
+    return Rule(values["learner"], values["lab"], values["check"], " ".join(reason.split()), status, points, at,
+                points_at=where("points") if points is not None else "", by=values.get("by", ""), at=values.get("at", ""))
+
+
+def _number(value: Any, at: str, label: Message) -> float:
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OverridesError(msg("overrides.points_not_number", at=at, rule=label, value=repr(value)))
+    if value < 0:
+        raise OverridesError(msg("overrides.points_negative", at=at, rule=label, points=value))
+    return float(value)
+
+
+def _lab_rule(path: Path, values: dict[str, Any], changes: list[str], where: Callable[[str | None], str]) -> Rule:
+    """``bonus``/``penalty``/``cap`` of a whole lab: one per rule, never with ``check``, ``status`` or ``points``."""
+    label = msg("overrides.lab_rule", learner=values["learner"], lab=values["lab"])
+    if len(changes) > 1 or any(k in values for k in ("check", "status", "points")):
+        extra = [k for k in ("check", "status", "points", *changes[1:]) if k in values][0]
+        raise OverridesError(msg("overrides.lab_rule_mixed", at=where(extra), rule=label, key=changes[0], extra=extra))
+    if not _LAB.match(values["lab"]):
+        raise OverridesError(msg("overrides.bad_lab", at=where("lab"), rule=label, lab=values["lab"]))
+    reason = values.get("reason", "")
+    if not reason:
+        raise OverridesError(msg("overrides.missing_reason", at=where("reason"), rule=label))
+    kind = changes[0]
+    points = _number(values[kind], where(kind), label)
+    return Rule(values["learner"], values["lab"], "", " ".join(reason.split()), None, points, where(None), change=kind,
+                by=values.get("by", ""), at=values.get("at", ""))
 
 
 def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: Note | None = None) -> list[LabResult]:
@@ -166,8 +210,10 @@ def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: N
     used: set[Rule] = set()
     out = []
     for result in results:
-        lab_rules = {r.check: r for r in by_lab.get((result.learner, result.lab), ())}
-        if not lab_rules:
+        mine = by_lab.get((result.learner, result.lab), ())
+        lab_rules = {r.check: r for r in mine if not r.change}
+        changes = [r for r in mine if r.change]
+        if not mine:
             out.append(result)
             continue
         checks = []
@@ -177,7 +223,11 @@ def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: N
                 used.add(match)
                 check = _apply(check, match)
             checks.append(check)
-        out.append(replace(result, checks=tuple(checks)))
+        used.update(changes)
+        kept = tuple(a for a in result.adjustments if a.kind == "late")  # idempotent: the rules' own are made again
+        made = tuple(Adjustment(r.change, -r.points if r.change == "penalty" else r.points, verbatim(r.reason),
+                                _shown(r.source)) for r in changes)  # type: ignore[operator]
+        out.append(replace(result, checks=tuple(checks), adjustments=kept + made))
     if note is not None:
         for rule in rules:
             if rule not in used:
@@ -203,12 +253,12 @@ def _apply(check: CheckResult, rule: Rule) -> CheckResult:
 
 
 def _too_many(rule: Rule, most: float) -> OverridesError:
-    return OverridesError(msg("overrides.points_too_many", at=rule.source, rule=f"{rule.learner} {rule.lab} {rule.check}",
+    return OverridesError(msg("overrides.points_too_many", at=rule.points_at or rule.source, rule=rule.named,
                               points=rule.points, most=most))
 
 
 def _unmatched(rule: Rule, results: Sequence[LabResult]) -> Message:
-    at, named = rule.source, f"{rule.learner} {rule.lab} {rule.check}"
+    at, named = rule.source, rule.named
     learners = sorted({r.learner for r in results})
     if rule.learner not in learners:
         return msg("overrides.unmatched.learner", at=at, rule=named, learner=rule.learner, fix=_close(rule.learner, learners))
@@ -236,5 +286,5 @@ def check_rules(rules: Sequence[Rule], rubrics: Sequence[Any]) -> None:
     maxima = {(r.lab, c.id): float(c.points) for r in rubrics for c in r.checks}
     for rule in rules:
         most = maxima.get((rule.lab, rule.check))
-        if rule.points is not None and most is not None and rule.points > most + 1e-9:
+        if not rule.change and rule.points is not None and most is not None and rule.points > most + 1e-9:
             raise _too_many(rule, most)

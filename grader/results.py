@@ -20,7 +20,7 @@ from grader.i18n import (
     say,
     verbatim,
 )
-from grader.model import CheckResult, Evidence, LabResult, Override, Status
+from grader.model import Adjustment, CheckResult, Evidence, LabResult, Override, Status, Submitted, adjustment_deltas
 
 SCHEMA_VERSION = 2  # 2: messages as data (message_id, params) beside their words; language
 
@@ -60,7 +60,18 @@ def lab_to_dict(r: LabResult, lang: str | None = None) -> dict[str, Any]:
         "seconds": float(r.seconds),
         "checks": [check_to_dict(c, lang) for c in r.checks],
         **({"retry": True} if r.retry else {}),
+        **({"review_held": True} if r.review_held else {}),
+        **({"checks_score": float(r.checks_score),
+            "adjustments": [adjustment_to_dict(a, d, lang) for a, d in adjustment_deltas(r.checks_score, r.adjustments)]}
+           if r.adjustments else {}),
+        **({"submitted": {"time": r.submitted.time, "source": r.submitted.source}} if r.submitted else {}),
     }
+
+
+def adjustment_to_dict(a: Adjustment, change: float, lang: str = DEFAULT) -> dict[str, Any]:
+    """``points`` as written (a cap's ceiling); ``change`` is what it did to the lab's points."""
+    return {"kind": a.kind, "points": float(a.points), "change": float(change), "reason": say(a.reason, lang),
+            **message_data(a.reason), "source": a.source}
 
 
 def check_to_dict(c: CheckResult, lang: str = DEFAULT) -> dict[str, Any]:
@@ -137,10 +148,18 @@ def lab_from_dict(d: Mapping[str, Any]) -> LabResult:
             language=str(d.get("deliverable_language") or ""),
             held_back=int(d.get("held_back") or 0),
             narrowed=int(d.get("narrowed") or 0),
+            adjustments=tuple(adjustment_from_dict(a) for a in d.get("adjustments") or ()),
+            submitted=Submitted(str(d["submitted"]["time"]), str(d["submitted"]["source"])) if d.get("submitted") else None,
+            review_held=bool(d.get("review_held", False)),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         problem = msg("results.missing_key", key=str(exc)) if isinstance(exc, KeyError) else verbatim(str(exc))
         raise GraderError(msg("results.not_a_result", version=SCHEMA_VERSION, problem=problem)) from None
+
+
+def adjustment_from_dict(d: Mapping[str, Any]) -> Adjustment:
+    reason = _read_message(d, "", "reason") or verbatim(str(d.get("reason") or ""))
+    return Adjustment(str(d["kind"]), float(d["points"]), reason, str(d.get("source") or ""))
 
 
 def _title(d: Mapping[str, Any]) -> str | Texts:

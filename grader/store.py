@@ -21,7 +21,7 @@ from grader.errors import GraderError
 from grader.i18n import Message, msg, verbatim
 from grader.model import Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "done", "interrupted")
 BUSY_TIMEOUT_SECONDS = 30.0  # another grader finishing its commit; never minutes
 
@@ -66,6 +66,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             digest TEXT NOT NULL,
             PRIMARY KEY (out_dir, learner)) WITHOUT ROWID""",
     ),
+    (  # 1 -> 2: an unchanged re-run writes nothing per learner but ``seen``, which is updated in place
+        "ALTER TABLE runs ADD COLUMN class_dir TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN overrides TEXT NOT NULL DEFAULT ''",
+        """CREATE TABLE seen (
+            learner TEXT NOT NULL,
+            lab TEXT NOT NULL,
+            attempt_id INTEGER NOT NULL REFERENCES attempts(id),
+            last_run INTEGER NOT NULL REFERENCES runs(id),
+            submitted TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (learner, lab)) WITHOUT ROWID""",
+        """INSERT INTO seen (learner, lab, attempt_id, last_run)
+            SELECT learner, lab, max(CASE WHEN result_json != '' THEN id END), max(run_id) FROM attempts
+            GROUP BY learner, lab HAVING max(CASE WHEN result_json != '' THEN id END) IS NOT NULL""",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -80,16 +94,34 @@ class HistoryRow:
     score: float
     max_score: float
     passed: bool
-    reused: bool  # the submission was unchanged, so the stored result was used again
+    reused: bool  # (gradebooks before schema 2) the submission was unchanged, so the stored result was used again
     changed: tuple[tuple[str, str, str], ...] = ()  # (check id, status before, status now)
+    rubric_changed: bool = False  # graded under another rubric than the attempt before: not the learner's doing
+    unchanged_since: datetime | None = None  # the latest attempt: later runs found the submission unchanged, the last then
+    instructor_score: float | None = None  # the latest attempt, with the overrides and adjustments in force
 
     @property
     def fixed(self) -> tuple[str, ...]:
+        if self.rubric_changed:
+            return ()
         return tuple(c for c, before, now in self.changed if not _earns(before) and _earns(now))
 
     @property
     def broke(self) -> tuple[str, ...]:
+        if self.rubric_changed:
+            return ()
         return tuple(c for c, before, now in self.changed if _earns(before) and not _earns(now))
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A learner × lab's most recent result as the history holds it (the grader's own, before overrides)."""
+
+    result: dict[str, Any]
+    attempt_run: int  # the run that graded it
+    last_run: int  # the last run that saw it (unchanged since the attempt when later)
+    submitted: dict[str, str] | None
+    key: str = ""
 
 
 def _earns(status: str) -> bool:
@@ -176,14 +208,17 @@ class Store:
         if not db.in_transaction:
             db.execute("BEGIN")
 
-    def begin_run(self, version: str, argv: Sequence[str], rubric_hashes: Mapping[str, str]) -> int:
-        """Committed at once, so a run that is killed still shows up (as 'running')."""
+    def begin_run(self, version: str, argv: Sequence[str], rubric_hashes: Mapping[str, str], *,
+                  class_dir: str = "", overrides: str = "") -> int:
+        """Committed at once, so a run that is killed still shows up (as 'running'). ``class_dir`` and ``overrides``:
+        where the class's own files were looked up, so ``grade review``, ``query`` and ``export`` find them again."""
         db = self._conn()
         try:
             self._begin(db)
             run_id = db.execute(
-                "INSERT INTO runs (started, grader_version, argv, status) VALUES (?, ?, ?, 'running')",
-                (_now(), version, json.dumps(list(argv), ensure_ascii=False)),
+                "INSERT INTO runs (started, grader_version, argv, status, class_dir, overrides)"
+                " VALUES (?, ?, ?, 'running', ?, ?)",
+                (_now(), version, json.dumps(list(argv), ensure_ascii=False), class_dir, overrides),
             ).lastrowid
             db.executemany("INSERT INTO rubrics (run_id, lab, hash) VALUES (?, ?, ?)",
                            [(run_id, lab, digest) for lab, digest in sorted(rubric_hashes.items())])
@@ -205,14 +240,29 @@ class Store:
             raise self._fail(exc, msg("store.doing.read")) from None
         return None if row is None else json.loads(row[0])
 
-    def record(self, run_id: int, learner: str, lab: str, key: str, result: Mapping[str, Any], reused: bool) -> None:
-        """Store one attempt (``lab_to_dict`` output, before overrides); visible to others after ``commit``."""
+    def record(self, run_id: int, learner: str, lab: str, key: str, result: Mapping[str, Any], reused: bool,
+               submitted: Mapping[str, str] | None = None) -> None:
+        """Store one attempt (``lab_to_dict`` output, before overrides); visible to others after ``commit``.
+
+        A reused result adds no row: only ``seen`` (one row per learner and lab, updated in place) moves, so an
+        unchanged re-run of the class grows the file by its ``runs`` row alone."""
         checks = result["checks"]
         if any(c.get("override") for c in checks):
             raise ValueError("record the grader's own result: overrides are applied after the gradebook, not stored in it")
-        # ASCII parses ~1.5x faster in lookup; a reused result is the earlier attempt's with this key: not stored twice
-        text = "" if reused else json.dumps(result, allow_nan=False, separators=(",", ":"))
+        stamp = json.dumps(dict(submitted), sort_keys=True) if submitted else ""
         db = self._conn()
+        if reused:
+            try:
+                self._begin(db)
+                updated = db.execute(
+                    "UPDATE seen SET last_run = ?, submitted = ?, attempt_id = coalesce((SELECT id FROM attempts WHERE"
+                    " learner = ? AND lab = ? AND key = ? AND result_json != '' ORDER BY id DESC LIMIT 1), attempt_id)"
+                    " WHERE learner = ? AND lab = ?", (run_id, stamp, learner, lab, key, learner, lab)).rowcount
+            except sqlite3.Error as exc:
+                raise self._fail(exc, msg("store.doing.record")) from None
+            if updated:
+                return
+        text = json.dumps(result, allow_nan=False, separators=(",", ":"))  # ASCII parses ~1.5x faster in lookup
         try:
             self._begin(db)
             db.execute("SAVEPOINT attempt")
@@ -227,6 +277,10 @@ class Store:
                     "INSERT INTO checks (attempt_id, check_id, status, score, max_score) VALUES (?, ?, ?, ?, ?)",
                     [(attempt_id, c["id"], c["status"], float(c["score"]), float(c["max_score"])) for c in checks],
                 )
+                db.execute("INSERT INTO seen (learner, lab, attempt_id, last_run, submitted) VALUES (?, ?, ?, ?, ?)"
+                           " ON CONFLICT (learner, lab) DO UPDATE SET attempt_id = excluded.attempt_id,"
+                           " last_run = excluded.last_run, submitted = excluded.submitted",
+                           (learner, lab, attempt_id, run_id, stamp))
             except BaseException:
                 db.execute("ROLLBACK TO attempt")
                 raise
@@ -238,15 +292,37 @@ class Store:
     def latest_results(self) -> list[dict[str, Any]]:
         """Every learner × lab's most recent result (the grader's own), for class files that must cover the whole
         class when a run grades only some of it."""
+        return [latest.result for latest in self.latest()]
+
+    def latest(self) -> list[Latest]:
+        """Every learner × lab's most recent result, with when it was graded, last seen and handed in."""
         try:
             rows = self._conn().execute(
-                "SELECT (SELECT b.result_json FROM attempts b WHERE b.learner = a.learner AND b.lab = a.lab "
-                "AND b.key = a.key AND b.result_json != '' ORDER BY b.id DESC LIMIT 1) "
-                "FROM attempts a WHERE a.id IN (SELECT max(id) FROM attempts GROUP BY learner, lab) ORDER BY a.id"
-            ).fetchall()
+                "SELECT a.result_json, a.run_id, s.last_run, s.submitted, a.key FROM seen s"
+                " JOIN attempts a ON a.id = s.attempt_id ORDER BY s.learner, s.lab").fetchall()
         except sqlite3.Error as exc:
             raise self._fail(exc, msg("store.doing.read")) from None
-        return [json.loads(text) for (text,) in rows if text]
+        return [Latest(json.loads(text), run, last, json.loads(stamp) if stamp else None, key)
+                for text, run, last, stamp, key in rows if text]
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The latest finished run: its id, start, class folder and overrides file (as it looked them up)."""
+        try:
+            row = self._conn().execute(
+                "SELECT id, started, class_dir, overrides FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, msg("store.doing.read")) from None
+        if row is None:
+            return None
+        return {"id": row[0], "started": datetime.fromisoformat(row[1]), "class_dir": row[2], "overrides": row[3]}
+
+    def run_started(self, run_id: int) -> datetime | None:
+        try:
+            row = self._conn().execute("SELECT started FROM runs WHERE id = ?", (run_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, msg("store.doing.read")) from None
+        return datetime.fromisoformat(row[0]) if row else None
 
     def output_digests(self, out_dir: str) -> dict[str, str]:
         """learner -> digest of what their report files in ``out_dir`` were last rendered from."""
@@ -293,9 +369,13 @@ class Store:
         db = self._conn()
         try:
             attempts = db.execute(
-                "SELECT a.id, r.started, a.run_id, a.lab, a.score, a.max_score, a.passed, a.reused"
+                "SELECT a.id, r.started, a.run_id, a.lab, a.score, a.max_score, a.passed, a.reused,"
+                " (SELECT h.hash FROM rubrics h WHERE h.run_id = a.run_id AND h.lab = a.lab)"
                 f" FROM attempts a JOIN runs r ON r.id = a.run_id WHERE {where} ORDER BY a.id", params,
             ).fetchall()
+            seen = {row[0]: (row[1], datetime.fromisoformat(row[2])) for row in db.execute(
+                "SELECT s.lab, s.attempt_id, r.started FROM seen s JOIN runs r ON r.id = s.last_run"
+                f" WHERE s.learner = ?{' AND s.lab = ?' if lab is not None else ''}", params)}
             statuses: dict[int, dict[str, str]] = {}
             for attempt_id, check_id, status in db.execute(
                 f"SELECT c.attempt_id, c.check_id, c.status FROM checks c JOIN attempts a ON a.id = c.attempt_id WHERE {where}",
@@ -305,16 +385,23 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail(exc, msg("store.doing.read")) from None
         previous: dict[str, dict[str, str]] = {}
+        rubric_of: dict[str, str | None] = {}
         rows = []
-        for attempt_id, started, run_id, lab_id, score, max_score, passed, reused in attempts:
+        for attempt_id, started, run_id, lab_id, score, max_score, passed, reused, rubric_hash in attempts:
             now = statuses.get(attempt_id, {})
             before = previous.get(lab_id)
             changed = () if before is None else tuple(
                 (c, before[c], s) for c, s in now.items() if c in before and before[c] != s
             )
+            rubric_changed = before is not None and not reused and rubric_of.get(lab_id) != rubric_hash
             previous[lab_id] = now
-            rows.append(HistoryRow(datetime.fromisoformat(started), run_id, lab_id, score, max_score,
-                                   bool(passed), bool(reused), changed))
+            if not reused:
+                rubric_of[lab_id] = rubric_hash
+            when = datetime.fromisoformat(started)
+            last = seen.get(lab_id)
+            since = last[1] if last is not None and last[0] == attempt_id and last[1] > when else None
+            rows.append(HistoryRow(when, run_id, lab_id, score, max_score, bool(passed), bool(reused), changed,
+                                   rubric_changed, since))
         return rows
 
     def close(self) -> None:

@@ -98,9 +98,11 @@ def test_unchanged_learners_are_reused_and_force_grades_again(tmp_path: Path) ->
     forced = run_class(klass, out, jobs=2, force=True)
     assert (forced.graded, forced.reused) == (3, 0)
     assert comparable(forced) == comparable(changed)
-    history = sqlite3.connect(out / "gradebook.sqlite").execute(
-        "select count(*), sum(reused) from attempts where learner = 'borja'").fetchone()
-    assert history == (8, 4)  # two labs in four runs, reused in two of them
+    db = sqlite3.connect(out / "gradebook.sqlite")
+    history = db.execute("select count(*), sum(reused) from attempts where learner = 'borja'").fetchone()
+    assert history == (4, 0)  # two labs in four runs, reused in two of them: a reused result adds no attempt …
+    assert db.execute("select count(*), min(last_run) from seen where learner = 'borja'").fetchone() == (2, 4)  # … it moves
+    db.close()
 
 
 def test_another_phase_changing_grades_every_lab_again(tmp_path: Path) -> None:
@@ -211,9 +213,10 @@ def test_a_stopped_run_resumes_and_leaves_nothing_behind(how: str, tmp_path: Pat
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 1, resumed.stderr  # the infinite loops do not pass
     last = sqlite3.connect(out / "gradebook.sqlite").execute(
-        "select count(distinct case when reused = 0 then learner end), count(distinct case when reused = 1 then learner end) "
-        "from attempts where run_id = (select max(id) from runs)").fetchone()
-    assert last == (len(members) - saved, saved)
+        "select count(distinct case when a.run_id = s.last_run then s.learner end),"
+        " count(distinct case when a.run_id < s.last_run then s.learner end) "
+        "from seen s join attempts a on a.id = s.attempt_id where s.last_run = (select max(id) from runs)").fetchone()
+    assert last == (len(members) - saved, saved)  # graded now, and reused (seen again, no new attempt)
     document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert len(document["results"]) == 2 * len(members) - len(members) // 6  # infinite-loop hands in phase-04 only
 
@@ -260,8 +263,8 @@ def test_history_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert main(["history", str(klass / "sign-flipped"), "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len([line for line in lines if "phase-04/lab-00" in line]) == 2
-    assert "reused" in lines[-1] and "NOT PASSED" in lines[-1]
+    assert len([line for line in lines if "phase-04/lab-00" in line]) == 1  # the unchanged re-run adds no attempt …
+    assert "unchanged since, checked again until" in lines[-1] and "NOT PASSED" in lines[-1]  # … it is said once
     assert main(["history", "nobody", "--out", str(tmp_path / "elsewhere")]) == 2
     assert "no gradebook history yet" in capsys.readouterr().err
 

@@ -118,24 +118,38 @@ def test_gradebook_round_trip(tmp_path: Path) -> None:
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == 4 and b"\n" not in raw.replace(b"\r\n", b"")
     rows = read_gradebook(path)
+    cols = ("score", "max", "passed", "handed in", "needs review", "adjustments")
     assert list(rows[0]) == [
-        "learner",
-        f"{LAB0} score", f"{LAB0} max", f"{LAB0} passed",
-        f"{LAB1} score", f"{LAB1} max", f"{LAB1} passed",
-        "total score", "total max",
-    ]  # fmt: skip
+        "learner", *(f"{LAB0} {c}" for c in cols), *(f"{LAB1} {c}" for c in cols), "total score", "total max", "needs review",
+    ]
     by_name = {row["learner"]: row for row in rows}
     assert set(by_name) == {"'=HYPERLINK('evil.example')", "Begoña Núñez", "ana"}
     assert by_name["Begoña Núñez"] == {
         "learner": "Begoña Núñez",
-        f"{LAB0} score": "6.5", f"{LAB0} max": "14", f"{LAB0} passed": "0",
-        f"{LAB1} score": "5", f"{LAB1} max": "5", f"{LAB1} passed": "1",
-        "total score": "11.5", "total max": "19",
+        f"{LAB0} score": "6.5", f"{LAB0} max": "14", f"{LAB0} passed": "0", f"{LAB0} handed in": "1",
+        f"{LAB0} needs review": "1", f"{LAB0} adjustments": "0",
+        f"{LAB1} score": "5", f"{LAB1} max": "5", f"{LAB1} passed": "1", f"{LAB1} handed in": "1",
+        f"{LAB1} needs review": "0", f"{LAB1} adjustments": "0",
+        "total score": "11.5", "total max": "19", "needs review": "1",
     }  # fmt: skip
     assert by_name["ana"][f"{LAB0} score"] == "21.333333"
-    assert [by_name["ana"][f"{LAB1} {col}"] for col in ("score", "max", "passed")] == ["", "", ""]
+    # a lab not handed in is 0 out of its maximum: every total is out of the same points
+    assert [by_name["ana"][f"{LAB1} {col}"] for col in cols] == ["0", "5", "0", "0", "0", "0"]
+    assert {row["total max"] for row in rows} == {"19"}
     injected = by_name["'=HYPERLINK('evil.example')"]
-    assert [injected[f"{LAB0} {col}"] for col in ("score", "max", "passed")] == ["", "", ""]
+    assert [injected[f"{LAB0} {col}"] for col in ("score", "max", "passed", "handed in")] == ["0", "14", "0", "0"]
+
+
+def test_gradebook_totals_count_every_rubric_lab_and_hold_review_points(tmp_path: Path) -> None:
+    """A lab nobody in these results handed in still counts (the rubrics' maxima); held review points are left out."""
+    from dataclasses import replace
+
+    held = replace(lab("ana", LAB0, *every_status()), review_held=True)
+    rows = list(csv.DictReader(io.StringIO(gradebook_csv([held], {LAB0: 14.0, LAB1: 5.0, "phase-06/lab-00": 10.0}))))
+    [row] = rows
+    assert row["total max"] == "29" and row["phase-06/lab-00 max"] == "10" and row["phase-06/lab-00 score"] == "0"
+    review_points = sum(c.score for c in held.checks if c.status is Status.REVIEW)
+    assert review_points > 0 and float(row[f"{LAB0} score"]) == held.score - review_points
 
 
 @pytest.mark.parametrize(
@@ -163,7 +177,7 @@ def test_gradebook_learner_cell(name: str, cell: str) -> None:
 
 
 def test_gradebook_empty_class_has_header_only() -> None:
-    assert gradebook_csv([]) == '"learner","total score","total max"\r\n'  # every text field quoted
+    assert gradebook_csv([]) == '"learner","total score","total max","needs review"\r\n'  # every text field quoted
 
 
 # --- JUnit XML ---------------------------------------------------------------------------------

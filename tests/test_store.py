@@ -55,12 +55,14 @@ def test_open_creates_the_folder_and_the_schema(store: Store) -> None:
     assert store.path.is_file()
     columns = {t: [row[1] for row in sql(store.path, f"PRAGMA table_info({t})")] for t in ("runs", "rubrics", "attempts", "checks")}
     assert columns == {
-        "runs": ["id", "started", "finished", "grader_version", "argv", "status"],
+        "runs": ["id", "started", "finished", "grader_version", "argv", "status", "class_dir", "overrides"],
         "rubrics": ["run_id", "lab", "hash"],
         "attempts": ["id", "run_id", "learner", "lab", "key", "reused", "score", "max_score", "passed", "seconds", "result_json"],
         "checks": ["attempt_id", "check_id", "status", "score", "max_score"],
     }
     assert [row[1] for row in sql(store.path, "PRAGMA table_info(outputs)")] == ["out_dir", "learner", "digest"]
+    assert [row[1] for row in sql(store.path, "PRAGMA table_info(seen)")] == ["learner", "lab", "attempt_id", "last_run",
+                                                                               "submitted"]
     assert sql(store.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert sql(store.path, "PRAGMA journal_mode") == [("wal",)]
     assert [r[2] for r in sql(store.path, "PRAGMA index_info(attempts_by_key)")] == ["learner", "lab", "key"]
@@ -100,22 +102,20 @@ def test_record_lookup_and_every_check_is_queryable(store: Store) -> None:
     store.record(run, "borja", LAB, "k1", second, reused=False)
     assert store.lookup("borja", LAB, "k1") == second  # the latest with that key
     store.record(run, "borja", LAB, "k1", second, reused=True)
-    assert store.lookup("borja", LAB, "k1") == second  # a reused attempt points back at it, its JSON not stored twice
+    assert store.lookup("borja", LAB, "k1") == second  # a reused result adds no attempt: only ``seen`` moves
     assert store.lookup("borja", LAB, "k2") is None
     assert store.lookup("borja", "phase-05/lab-02", "k1") is None
     assert sql(store.path, "SELECT count(*) FROM attempts") == [(0,)]
     store.commit()
     assert sql(store.path, "SELECT learner, reused, score, max_score, passed, seconds FROM attempts ORDER BY id") == [
         ("borja", 0, 8.0, 8.0, 1, 0.25), ("ana", 0, 6.0, 8.0, 0, 0.25), ("borja", 0, 6.0, 8.0, 0, 0.25),
-        ("borja", 1, 6.0, 8.0, 0, 0.25),
     ]
-    assert sql(store.path, "SELECT reused, result_json = '' FROM attempts WHERE learner = 'borja' ORDER BY id") == [
-        (0, 0), (0, 0), (1, 1)]
+    assert sql(store.path, "SELECT learner, lab, attempt_id, last_run FROM seen ORDER BY learner") == [
+        ("ana", LAB, 2, run), ("borja", LAB, 3, run)]
     failing = sql(store.path, "SELECT a.learner, c.check_id, c.score, c.max_score FROM checks c JOIN attempts a ON a.id = c.attempt_id "
                               "WHERE c.status = 'fail' ORDER BY a.id")
-    assert failing == [("ana", "jacobian-analytic", 0.0, 2.0), ("borja", "jacobian-analytic", 0.0, 2.0),
-                       ("borja", "jacobian-analytic", 0.0, 2.0)]
-    assert sql(store.path, "SELECT count(*) FROM checks") == [(16,)]
+    assert failing == [("ana", "jacobian-analytic", 0.0, 2.0), ("borja", "jacobian-analytic", 0.0, 2.0)]
+    assert sql(store.path, "SELECT count(*) FROM checks") == [(12,)]
     assert lab_to_dict(lab_from_dict(store.lookup("borja", LAB, "k1") or {})) == second
 
 
@@ -160,13 +160,12 @@ def test_history_says_what_changed_since_the_previous_attempt(store: Store) -> N
         (first, LAB, 4.0, False, False),
         (first, "phase-05/lab-02", 8.0, True, False),
         (second, LAB, 4.0, False, False),
-        (second, "phase-05/lab-02", 8.0, True, True),
         (third, LAB, 8.0, True, False),
     ]
-    assert rows[0].changed == () and rows[3].changed == ()
+    assert rows[0].changed == () and rows[1].unchanged_since is not None  # the unchanged lab-02: seen again in run 2
     assert set(rows[2].changed) == {("softmax-correct", "pass", "error"), ("jacobian-analytic", "fail", "pass"), ("derivation", "skip", "fail")}
     assert (rows[2].fixed, rows[2].broke) == (("jacobian-analytic",), ("softmax-correct",))
-    assert (set(rows[4].fixed), rows[4].broke) == ({"softmax-correct", "derivation"}, ())
+    assert (set(rows[3].fixed), rows[3].broke) == ({"softmax-correct", "derivation"}, ())
     assert [r.run_id for r in store.history("borja", LAB)] == [first, second, third]
     assert store.history("nobody") == []
     assert all(r.time.tzinfo is not None for r in rows)
