@@ -28,7 +28,7 @@ LATE_KEYS = ("per_day", "cap", "grace_days")
 LAB_KEYS = ("due", "late")
 EXTENSION_KEYS = ("learner", "lab", "due", "days", "reason")
 DAY = timedelta(days=1)
-SOURCES = {"git": "late.source.git", "manifest": "late.source.manifest", "mtime": "late.source.mtime"}
+SOURCES = {"git": msg("late.source.git"), "manifest": msg("late.source.manifest"), "mtime": msg("late.source.mtime")}
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Course:
             points = min(points, policy.cap.points(max_score))
         points = round(min(points, max_score), 6)
         reason = msg("late.reason", days=days, due=_shown(due), submitted=_shown(when),
-                     source=msg(SOURCES.get(submitted.source, "late.source.mtime")), per_day=str(policy.per_day),
+                     source=SOURCES.get(submitted.source, SOURCES["mtime"]), per_day=str(policy.per_day),
                      extension=msg("late.extended", reason=ext.reason) if ext is not None and ext.reason else "")
         return Adjustment("late", -points, reason, self.due[lab][1].rpartition("/")[2])
 

@@ -9,8 +9,9 @@ import csv
 import io
 import json
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from grader.reports import (format_index, format_number, format_points, format_v
                             markdown_head, reader_language)
 
 __all__ = [
+    "BOM",
+    "cell_text",
+    "decimal_text",
     "gradebook_csv",
     "gradescope_results",
     "junit_xml",
@@ -37,32 +41,49 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _GRADESCOPE_FILE = "results.json"
 
 
-def gradebook_csv(results: Sequence[LabResult]) -> str:
-    """One row per learner, three columns per lab, then totals; RFC 4180 (CRLF, quoted as needed).
+def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | None = None, roster: Any = None) -> str:
+    """One row per learner, six columns per lab, then totals; RFC 4180 (CRLF, quoted as needed).
 
-    A lab the learner was not graded on is left empty (not 0), so an LMS does not record a zero.
+    Every lab of ``maxima`` (the rubrics') is a column, and a lab not handed in is 0 out of its maximum, so every
+    learner's total is out of the same points whatever part of the class a run graded. Points are what an LMS
+    should receive: adjustments applied, review points left out when the rubric holds them (``review_points: held``).
+    With a roster, its student id, email, name and section follow the folder name.
     """
-    labs = sorted({r.lab for r in results})
+    maxima = dict(maxima or {})
+    for r in results:
+        maxima.setdefault(r.lab, r.max_score)
+    labs = sorted(maxima)
     table = _by_learner(results)
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
-    header = ["learner"]
+    header = ["learner", *(["student id", "email", "name", "section"] if roster is not None else [])]
     for lab in labs:
-        header += [f"{lab} score", f"{lab} max", f"{lab} passed"]
-    writer.writerow([_cell_text(h) for h in [*header, "total score", "total max"]])
+        header += [f"{lab} score", f"{lab} max", f"{lab} passed", f"{lab} handed in", f"{lab} needs review",
+                   f"{lab} adjustments"]
+    writer.writerow([cell_text(h) for h in [*header, "total score", "total max", "needs review"]])
     for learner, mine in table.items():
-        row: list[Any] = [_cell_text(learner)]
+        row: list[Any] = [cell_text(unicodedata.normalize("NFC", learner))]
+        if roster is not None:
+            student = roster.get(learner)
+            row += [cell_text(getattr(student, key, "") or "") for key in ("student_id", "email", "name", "section")]
+        total = 0.0
         for lab in labs:
             r = mine.get(lab)
-            row += ["", "", ""] if r is None else [_number(r.score), _number(r.max_score), 1 if r.passed else 0]
-        row += [_number(sum(r.score for r in mine.values())), _number(sum(r.max_score for r in mine.values()))]
+            if r is None:
+                row += [0, _number(maxima[lab]), 0, 0, 0, 0]
+                continue
+            total += r.export_score
+            row += [_number(r.export_score), _number(maxima[lab]), 1 if r.passed else 0, 1, len(r.review),
+                    _number(round(r.score - r.checks_score, 6))]
+        row += [_number(total), _number(sum(maxima.values())), sum(len(r.review) for r in mine.values())]
         writer.writerow(row)
     return buffer.getvalue()
 
 
-def write_gradebook(path: Path, results: Sequence[LabResult]) -> None:
+def write_gradebook(path: Path, results: Sequence[LabResult], maxima: Mapping[str, float] | None = None,
+                    roster: Any = None) -> None:
     """UTF-8 with a byte-order mark: without it Excel reads "Begoña" as "BegoÃ±a"; LMS importers skip it."""
-    atomic_write_text(Path(path), BOM + gradebook_csv(results), hint=msg("write.hint.gradebook"))
+    atomic_write_text(Path(path), BOM + gradebook_csv(results, maxima, roster), hint=msg("write.hint.gradebook"))
 
 
 def junit_xml(results: Sequence[LabResult], lang: str = DEFAULT) -> str:
@@ -166,7 +187,7 @@ def _by_lab(results: Iterable[LabResult]) -> dict[str, list[LabResult]]:
     return {lab: [table[lab][learner] for learner in sorted(table[lab])] for lab in sorted(table)}
 
 
-def _cell_text(text: str) -> str:
+def cell_text(text: str) -> str:
     """A text cell a spreadsheet will not run: every ``;``- or ``,``-separated piece that starts (after spaces) with
     ``=``, ``+``, ``-``, ``@`` (or their full-width forms, a tab or a CR) gets a ``'``. Text cells are always quoted."""
     from grader.reports import visible_controls
@@ -184,7 +205,7 @@ def _number(x: float) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def _decimal(x: float) -> str:
+def decimal_text(x: float) -> str:
     """Exact to 1e-6, no exponent, no trailing zeros ("30", "21.333333"): what gradebook importers parse."""
     text = f"{round(float(x), 6):.6f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text

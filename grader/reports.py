@@ -22,7 +22,7 @@ import markupsafe
 
 from grader.atomicio import atomic_write_text
 from grader.i18n import DEFAULT, LANGUAGES, Message, joined, language, msg, plural, say
-from grader.model import CheckResult, LabResult, Status
+from grader.model import CheckResult, LabResult, Status, adjustment_deltas
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -133,6 +133,35 @@ def kit_more(result: LabResult) -> Message:
                   plural("kit.more.narrowed", result.narrowed) if result.narrowed else None)
 
 
+_ADJUSTMENT_IDS = {"late": lambda **p: msg("report.adjustment.late", **p), "bonus": lambda **p: msg("report.adjustment.bonus", **p),
+                   "penalty": lambda **p: msg("report.adjustment.penalty", **p), "cap": lambda **p: msg("report.adjustment.cap", **p)}
+
+
+def adjustment_lines(result: LabResult) -> list[Message]:
+    """One line per lab-level adjustment, in the order applied, each with the change it made and its reason."""
+    lines = []
+    for a, change in adjustment_deltas(result.checks_score, result.adjustments):
+        lines.append(_ADJUSTMENT_IDS.get(a.kind, _ADJUSTMENT_IDS["penalty"])(change=format_points(change),
+                         points=format_points(a.points), reason=a.reason,
+                         source=a.source))
+    if lines:
+        lines.insert(0, msg("report.checks_earned", score=format_points(result.checks_score),
+                            max=format_points(result.max_score)))
+    return lines
+
+
+def handed_in(result: LabResult) -> Message | None:
+    """When the lab was handed in, and from what: modification times are said to be the weak evidence they are."""
+    if result.submitted is None:
+        return None
+    from grader.course import SOURCES
+
+    when = datetime.datetime.fromisoformat(result.submitted.time).isoformat(sep=" ", timespec="minutes")
+    if result.submitted.source == "mtime":
+        return msg("report.handed_in.mtime", time=when)
+    return msg("report.handed_in", time=when, source=SOURCES.get(result.submitted.source, SOURCES["mtime"]))
+
+
 def markdown_head(result: LabResult, lang: str) -> str:
     """The Markdown report's top (verdict, counts, what to look at first): Gradescope's overall output."""
     return str(environment(lang).get_template("report_parts.md.j2").module.head(result)).strip()
@@ -209,9 +238,12 @@ def environment(lang: str = DEFAULT) -> jinja2.Environment:
         md_code=markdown_code,
         say=lambda value: say(value, lang),
     )
+    env.tests["late"] = lambda r: any(a.kind == "late" for a in r.adjustments)
     env.globals.update(
         first_things=first_things,
         kit_more=kit_more,
+        adjustments=adjustment_lines,
+        handed_in=handed_in,
         without_cause=without_cause,
         _=lambda message_id, **params: say(msg(message_id, **params), lang),
         _n=lambda message_id, n, **params: say(plural(message_id, n, **params), lang),

@@ -81,7 +81,8 @@ def find_class_files(folder: Path | None, given: Mapping[str, Path | None], note
 
     ``given`` maps ``overrides``/``course``/``roster`` to a flag's path (or None)."""
     found: dict[str, Path | None] = {}
-    using = {"overrides": "note.using_overrides", "course": "note.using_course", "roster": "note.using_roster"}
+    using = {"overrides": lambda at: msg("note.using_overrides", path=at), "course": lambda at: msg("note.using_course", path=at),
+             "roster": lambda at: msg("note.using_roster", path=at)}
     for kind, name in (("overrides", OVERRIDES), ("course", COURSE), ("roster", ROSTER)):
         path = given.get(kind)
         if path is not None:
@@ -94,7 +95,7 @@ def find_class_files(folder: Path | None, given: Mapping[str, Path | None], note
             if holder is not None:
                 raise UsageError(msg("term.inside_learner", path=str(path), learner=str(holder), name=name))
             if note is not None:
-                note(msg(using[kind], path=str(path)))
+                note(using[kind](str(path)))
         found[kind] = Path(path) if path is not None else None
     return ClassFiles(folder, found["overrides"], found["course"], found["roster"])
 

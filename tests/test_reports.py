@@ -226,7 +226,7 @@ def test_summary_lists_failures_paths_and_total() -> None:
     assert len(lines[3]) == len("    ✗ step-size: ") + 100
     assert lines[4] == "    ✗ runs: ZeroDivisionError: float division by zero (line 12)"
     assert lines[5] == "    – needs jacobian to pass first — 1 check (hessian)"  # a skip, said once with why
-    assert lines[-1] == "total: 1 of 2 passed, 1 check to review"
+    assert lines[-1] == "total: 1 of 2 passed, 1 check to review (grade review lists them)"  # the instructor's queue
     assert "\x1b" not in text and "report:" not in text
     assert render_summary([]) == "total: 0 of 0 passed\n"
 
