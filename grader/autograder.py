@@ -94,7 +94,7 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
                     raise UsageError(msg("gradescope.which_lab", labs=", ".join(r.lab for r in rubrics)))
                 shutil.copytree(submission, learner / rubrics[0].phase_dir, symlinks=True, ignore=_only_files_and_folders)
                 chosen = rubrics
-            results = [grade_lab(r, learner, limits or Limits()) for r in chosen]
+            results = _late([grade_lab(r, learner, limits or Limits()) for r in chosen], root, rubrics_dir, learner, chosen)
         document = gradescope_results(results, lang)
         document["execution_time"] = round(time.perf_counter() - started, 3)
         code = 0
@@ -117,3 +117,32 @@ def run_autograder(root: Path, *, rubrics_dir: Path | None = None, lab: str | No
     atomic_write_text(target, json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n",
                       hint=msg("gradescope.write_hint"))
     return code
+
+
+def _late(results: list[Any], root: Path, rubrics_dir: Path | None, learner: Path, rubrics: list[Any]) -> list[Any]:
+    """With ``course.yaml`` beside the rubrics (``grade gradescope-zip --course``), a late penalty from the upload's time:
+    Gradescope's ``submission_metadata.json`` first here — the platform's record — then git, then modification times."""
+    from grader.course import load_course
+    from grader.grading import bundled_rubrics
+    from grader.submission import phase_folder
+    from grader.submitted import submission_time
+    from grader.term import Decisions, finalize, lab_maxima
+
+    path = Path(rubrics_dir or bundled_rubrics()) / "course.yaml"
+    if not path.is_file():
+        return results
+    course = load_course(path, lab_maxima(rubrics))
+    manifest = root / "submission_metadata.json"
+    order = tuple(s for s in ("manifest", "git", "mtime") if s in course.sources)
+    stamps = []
+    for rubric in rubrics:
+        if course.due_for(learner.name, rubric.lab) is None:
+            continue
+        stamp = None
+        for source in order:
+            stamp = submission_time(learner, phase_folder(learner, rubric.phase_dir)[0], manifest, sources=(source,))
+            if stamp is not None:
+                break
+        if stamp is not None:
+            stamps.append((learner.name, rubric.lab, stamp))
+    return finalize(results, Decisions((), course, tuple(stamps)))

@@ -81,10 +81,18 @@ def _rubric_files(rubrics: Sequence[Rubric]) -> Iterator[tuple[str, bytes]]:
                 yield f"{folder}/{file.name}", file.read_bytes()
 
 
-def build_zip(rubrics: Sequence[Rubric], out: Path) -> list[str]:
-    """Write the zip (temporary file, then rename); its entries, for the terminal."""
+def build_zip(rubrics: Sequence[Rubric], out: Path, course: Path | None = None) -> list[str]:
+    """Write the zip (temporary file, then rename); its entries, for the terminal. ``course``: the course file, checked
+    now and shipped as ``rubrics/course.yaml``, so late penalties follow Gradescope's own upload time."""
     if not rubrics:
         raise UsageError(msg("zip.no_rubric"))
+    extra: list[tuple[str, bytes]] = []
+    if course is not None:
+        from grader.course import load_course
+        from grader.term import lab_maxima
+
+        load_course(course, lab_maxima(rubrics))
+        extra.append(("rubrics/course.yaml", course.read_bytes()))
     if out.suffix.lower() != ".zip":
         raise UsageError(msg("zip.not_zip", out=str(out)))
     labs = ", ".join(r.lab for r in rubrics)
@@ -102,7 +110,7 @@ def build_zip(rubrics: Sequence[Rubric], out: Path) -> list[str]:
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, text)
             names.append(name)
-        for name, data in (*_package_files(), *_rubric_files(rubrics)):
+        for name, data in (*_package_files(), *_rubric_files(rubrics), *extra):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # the same rubric gives the same zip
             info.external_attr = (stat.S_IFREG | 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED

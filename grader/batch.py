@@ -309,7 +309,7 @@ def grade_class(
 ) -> ClassRun:
     """Grade every learner under ``paths``; write reports, class outputs and the gradebook history."""
     from grader.store import Store
-    from grader.term import class_folder, find_class_files, lab_maxima, load_decisions
+    from grader.term import class_folder, find_class_files, lab_maxima, load_decisions, say_files
 
     global _RUBRICS, _LIMITS, _OUT, _GRADESCOPE, _LANG
     say = note or (lambda _: None)
@@ -318,10 +318,11 @@ def grade_class(
     rubrics = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, lab)
     every_lab = select_rubrics(Path(rubrics_dir) if rubrics_dir else None, None) if lab else rubrics
     learners = _not_taking_outputs(find_learners([Path(p) for p in paths], note), options, say)
-    files = find_class_files(class_folder([Path(p) for p in paths]),
-                             {"overrides": options.overrides, "course": options.course, "roster": options.roster}, say)
+    files = find_class_files(class_folder([Path(p) for p in paths], say),
+                             {"overrides": options.overrides, "course": options.course, "roster": options.roster})
     decisions = load_decisions(files, every_lab)
     roster = _roster(files, learners, say)
+    say_files(files, say)
     out = Path(options.out)
     db_path = options.db or out / HISTORY
 
@@ -343,6 +344,10 @@ def grade_class(
         _warn_overrides_dropped(previous, files, say)
         run_id = store.begin_run(__version__, list(options.argv), rubric_hashes,
                                  class_dir=str(files.folder or ""), overrides=str(files.overrides.resolve()) if files.overrides else "")
+        from grader.i18n import LANGUAGES, say as said
+
+        store.set_labs({r.lab: ({code: said(r.title, code) for code in LANGUAGES}, sum(float(c.points) for c in r.checks))
+                        for r in every_lab})
         plans = []
         stored_for: dict[str, dict[str, dict[str, Any]]] = {}
         stamps: list[tuple[str, str, Any]] = []
@@ -491,7 +496,7 @@ def _submission_times(learner: Path, rubrics: Sequence[Rubric], decisions: Decis
     for rubric in rubrics:
         if decisions.course.due_for(learner.name, rubric.lab) is None:
             continue
-        stamp = submission_time(learner, phase_folder(learner, rubric.phase_dir)[0])
+        stamp = submission_time(learner, phase_folder(learner, rubric.phase_dir)[0], sources=decisions.course.sources)
         if stamp is not None:
             out.append((learner.name, rubric.lab, stamp))
     return out

@@ -253,6 +253,18 @@ def _check_outside_submissions(out: Path, files: Sequence[tuple[str, Path]], pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``grade …``; output piped into ``head`` that closes early ends the command quietly, as other tools do."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail
+        except (OSError, ValueError):
+            pass
+        return EXIT_NOT_PASSED
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 terminal must not turn "✗" into a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -267,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _kit(build_kit_parser(asked).parse_args(argv[1:]))
     if _subcommand(argv, "gradescope-zip"):
         return _gradescope_zip(build_zip_parser(asked).parse_args(argv[1:]))
+    for name, (builder, command) in _TERM_COMMANDS.items():
+        if _subcommand(argv, name):
+            return command(builder(asked).parse_args(argv[1:]))
     args = build_parser(asked).parse_args(argv)
     if args.doctor:
         return _doctor(args.lang)
@@ -505,6 +520,7 @@ def build_zip_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser, words = _subparser("grade gradescope-zip", msg("cli.zip.description"), lang)
     parser.add_argument("rubrics", nargs="+", type=Path, metavar="RUBRIC", help=words(msg("cli.zip.rubrics")))
     parser.add_argument("--out", type=Path, default=Path("autograder.zip"), metavar="FILE", help=words(msg("cli.zip.out")))
+    parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.zip.course")))
     return _with_lang(parser, words)
 
 
@@ -521,7 +537,9 @@ def _gradescope_zip(args: argparse.Namespace) -> int:
 
         if any(is_kit(r.path) for r in rubrics):
             raise _usage(msg("zip.from_kit"))
-        names = build_zip(rubrics, args.out)
+        if args.course is not None and not args.course.is_file():
+            raise _usage(msg("term.missing", flag="--course", path=str(args.course), name="course.yaml"))
+        names = build_zip(rubrics, args.out, args.course)
         print(terminal_safe(say(msg("cli.zip.wrote", out=str(args.out), n=len(names), labs=", ".join(r.lab for r in rubrics)),
                                 class_language(args.lang))))
     return code[0]
@@ -586,3 +604,249 @@ def _autograder(args: argparse.Namespace) -> int:
         code[0] = run_autograder(Path(args.gradescope_autograder), rubrics_dir=args.rubrics, lab=args.lab,
                                  limits=_limits(args), lang=args.lang)
     return code[0]
+
+
+# ----------------------------------------------------------------------------- the instructor's term
+
+def _term_parser(prog: str, description: Any, lang: str) -> tuple[_Parser, Callable[[Any], str]]:
+    """What every gradebook subcommand shares: which gradebook, and the class files that override the recorded ones."""
+    from grader.i18n import msg
+
+    parser, words = _subparser(prog, description, lang)
+    parser.add_argument("--out", default="reports", metavar="DIR", help=words(msg("cli.history.out")))
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
+    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
+    parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.course")))
+    parser.add_argument("--roster", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.roster")))
+    return parser, words
+
+
+def _state(args: argparse.Namespace) -> Any:
+    from grader.store import Store
+    from grader.term import class_state
+
+    with Store.open(_gradebook(args)) as store:
+        return class_state(store, {"overrides": args.overrides, "course": args.course, "roster": args.roster})
+
+
+def _roster_of(state: Any) -> Any:
+    if state.files.roster is None:
+        return None
+    from grader.roster import load_roster
+
+    return load_roster(state.files.roster)
+
+
+def _print(text: str) -> None:
+    from grader.safety import terminal_safe
+
+    print(terminal_safe(text), end="" if text.endswith("\n") else "\n")
+
+
+def build_review_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _term_parser("grade review", msg("cli.review.description"), lang)
+    parser.add_argument("target", nargs="*", metavar="LEARNER [LAB CHECK]", help=words(msg("cli.review.target")))
+    decision = parser.add_mutually_exclusive_group()
+    decision.add_argument("--pass", dest="decide", action="store_const", const="pass", help=words(msg("cli.review.pass")))
+    decision.add_argument("--fail", dest="decide", action="store_const", const="fail", help=words(msg("cli.review.fail")))
+    decision.add_argument("--points", type=float, default=None, metavar="N", help=words(msg("cli.review.points")))
+    parser.add_argument("--reason", default="", metavar="TEXT", help=words(msg("cli.review.reason")))
+    parser.add_argument("--by", default="", metavar="NAME", help=words(msg("cli.review.by")))
+    return _with_lang(parser, words)
+
+
+def _review(args: argparse.Namespace) -> int:
+    """List the queue, or record one decision in the overrides file."""
+    with _errors(args.lang) as code:
+        from grader.i18n import class_language, msg, say
+        from grader.model import Status
+        from grader.reports import format_points
+        from grader.review import decision_target, record_decision, review_queue
+
+        lang = class_language(args.lang)
+        state = _state(args)
+        deciding = args.decide is not None or args.points is not None
+        if not deciding:
+            items = review_queue(state, args.target)
+            if not items:
+                _print(say(msg("review.empty"), lang))
+                return code[0]
+            _print(say(msg("review.head", n=len(items)), lang))
+            for item in items:
+                held = say(msg("review.held"), lang) if item.held else say(msg("review.provisional"), lang)
+                _print(f"  {item.learner}  {item.lab}  {item.check}  {format_points(item.points)}/"
+                       f"{format_points(item.max_score)} {held}")
+                _print(f"      {' '.join(say(item.look_at, lang).split())}")
+                report = Path(args.out) / item.learner / f"{item.lab.replace('/', '-')}.html"
+                _print(f"      {say(msg('summary.report'), lang)}: {report}")
+                if state.files.folder is not None:
+                    _print(f"      {say(msg('review.files'), lang)}: {state.files.folder / item.learner / item.lab.split('/')[0]}")
+            _print(say(msg("review.how"), lang))
+            return code[0]
+        if len(args.target) != 3:
+            raise _usage(msg("review.three"))
+        learner, lab, check = args.target
+        status = Status.PASS if args.decide == "pass" else Status.FAIL if args.decide == "fail" else None
+        target = decision_target(state, args.overrides)
+        line, was_review = record_decision(state, target, learner, lab, check, status=status, points=args.points,
+                                           reason=args.reason, by=args.by)
+        _print(say(msg("review.recorded", at=f"{target}:{line}", learner=learner, lab=lab, check=check,
+                       out=args.out), lang))
+        if not was_review:
+            _print(say(msg("review.was_not_review", check=check), lang))
+    return code[0]
+
+
+def build_query_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _term_parser("grade query", msg("cli.query.description"), lang)
+    ask = parser.add_mutually_exclusive_group(required=True)
+    ask.add_argument("--check", default=None, metavar="ID", help=words(msg("cli.query.check")))
+    ask.add_argument("--not-passed", action="store_true", help=words(msg("cli.query.not_passed")))
+    ask.add_argument("--review", action="store_true", help=words(msg("cli.query.review")))
+    ask.add_argument("--changed", action="store_true", help=words(msg("cli.query.changed")))
+    ask.add_argument("--late", action="store_true", help=words(msg("cli.query.late")))
+    ask.add_argument("--causes", default=None, metavar="ID", help=words(msg("cli.query.causes")))
+    parser.add_argument("--status", action="append", default=[], metavar="STATUS", help=words(msg("cli.query.status")))
+    parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.query.lab")))
+    parser.add_argument("--json", action="store_true", help=words(msg("cli.query.json")))
+    return _with_lang(parser, words)
+
+
+def _query(args: argparse.Namespace) -> int:
+    with _errors(args.lang) as code:
+        import json
+
+        from grader import query
+        from grader.i18n import Message, class_language, msg, say
+        from grader.reports import format_points
+        from grader.results import plain
+
+        lang = class_language(args.lang)
+        if args.lab is not None and not re.fullmatch(r"phase-\d+/lab-\d+", args.lab):
+            raise _usage(msg("cli.history.bad_lab", lab=args.lab))
+        if args.status and args.check is None:
+            raise _usage(msg("query.status_alone"))
+        statuses = [word for given in args.status for word in given.split(",") if word]
+        state = _state(args)
+        if args.check is not None:
+            rows = query.with_status(state, args.check, statuses, args.lab)
+        elif args.not_passed:
+            from grader.store import Store
+
+            with Store.open(_gradebook(args)) as store:
+                labs = sorted(store.labs()) or sorted({r.lab for r in state.results})
+            rows = query.not_passed(state, args.lab, labs, sorted({r.learner for r in state.results}))
+        elif args.review:
+            rows = query.needs_review(state)
+        elif args.changed:
+            rows = query.changed(state)
+        elif args.late:
+            rows = query.late(state)
+        else:
+            rows = query.causes(state, args.causes, args.lab)
+
+        def words(value: Any) -> str:
+            return " ".join(say(value, lang).split()) if isinstance(value, Message) else str(value)
+
+        if args.json:
+            sys.stdout.write(json.dumps([{"learner": r.learner, "lab": r.lab, "check": r.check, "status": r.status,
+                                          "score": r.score, "max_score": r.max_score, "detail": words(r.detail),
+                                          **({"message_id": r.detail.id, "params": plain(r.detail.to_dict()["params"])}
+                                             if isinstance(r.detail, Message) else {}), **plain(r.extra)}
+                                         for r in rows], ensure_ascii=False, indent=2) + "\n")
+            return code[0]
+        if not rows:
+            _print(say(msg("query.none"), lang))
+            return code[0]
+        for r in rows:
+            points = f"{format_points(r.score)}/{format_points(r.max_score)}" if r.score is not None else ""
+            count = f"×{r.extra['count']}" if "count" in r.extra else ""
+            cells = [r.learner if not count else count, r.lab, r.check, r.status, points, words(r.detail),
+                     f"({r.learner})" if count else ""]
+            _print("  ".join(cell for cell in cells if cell))
+        learners = len({r.learner for r in rows}) if args.causes is None else sum(r.extra["count"] for r in rows)
+        _print(say(msg("query.count", n=len(rows), learners=learners), lang))
+    return code[0]
+
+
+def build_export_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _term_parser("grade export", msg("cli.export.description"), lang)
+    parser.add_argument("format", choices=("canvas", "moodle", "csv"), help=words(msg("cli.export.format")))
+    parser.add_argument("--file", type=Path, default=None, metavar="FILE", help=words(msg("cli.export.file")))
+    return _with_lang(parser, words)
+
+
+def _export(args: argparse.Namespace) -> int:
+    """An LMS's gradebook import: every lab a column, every learner a row (roster rows with no folder too)."""
+    with _errors(args.lang) as code:
+        from grader.atomicio import atomic_write_text
+        from grader.exports import BOM, gradebook_csv
+        from grader.i18n import class_language, msg, say
+        from grader.lms import LabColumn, canvas_csv, class_grades, moodle_csv, moodle_notes
+        from grader.store import Store
+
+        lang = class_language(args.lang)
+        state = _state(args)
+        roster = _roster_of(state)
+        with Store.open(_gradebook(args)) as store:
+            known = store.labs()
+        for r in state.results:
+            known.setdefault(r.lab, ({lang: say(r.title, lang)}, r.max_score))
+        labs = [LabColumn(lab, title.get(lang) or next(iter(title.values()), lab), most) for lab, (title, most) in sorted(known.items())]
+        target = args.file or Path(args.out) / f"{args.format}.csv"
+        if args.format == "csv":
+            text = BOM + gradebook_csv(state.results, {c.lab: c.max_score for c in labs}, roster)
+        else:
+            grades = class_grades(state.results, roster)
+            text = canvas_csv(grades, labs) if args.format == "canvas" else moodle_csv(grades, labs)
+            if args.format == "moodle":
+                for note in moodle_notes(grades):
+                    print(f"grade: {' '.join(say(note, lang).split())}", file=sys.stderr)
+            if roster is None:
+                print(f"grade: {say(msg('export.no_roster', format=args.format), lang)}", file=sys.stderr)
+        atomic_write_text(target, text, hint=msg("write.hint.gradebook"))
+        learners = len({r.learner for r in state.results} | ({s.learner for s in roster.students} if roster else set()))
+        _print(say(msg("export.wrote", path=str(target), format=args.format, n=learners, labs=len(labs)), lang))
+    return code[0]
+
+
+def build_release_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _subparser("grade release", msg("cli.release.description"), lang)
+    parser.add_argument("learners", nargs="*", metavar="LEARNER", help=words(msg("cli.release.learners")))
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help=words(msg("cli.release.out")))
+    parser.add_argument("--reports", default="reports", metavar="DIR", help=words(msg("cli.release.reports")))
+    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
+    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
+    parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.course")))
+    parser.add_argument("--roster", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.roster")))
+    return _with_lang(parser, words)
+
+
+def _release(args: argparse.Namespace) -> int:
+    with _errors(args.lang) as code:
+        from grader.i18n import class_language, msg, say
+        from grader.release import check_release_target, release
+
+        lang = class_language(args.lang)
+        args.out, reports = args.out, Path(args.reports)
+        check_release_target(args.out, reports)
+        state = _state(argparse.Namespace(**{**vars(args), "out": reports}))
+        written = release(state, args.out, args.learners, args.lang, _roster_of(state))
+        _print(say(msg("release.wrote", n=len(written), out=str(args.out)), lang))
+    return code[0]
+
+
+_TERM_COMMANDS: dict[str, tuple[Callable[[str], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]] = {
+    "review": (build_review_parser, _review),
+    "query": (build_query_parser, _query),
+    "export": (build_export_parser, _export),
+    "release": (build_release_parser, _release),
+}

@@ -23,7 +23,8 @@ from grader.model import Adjustment, Submitted
 MAX_BYTES = 1_000_000
 _LAB = re.compile(r"^phase-\d+/lab-\d+$")
 _AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
-TOP_KEYS = ("timezone", "late", "labs", "extensions")
+TOP_KEYS = ("timezone", "late", "labs", "extensions", "sources")
+SOURCE_NAMES = ("git", "manifest", "mtime")  # where a submission's time may come from, in this order
 LATE_KEYS = ("per_day", "cap", "grace_days")
 LAB_KEYS = ("due", "late")
 EXTENSION_KEYS = ("learner", "lab", "due", "days", "reason")
@@ -69,6 +70,7 @@ class Course:
     due: Mapping[str, tuple[datetime, str]] = field(default_factory=dict)  # lab -> (due, "course.yaml:12")
     late: Mapping[str, LatePolicy] = field(default_factory=dict)  # lab -> its policy (the default one folded in)
     extensions: tuple[Extension, ...] = ()
+    sources: tuple[str, ...] = SOURCE_NAMES  # ``sources: [git, manifest]``: modification times are not trusted
 
     def due_for(self, learner: str, lab: str) -> tuple[datetime, Extension | None] | None:
         if lab not in self.due:
@@ -188,7 +190,16 @@ class _Reader:
                                           first=seen[ext.learner, ext.lab]))
                 seen[ext.learner, ext.lab] = self.at(item)
                 extensions.append(ext)
-        return Course(self.path, due, late, tuple(extensions))
+        sources = SOURCE_NAMES
+        if "sources" in top:
+            node = top["sources"][1]
+            if not isinstance(node, yaml.SequenceNode) or not node.value:
+                raise CourseError(msg("course.bad_sources", at=self.at(node), sources=", ".join(SOURCE_NAMES)))
+            names = [self.scalar(item, "sources") for item in node.value]
+            if any(name not in SOURCE_NAMES for name in names) or len(set(names)) != len(names):
+                raise CourseError(msg("course.bad_sources", at=self.at(node), sources=", ".join(SOURCE_NAMES)))
+            sources = tuple(name for name in SOURCE_NAMES if name in names)
+        return Course(self.path, due, late, tuple(extensions), sources)
 
     def lab_name(self, name: str, node: yaml.Node) -> None:
         if not _LAB.match(name):

@@ -17,7 +17,7 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.results import message_data
-from grader.model import CheckResult, LabResult, Override, Status
+from grader.model import CheckResult, LabResult, Override, Status, adjustment_deltas
 from grader.i18n import DEFAULT, VERBATIM, msg, say
 from grader.reports import (format_index, format_number, format_points, format_value, headline, markdown_detail,
                             markdown_head, reader_language)
@@ -127,7 +127,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
             test: dict[str, Any] = {
                 "name": f"{r.lab} · {say(c.title, lang)} ({c.id})" if several else f"{say(c.title, lang)} ({c.id})",
                 "number": f"{i}.{j}",
-                "score": float(c.score),
+                "score": 0.0 if r.review_held and c.status is Status.REVIEW else float(c.score),  # held until decided
                 "max_score": float(c.max_score),
                 "status": "passed" if c.status.earns_points else "failed",
                 "output": _gradescope_output(c, lang),
@@ -139,7 +139,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
             test["extra_data"] = {"check": c.id, "grader_status": c.status.value, **message_data(c.message)}
             tests.append(test)
     return {
-        "score": float(round(sum(r.score for r in labs), 6)),
+        "score": float(round(sum(r.export_score for r in labs), 6)),
         "execution_time": round(sum(r.seconds for r in labs), 2),
         "output": "\n\n".join(markdown_head(r, lang) for r in labs),
         "output_format": "md",
@@ -150,7 +150,10 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
         "extra_data": {
             "learner": labs[0].learner if labs else "",
             "labs": [
-                {"lab": r.lab, "passed": r.passed, "score": float(r.score), "max_score": float(r.max_score)}
+                {"lab": r.lab, "passed": r.passed, "score": float(r.export_score), "max_score": float(r.max_score),
+                 **({"adjustments": [{"kind": a.kind, "change": d, "reason": say(a.reason, lang)}
+                                     for a, d in adjustment_deltas(r.checks_score, r.adjustments)]} if r.adjustments else {}),
+                 **({"needs_review": len(r.review)} if r.review else {})}
                 for r in labs
             ],
         },
@@ -227,6 +230,12 @@ def _junit_suite(lab: str, results: Sequence[LabResult], lang: str = DEFAULT) ->
         classname = _xml_text(f"{r.learner}.{r.lab.replace('/', '-')}")
         for c in r.checks:
             suite.append(_junit_case(c, classname, lang))
+        for a, change in adjustment_deltas(r.checks_score, r.adjustments):  # a lab-level change is no check: said beside them
+            case = ET.SubElement(suite, "testcase", name=f"adjustment:{a.kind}", classname=classname, time="0.000")
+            line = say(msg("export.adjustment", kind=a.kind, change=format_points(change), reason=a.reason), lang)
+            ET.SubElement(case, "system-out").text = _xml_text(line + "\n" + json.dumps(
+                {"adjustment": a.kind, "change": change, **message_data(a.reason)}, ensure_ascii=False))
+            suite.set("tests", str(int(suite.get("tests", "0")) + 1))
     return suite
 
 

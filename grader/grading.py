@@ -282,6 +282,7 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
         language=detect([document.prose]) if document is not None else "",
         held_back=rubric.held_back,
         narrowed=rubric.narrowed,
+        review_held=rubric.review_points == "held",
     )
 
 

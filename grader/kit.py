@@ -135,6 +135,7 @@ def build_kit(rubric: Rubric, out: Path) -> tuple[Path, list[Message]]:
         "digest": rubric.digest, "held_back": public.held_back, "narrowed": public.narrowed,
         "title": _texts(public.title), "phase_dir": public.phase_dir, "implementation": list(public.implementation),
         "deliverable": public.deliverable, "helpers": helpers_file.name if helpers_file else None,
+        "review_points": public.review_points,
         "functions": [_function(f) for f in public.functions],
         "inputs": [{"name": s.name, "arg_names": list(s.arg_names), "cases": [encode(c) for c in s.cases]}
                    for s in public.inputs.values()],
@@ -396,4 +397,5 @@ def _rubric(path: Path, data: dict[str, Any]) -> Rubric:
                      for c in data["checks"]),
         reference=reference, notation=notation, helpers=helpers, notation_data=notation_data,
         digest=str(data["digest"]), held_back=int(data["held_back"]), narrowed=int(data["narrowed"]),
+        review_points=str(data.get("review_points") or "given"),
     )

@@ -42,7 +42,9 @@ def rubric_files(target: Path) -> list[Path]:
         return [target]
     if not target.is_dir():
         raise GraderError(msg("rubric.at", where=str(target), problem=msg("lint.no_such_target")))
-    return sorted(p for p in target.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
+    from grader.rubric import NOT_RUBRICS
+
+    return sorted(p for p in target.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml") and p.name not in NOT_RUBRICS)
 
 
 def lint(targets: list[Path]) -> list[Problem]:

@@ -20,6 +20,7 @@ import io
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from grader.exports import cell_text, decimal_text
@@ -53,7 +54,7 @@ class LearnerGrades:
 
 
 def column_name(lab: LabColumn) -> str:
-    """``"Softmax gradient [phase-04/lab-00]"``: the name Canvas creates the assignment with on the first import and
+    """``"Lab title [phase-04/lab-00]"``: the name Canvas creates the assignment with on the first import and
     finds it by (exact title) on every later one, so it must be unique and the same each run — the lab id makes it
     both. It ends in ``]`` because Canvas reads a header ending in ``(digits)`` as the id of an existing assignment
     (``Assignment.title_and_id``). A title containing the name of one of Canvas's computed columns ("Final Grade")
@@ -160,3 +161,16 @@ def _csv(rows: Iterable[Sequence[str]]) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def class_grades(results: Sequence[Any], roster: Any = None) -> list[LearnerGrades]:
+    """Each learner's export points (adjusted, review points held as the rubric says); a roster row with no results
+    is exported too, with 0 for every lab, so nobody is missing from the LMS's gradebook."""
+    by: dict[str, dict[str, float]] = {}
+    for r in results:
+        by.setdefault(r.learner, {})[r.lab] = r.export_score
+    if roster is not None:
+        for student in roster.students:
+            by.setdefault(student.learner, {})
+    return [LearnerGrades(learner, roster.get(learner) if roster is not None else None, points)
+            for learner, points in sorted(by.items())]

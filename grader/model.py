@@ -90,6 +90,7 @@ class Rubric:
     digest: str = ""  # sha256 of the rubric, its reference and helpers: a kit built from it names it
     held_back: int = 0  # a learner kit: the checks only the instructor's rubric runs
     narrowed: int = 0  # … and the checks it runs on public inputs only
+    review_points: str = "given"  # "held": exports leave a check in review out until an instructor decides
 
     def function(self, name: str) -> FunctionSpec:
         for spec in self.functions:

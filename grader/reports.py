@@ -373,10 +373,12 @@ _EARNING = (Status.PASS, Status.REVIEW)  # as in LabResult.passed: review counts
 class _LabCell:
     """A result's totals taken once: LabResult derives them from its checks on every access."""
 
-    score: float
+    score: float  # after the lab's adjustments
     max_score: float
     passed: bool
     href: str  # relative to the class page, percent-encoded
+    checks_score: float = 0.0  # before the adjustments: said in a title when it differs from ``score``
+    adjustments: tuple[Message, ...] = ()  # each lab-level adjustment, as the learner's report says it
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,12 @@ class _LearnerRow:
     cells: dict[str, _LabCell]  # by lab; a lab the learner was not graded on is absent
     failing: tuple[tuple[str, tuple[str, ...]], ...]  # (lab, ids of checks that failed or errored)
     overridden: tuple[tuple[str, CheckResult], ...]
+    skipped: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (lab, ids of checks skipped): counted apart
+    review: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (lab, ids of checks a human must look at)
+    late: tuple[tuple[str, Message, float], ...] = ()  # (lab, why it is late, the change the penalty made)
+    statuses: tuple[tuple[str, str], ...] = ()  # (check key, status): what the page's filters match
+    passed: bool = False  # every lab on the page graded and passed; as ``grade query --not-passed``, a lab not
+    # handed in is not passed
 
     @property
     def total_score(self) -> float:
@@ -398,6 +406,19 @@ class _LearnerRow:
     def failing_count(self) -> int:
         return sum(len(ids) for _, ids in self.failing)
 
+    @property
+    def skipped_count(self) -> int:
+        return sum(len(ids) for _, ids in self.skipped)
+
+    @property
+    def review_count(self) -> int:
+        return sum(len(ids) for _, ids in self.review)
+
+    @property
+    def check_tokens(self) -> str:
+        """``key=status`` tokens, space-separated (keys and statuses hold no spaces): ``[data-checks~="grad=fail"]``."""
+        return " ".join(f"{key}={status}" for key, status in self.statuses if status != "pass")  # no filter asks for pass
+
 
 @dataclass(frozen=True)
 class _CheckRate:
@@ -405,10 +426,16 @@ class _CheckRate:
     title: str
     passed: int
     graded: int
+    key: str = ""  # as in _LearnerRow.statuses: the id, after its lab when the page has several
 
     @property
     def rate(self) -> float:
         return self.passed / self.graded if self.graded else 0.0
+
+    @property
+    def level(self) -> str:
+        """The bar's colour and the word beside it: under 50 %, under 80 %, or more."""
+        return "low" if self.rate < 0.5 else "mid" if self.rate < 0.8 else "high"
 
 
 @dataclass(frozen=True)
@@ -423,9 +450,10 @@ class _LabSummary:
 
 
 def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT) -> str:
-    """The class page: one self-contained file (inline CSS, SVG and a small sort script, nothing remote).
+    """The class page: one self-contained file (inline CSS, SVG and a small script, nothing remote).
 
-    Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is.
+    Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is. The script sorts
+    and filters the table; without it the page is the same table, unfiltered, in name order.
     """
     labs, rows = _class_view(results, Path(out_dir))
     chosen = language(lang)
@@ -448,29 +476,41 @@ def _class_view(results: Sequence[LabResult], out_dir: Path) -> tuple[list[_LabS
     by_lab: dict[str, dict[str, LabResult]] = {}
     for r in results:
         by_lab.setdefault(r.lab, {})[r.learner] = r  # a learner graded twice on a lab: the later run stands
+    several = len(by_lab) > 1
     cells = {
-        (lab, learner): _LabCell(r.score, r.max_score, r.passed, _relative_href(out_dir, r))
+        (lab, learner): _LabCell(r.score, r.max_score, r.passed, _relative_href(out_dir, r), r.checks_score,
+                                 tuple(adjustment_lines(r)[1:]))  # [0] says the checks' points: the title does
         for lab, graded in by_lab.items()
         for learner, r in graded.items()
     }
-    labs = [_lab_summary(lab, list(by_lab[lab].values()), cells) for lab in sorted(by_lab)]
+    labs = [_lab_summary(lab, list(by_lab[lab].values()), cells, several) for lab in sorted(by_lab)]
+
+    def ids(mine: list[LabResult], *statuses: Status) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        found = ((r.lab, tuple(c.id for c in r.checks if c.status in statuses)) for r in mine)
+        return tuple((lab, got) for lab, got in found if got)
+
     rows = []
     for learner in sorted({r.learner for r in results}, key=_name_order):
         mine = [by_lab[lab.lab][learner] for lab in labs if learner in by_lab[lab.lab]]
-        failing = ((r.lab, tuple(c.id for c in r.checks if c.status in _FAILING
-                                 or (c.acceptance and not c.status.earns_points))) for r in mine)
         rows.append(
             _LearnerRow(
                 learner=learner,
                 cells={r.lab: cells[r.lab, learner] for r in mine},
-                failing=tuple((lab, ids) for lab, ids in failing if ids),
+                failing=ids(mine, *_FAILING),
                 overridden=tuple((r.lab, c) for r in mine for c in r.checks if c.override is not None),
+                skipped=ids(mine, Status.SKIP),
+                review=ids(mine, Status.REVIEW),
+                late=tuple((r.lab, a.reason, change) for r in mine
+                           for a, change in adjustment_deltas(r.checks_score, r.adjustments) if a.kind == "late"),
+                statuses=tuple((f"{r.lab}:{c.id}" if several else c.id, c.status.value) for r in mine for c in r.checks),
+                passed=len(mine) == len(labs) and all(r.passed for r in mine),
             )
         )
     return labs, rows
 
 
-def _lab_summary(lab: str, results: list[LabResult], cells: Mapping[tuple[str, str], _LabCell]) -> _LabSummary:
+def _lab_summary(lab: str, results: list[LabResult], cells: Mapping[tuple[str, str], _LabCell],
+                 several_labs: bool = False) -> _LabSummary:
     bins = [0] * HISTOGRAM_BINS
     shares = []
     tallies: dict[str, list[int]] = {}
@@ -488,7 +528,8 @@ def _lab_summary(lab: str, results: list[LabResult], cells: Mapping[tuple[str, s
             tally[0] += c.status in _EARNING
             tally[1] += 1
     rates = sorted(
-        (_CheckRate(cid, titles[cid], won, graded) for cid, (won, graded) in tallies.items()),
+        (_CheckRate(cid, titles[cid], won, graded, f"{lab}:{cid}" if several_labs else cid)
+         for cid, (won, graded) in tallies.items()),
         key=lambda rate: rate.rate,  # stable: equal rates keep the rubric's order
     )
     return _LabSummary(

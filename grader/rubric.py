@@ -41,6 +41,8 @@ def builtin_causes() -> tuple[str, ...]:
 
 PROPERTIES = ("symmetric", "unmutated", "finite")
 IMAGE_POLICIES = ("review", "ignore")
+NOT_RUBRICS = ("course.yaml", "overrides.yaml")  # the class's own files, when kept beside the rubrics
+REVIEW_POINTS = ("given", "held")  # a check in review: its points count now, or only once an instructor decides
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _LAB = re.compile(r"^phase-\d+/lab-\d+$")
@@ -123,6 +125,7 @@ _TOP = {
     "description": _Field(_TEXT),
     "notation": _Field((dict,)),
     "helpers": _Field((str,)),
+    "review_points": _Field((str,), False, REVIEW_POINTS),
 }
 _FUNCTION = {
     "reference": _Field((str,)),
@@ -843,6 +846,7 @@ def _load(doc: _Doc, text: str) -> Rubric | None:
         helpers=helpers,
         notation_data=top.get("notation"),
         digest=_digest(doc.path, [top["reference"], *([top["helpers"]] if helpers else [])]),
+        review_points=top.get("review_points", "given"),
     )
 
 
@@ -893,7 +897,8 @@ def discover_rubrics(directory: Path) -> list[Rubric]:
         raise RubricProblem(directory, 0, msg("rubric.not_a_rubric"))
     if not directory.is_dir():
         raise RubricProblem(directory, 0, msg("rubric.no_folder"))
-    paths = sorted(p for p in directory.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or is_kit(p)))
+    paths = sorted(p for p in directory.rglob("*") if p.is_file() and (p.suffix in (".yaml", ".yml") or is_kit(p))
+                   and p.name not in NOT_RUBRICS)
     if not paths:
         raise RubricProblem(directory, 0, msg("rubric.no_rubric"))
     rubrics = [load_kit(p) if is_kit(p) else load_rubric(p) for p in paths]

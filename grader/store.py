@@ -25,7 +25,7 @@ SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "done", "interrupted")
 BUSY_TIMEOUT_SECONDS = 30.0  # another grader finishing its commit; never minutes
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 0 -> 1
         """CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
@@ -76,12 +76,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             last_run INTEGER NOT NULL REFERENCES runs(id),
             submitted TEXT NOT NULL DEFAULT '',
             PRIMARY KEY (learner, lab)) WITHOUT ROWID""",
+        """CREATE TABLE labs (
+            lab TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            max_score REAL NOT NULL) WITHOUT ROWID""",
         """INSERT INTO seen (learner, lab, attempt_id, last_run)
             SELECT learner, lab, max(CASE WHEN result_json != '' THEN id END), max(run_id) FROM attempts
             GROUP BY learner, lab HAVING max(CASE WHEN result_json != '' THEN id END) IS NOT NULL""",
     ),
 )
-assert len(_MIGRATIONS) == SCHEMA_VERSION
+assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ class Store:
             version = self._version()
             if version == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 raise GraderError(msg("store.not_a_gradebook", path=str(self.path)))
-            for step in _MIGRATIONS[version:]:
+            for step in MIGRATIONS[version:]:
                 for statement in step:
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -227,6 +231,26 @@ class Store:
             raise self._fail(exc, msg("store.doing.start")) from None
         assert run_id is not None
         return run_id
+
+    def set_labs(self, labs: Mapping[str, tuple[Mapping[str, str], float]]) -> None:
+        """Every lab the rubrics define (title per language, maximum), updated in place: an export gives a column, and a
+        0 out of its maximum, to a lab nobody has handed in yet."""
+        db = self._conn()
+        try:
+            self._begin(db)
+            db.executemany("INSERT INTO labs (lab, title, max_score) VALUES (?, ?, ?) ON CONFLICT (lab) DO UPDATE SET"
+                           " title = excluded.title, max_score = excluded.max_score",
+                           [(lab, json.dumps(dict(title), ensure_ascii=False), float(most))
+                            for lab, (title, most) in sorted(labs.items())])
+        except sqlite3.Error as exc:
+            raise self._fail(exc, msg("store.doing.record")) from None
+
+    def labs(self) -> dict[str, tuple[dict[str, str], float]]:
+        try:
+            rows = self._conn().execute("SELECT lab, title, max_score FROM labs ORDER BY lab").fetchall()
+        except sqlite3.Error as exc:
+            raise self._fail(exc, msg("store.doing.read")) from None
+        return {lab: (json.loads(title), most) for lab, title, most in rows}
 
     def lookup(self, learner: str, lab: str, key: str) -> dict[str, Any] | None:
         """The latest stored result for exactly this submission key, or None."""

@@ -94,16 +94,19 @@ def mtime(lab_folder: Path) -> datetime | None:
     return None if newest is None else datetime.fromtimestamp(newest).astimezone()
 
 
-def submission_time(learner: Path, lab_folder: Path, manifest: Path | None = None) -> Submitted | None:
-    """In order: git, the manifest, modification times; None when none of them knows."""
-    moment = git_time(learner, lab_folder)
-    if moment is not None:
-        return Submitted(moment.isoformat(timespec="seconds"), "git")
-    if manifest is not None:
+def submission_time(learner: Path, lab_folder: Path, manifest: Path | None = None,
+                    sources: tuple[str, ...] = ("git", "manifest", "mtime")) -> Submitted | None:
+    """In order: git, the manifest, modification times (those of ``sources``); None when none of them knows."""
+    if "git" in sources:
+        moment = git_time(learner, lab_folder)
+        if moment is not None:
+            return Submitted(moment.isoformat(timespec="seconds"), "git")
+    if manifest is not None and "manifest" in sources:
         moment = manifest_time(manifest)
         if moment is not None:
             return Submitted(moment.isoformat(timespec="seconds"), "manifest")
-    moment = mtime(lab_folder)
-    if moment is not None:
-        return Submitted(moment.isoformat(timespec="seconds"), "mtime")
+    if "mtime" in sources:
+        moment = mtime(lab_folder)
+        if moment is not None:
+            return Submitted(moment.isoformat(timespec="seconds"), "mtime")
     return None

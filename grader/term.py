@@ -19,6 +19,7 @@ from grader.i18n import Message, msg
 from grader.model import LabResult, Submitted
 
 OVERRIDES, COURSE, ROSTER = "overrides.yaml", "course.yaml", "roster.csv"
+FLAGS = {OVERRIDES: "overrides", COURSE: "course", ROSTER: "roster"}
 
 Note = Callable[[Message | str], None]
 
@@ -33,9 +34,10 @@ class ClassFiles:
     roster: Path | None = None
 
 
-def class_folder(paths: Sequence[Path]) -> Path | None:
+def class_folder(paths: Sequence[Path], note: Note | None = None) -> Path | None:
     """The folder of learners a run grades: the folder given, or a learner folder's parent; None when the paths
-    name more than one class."""
+    name more than one class, or when that folder holds a single learner — then it may be that learner's own
+    (``class/mallory/mallory-main/phase-04``, an unzipped hand-in), and files in it are named, never used."""
     from grader.grading import is_learner
 
     folders = set()
@@ -44,10 +46,21 @@ def class_folder(paths: Sequence[Path]) -> Path | None:
             path = Path(path).resolve()
             if not path.is_dir():
                 continue
-            folders.add(path.parent if is_learner(path) or _wraps_one_learner(path) else path)
+            folders.add(path.parent if is_learner(path) else path)
         except OSError:
             continue
-    return folders.pop() if len(folders) == 1 else None
+    if len(folders) != 1:
+        return None
+    folder = folders.pop()
+    try:
+        if _wraps_one_learner(folder):
+            for name in (OVERRIDES, COURSE, ROSTER):
+                if (folder / name).is_file() and note is not None:
+                    note(msg("note.class_file_unused", path=str(folder / name), folder=str(folder), flag=FLAGS[name]))
+            return None
+    except OSError:
+        return None
+    return folder
 
 
 def _wraps_one_learner(path: Path) -> bool:
@@ -69,20 +82,18 @@ def learner_holding(path: Path) -> Path | None:
         return None
     for ancestor in (target if target.is_dir() else target.parent, *target.parents):
         try:
-            if ancestor.is_dir() and (is_learner(ancestor) or _wraps_one_learner(ancestor)):
+            if ancestor.is_dir() and is_learner(ancestor):
                 return ancestor
         except OSError:
             continue
     return None
 
 
-def find_class_files(folder: Path | None, given: Mapping[str, Path | None], note: Note | None = None) -> ClassFiles:
-    """Each file as a flag gives it, else the class folder's own; the terminal is told which file is used.
+def find_class_files(folder: Path | None, given: Mapping[str, Path | None]) -> ClassFiles:
+    """Each file as a flag gives it, else the class folder's own (``say_files`` tells the terminal which).
 
     ``given`` maps ``overrides``/``course``/``roster`` to a flag's path (or None)."""
     found: dict[str, Path | None] = {}
-    using = {"overrides": lambda at: msg("note.using_overrides", path=at), "course": lambda at: msg("note.using_course", path=at),
-             "roster": lambda at: msg("note.using_roster", path=at)}
     for kind, name in (("overrides", OVERRIDES), ("course", COURSE), ("roster", ROSTER)):
         path = given.get(kind)
         if path is not None:
@@ -94,10 +105,18 @@ def find_class_files(folder: Path | None, given: Mapping[str, Path | None], note
             holder = learner_holding(Path(path))
             if holder is not None:
                 raise UsageError(msg("term.inside_learner", path=str(path), learner=str(holder), name=name))
-            if note is not None:
-                note(using[kind](str(path)))
         found[kind] = Path(path) if path is not None else None
     return ClassFiles(folder, found["overrides"], found["course"], found["roster"])
+
+
+def say_files(files: ClassFiles, note: Note) -> None:
+    """Which file of the class is used: said once it has loaded (a broken file is the one line about it)."""
+    if files.overrides is not None:
+        note(msg("note.using_overrides", path=str(files.overrides)))
+    if files.course is not None:
+        note(msg("note.using_course", path=str(files.course)))
+    if files.roster is not None:
+        note(msg("note.using_roster", path=str(files.roster)))
 
 
 def recorded_files(last_run: Mapping[str, Any] | None, given: Mapping[str, Path | None]) -> ClassFiles:
@@ -158,7 +177,7 @@ def load_decisions(files: ClassFiles, rubrics: Sequence[Any], note: Note | None 
 
     rules = load_overrides(files.overrides) if files.overrides is not None else ()
     check_rules(rules, rubrics)
-    labs = {r.lab: sum(c.points for c in r.checks) for r in rubrics}
+    labs = {r.lab: sum(c.points for c in r.checks) for r in rubrics} or None  # none: a subcommand, no rubric at hand
     course = load_course(files.course, labs) if files.course is not None else None
     return Decisions(tuple(rules), course)
 

@@ -341,3 +341,26 @@ def test_opening_does_not_wait_for_a_writer(tmp_path: Path) -> None:
         with Store.open(path) as reader:
             assert reader.history("borja") == []
         writer.commit()
+
+
+def test_a_schema_1_gradebook_is_upgraded_in_place_keeping_its_history(tmp_path: Path) -> None:
+    """Gradebooks written before ``seen`` existed: every learner × lab's latest stored result becomes its ``seen`` row."""
+    from grader.store import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO runs VALUES (1, '2026-11-01T10:00:00+00:00', NULL, '0.1', '[]', 'done')")
+    db.execute("INSERT INTO runs VALUES (2, '2026-11-02T10:00:00+00:00', NULL, '0.1', '[]', 'done')")
+    text = json.dumps(result())
+    db.execute("INSERT INTO attempts VALUES (1, 1, 'borja', ?, 'k1', 0, 8, 8, 1, 0.2, ?)", (LAB, text))
+    db.execute("INSERT INTO attempts VALUES (2, 2, 'borja', ?, 'k1', 1, 8, 8, 1, 0.2, '')", (LAB,))  # reused then
+    db.commit()
+    db.close()
+    with Store.open(path) as store:
+        [latest] = store.latest()
+        assert (latest.attempt_run, latest.last_run, latest.key) == (1, 2, "k1") and latest.result["learner"] == "borja"
+        assert [r.reused for r in store.history("borja")] == [False, True]
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

@@ -99,27 +99,32 @@ def test_a_learners_own_overrides_are_never_applied(tmp_path: Path) -> None:
     assert not graded[("mallory", LAB)]["passed"] and graded[("sibling", LAB)]["passed"]
     assert "plagiarism" not in (tmp_path / "out2" / "gradebook.csv").read_text(encoding="utf-8")
     proc = run(tmp_path, klass, "--out", tmp_path / "out3", "--overrides", mallory / "overrides.yaml")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "which is being graded" in proc.stderr
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "inside the learner folder" in proc.stderr
     assert not (tmp_path / "out3" / "gradebook.csv").exists()
 
 
 def test_overrides_come_only_from_outside_what_is_graded(tmp_path: Path) -> None:
     """Finding 1, the zip layout: ``class/mallory/{overrides.yaml, mallory-main/phase-04}`` made the learner's file the
-    class's. No overrides file is picked up implicitly; one inside a folder being graded is refused."""
+    class's. The class's own file is the class folder's ``overrides.yaml`` (the instructor's term issue); a file in a
+    learner's folder, or in a folder holding a single learner's folder (an unzipped hand-in), is never used."""
     klass = tmp_path / "class"
     honest(klass / "sibling")
     honest(klass / "mallory" / "mallory-main")
     rules = "- {learner: sibling, lab: phase-04/lab-00, check: reflection, points: 0, reason: plagiarism}\n"
     (klass / "mallory" / "overrides.yaml").write_text(rules, encoding="utf-8")
-    (klass / "overrides.yaml").write_text(rules, encoding="utf-8")
+    proc = run(tmp_path, klass / "mallory", "--out", tmp_path / "out0", "--json", tmp_path / "m.json")
+    assert "overrides from" not in proc.stderr and "is not used" in proc.stderr  # the wrapper's file: named, not used
     proc = run(tmp_path, klass / "sibling", klass / "mallory", "--out", tmp_path / "out", "--json", tmp_path / "r.json")
-    assert "is not used" in proc.stderr and results(tmp_path / "r.json")[("sibling", LAB)]["passed"]
-    proc = run(tmp_path, klass, "--out", tmp_path / "out2", "--overrides", klass / "overrides.yaml")
-    assert proc.returncode == 2 and "which is being graded" in proc.stderr and len(proc.stderr.splitlines()) == 1
-    outside = tmp_path / "overrides.yaml"
-    outside.write_text(rules.replace("plagiarism", "late"), encoding="utf-8")
-    proc = run(tmp_path, klass, "--out", tmp_path / "out3", "--overrides", outside)
-    assert f"overrides from {outside}" in proc.stderr
+    assert "overrides from" not in proc.stderr and results(tmp_path / "r.json")[("sibling", LAB)]["passed"]
+    proc = run(tmp_path, klass, "--out", tmp_path / "out1", "--json", tmp_path / "c.json")
+    assert "overrides from" not in proc.stderr and results(tmp_path / "c.json")[("sibling", LAB)]["passed"]
+    (klass / "overrides.yaml").write_text(rules.replace("plagiarism", "late"), encoding="utf-8")  # the instructor's
+    proc = run(tmp_path, klass, "--out", tmp_path / "out2", "--json", tmp_path / "i.json")
+    assert f"overrides from {klass / 'overrides.yaml'}" in proc.stderr
+    inside = klass / "mallory" / "mallory-main" / "overrides.yaml"
+    inside.write_text(rules, encoding="utf-8")
+    proc = run(tmp_path, klass / "sibling", "--out", tmp_path / "out3", "--overrides", inside)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "inside the learner folder" in proc.stderr
 
 
 def _rubric_that_reports(folder: Path, marker: Path) -> None:
