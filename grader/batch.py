@@ -321,8 +321,12 @@ def grade_class(
     files = find_class_files(class_folder([Path(p) for p in paths], say),
                              {"overrides": options.overrides, "course": options.course, "roster": options.roster})
     decisions = load_decisions(files, every_lab)
-    roster = _roster(files, learners, say)
+    whole_class = any(not is_learner(Path(p)) for p in paths)
+    roster = _roster(files, learners if whole_class else None, say)
     say_files(files, say)
+    if whole_class:
+        for text in _unknown_extensions(decisions, learners):
+            say(text)
     out = Path(options.out)
     db_path = options.db or out / HISTORY
 
@@ -343,7 +347,8 @@ def grade_class(
         previous = store.last_run()
         _warn_overrides_dropped(previous, files, say)
         run_id = store.begin_run(__version__, list(options.argv), rubric_hashes,
-                                 class_dir=str(files.folder or ""), overrides=str(files.overrides.resolve()) if files.overrides else "")
+                                 class_dir=str(files.folder or ""), overrides=_absolute(files.overrides),
+                                 course=_absolute(files.course), roster=_absolute(files.roster))
         from grader.i18n import LANGUAGES, say as said
 
         store.set_labs({r.lab: ({code: said(r.title, code) for code in LANGUAGES}, sum(float(c.points) for c in r.checks))
@@ -446,7 +451,6 @@ def grade_class(
         say(text)
 
     raw_results = [done[p.learner.name].results[name] for p in plans for name in p.labs]
-    whole_class = any(not is_learner(Path(p)) for p in paths)
     rerendered = sum(1 for plan, *_ in work if not plan.to_grade)
     if lab is not None or not whole_class:  # a part of the class: the class files keep everyone else's latest results
         others, again = _the_others(db_path, out, {(r.learner, r.lab) for r in raw_results}, decisions, roster,
@@ -482,6 +486,10 @@ def grade_class(
                     files=files)
 
 
+def _absolute(path: Path | None) -> str:
+    return str(path.resolve()) if path is not None else ""
+
+
 def _stamp(submitted: Any) -> dict[str, str] | None:
     return None if submitted is None else {"time": submitted.time, "source": submitted.source}
 
@@ -503,20 +511,44 @@ def _submission_times(learner: Path, rubrics: Sequence[Rubric], decisions: Decis
 
 
 def _warn_overrides_dropped(previous: dict[str, Any] | None, files: Any, say: Note) -> None:
-    """The last run with this gradebook applied an overrides file this one does not: said, never silent."""
-    if previous and previous.get("overrides") and files.overrides is None and Path(previous["overrides"]).is_file():
-        say(msg("note.overrides_dropped", path=previous["overrides"]))
+    """The last run with this gradebook applied an overrides file this one does not (or another one): said, never
+    silent — its decisions are not in this run's outputs."""
+    before = previous.get("overrides") if previous else ""
+    if not before or not Path(before).is_file():
+        return
+    if files.overrides is None:
+        say(msg("note.overrides_dropped", path=before))
+    elif Path(files.overrides).resolve() != Path(before):
+        say(msg("note.overrides_switched", path=before, now=str(files.overrides)))
 
 
-def _roster(files: Any, learners: Sequence[Path], say: Note) -> Any:
+def _roster(files: Any, learners: Sequence[Path] | None, say: Note) -> Any:
+    """``learners``: the whole class (its folders and the roster's rows are compared); None for a part of it."""
     if files.roster is None:
         return None
     from grader.roster import load_roster, roster_notes
 
     roster = load_roster(files.roster)
-    for text in roster_notes(roster, [p.name for p in learners]):
+    for text in roster_notes(roster, [p.name for p in learners]) if learners is not None else ():
         say(text)
     return roster
+
+
+def _unknown_extensions(decisions: Decisions, learners: Sequence[Path]) -> list[Message]:
+    """An extension for a name no folder has (a typo) would leave the learner it meant penalised: said."""
+    import difflib
+    import unicodedata
+
+    if decisions.course is None:
+        return []
+    names = [unicodedata.normalize("NFC", p.name) for p in learners]
+    out = []
+    for ext in decisions.course.extensions:
+        if unicodedata.normalize("NFC", ext.learner) not in names:
+            close = difflib.get_close_matches(unicodedata.normalize("NFC", ext.learner), names, n=1, cutoff=0.6)
+            out.append(msg("note.extension_unknown", at=Path(ext.source).name if ext.source else "course.yaml",
+                           learner=ext.learner, fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
+    return out
 
 
 def _roster_fingerprint(roster: Any) -> str:
@@ -627,7 +659,7 @@ def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: 
     from grader.reports import write_index
 
     out = Path(options.out)
-    written = [write_index(out, results, class_language(options.lang))]
+    written = [write_index(out, results, class_language(options.lang), maxima)]
     write_gradebook(out / GRADEBOOK, results, maxima, roster)
     written.append(out / GRADEBOOK)
     if options.junit is not None:

@@ -555,7 +555,7 @@ def _history(args: argparse.Namespace) -> int:
 
         import dataclasses
 
-        from grader.term import class_state
+        from grader.term import class_state, known_name
 
         db = _gradebook(args)
         if args.lab is not None and not re.fullmatch(r"phase-\d+/lab-\d+", args.lab):
@@ -564,12 +564,16 @@ def _history(args: argparse.Namespace) -> int:
         try:
             state = class_state(store)
             final = {(r.learner, r.lab): r.score for r in state.results}
+            passed = {(r.learner, r.lab): r.passed for r in state.results}
             for learner in args.learners:
                 name = Path(learner).name or Path(learner).resolve().name
-                rows = store.history(name, args.lab)
-                last = {row.lab: k for k, row in enumerate(rows)}
-                rows = [dataclasses.replace(row, instructor_score=final.get((name, row.lab))) if last[row.lab] == k else row
-                        for k, row in enumerate(rows)]
+                try:
+                    name = known_name(name, [r.learner for r in state.results])
+                except GraderError:
+                    pass  # "no grading history for …" says it, with how to make one
+                rows = [dataclasses.replace(row, instructor_score=final.get((name, row.lab)),
+                                            instructor_passed=passed.get((name, row.lab))) if row.current else row
+                        for row in store.history(name, args.lab)]
                 print(terminal_safe(render_history(rows, name, db=db, lab=args.lab,
                                                    lang=_terminal_language(args.lang, []))), end="")
         finally:
@@ -721,7 +725,8 @@ def _query(args: argparse.Namespace) -> int:
         import json
 
         from grader import query
-        from grader.i18n import Message, class_language, msg, say
+        from grader.i18n import Message, class_language, joined, msg, plural, say
+        from grader.model import Status
         from grader.reports import format_points
         from grader.results import plain
 
@@ -732,6 +737,17 @@ def _query(args: argparse.Namespace) -> int:
             raise _usage(msg("query.status_alone"))
         statuses = [word for given in args.status for word in given.split(",") if word]
         state = _state(args)
+        if args.lab is not None:
+            from grader.store import Store
+
+            with Store.open(_gradebook(args)) as store:
+                known = sorted(set(store.labs()) | {r.lab for r in state.results})
+            if args.lab not in known:
+                import difflib
+
+                close = difflib.get_close_matches(args.lab, known, n=1, cutoff=0.8)
+                raise _usage(msg("query.unknown_lab", lab=args.lab, labs=", ".join(known),
+                                 fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
         if args.check is not None:
             rows = query.with_status(state, args.check, statuses, args.lab)
         elif args.not_passed:
@@ -745,7 +761,7 @@ def _query(args: argparse.Namespace) -> int:
         elif args.changed:
             rows = query.changed(state)
         elif args.late:
-            rows = query.late(state)
+            rows = [r for r in query.late(state) if args.lab is None or r.lab == args.lab]
         else:
             rows = query.causes(state, args.causes, args.lab)
 
@@ -762,14 +778,17 @@ def _query(args: argparse.Namespace) -> int:
         if not rows:
             _print(say(msg("query.none"), lang))
             return code[0]
+        shown = {"missing": msg("query.status.missing"), "not-passed": msg("query.status.not_passed"),
+                 "late": msg("query.status.late"), **{s.value: msg("status." + s.value) for s in Status}}
         for r in rows:
             points = f"{format_points(r.score)}/{format_points(r.max_score)}" if r.score is not None else ""
             count = f"×{r.extra['count']}" if "count" in r.extra else ""
-            cells = [r.learner if not count else count, r.lab, r.check, r.status, points, words(r.detail),
+            status = words(shown[r.status]) if r.status in shown and not count else r.status
+            cells = [r.learner if not count else count, r.lab, r.check, status, points, words(r.detail),
                      f"({r.learner})" if count else ""]
             _print("  ".join(cell for cell in cells if cell))
         learners = len({r.learner for r in rows}) if args.causes is None else sum(r.extra["count"] for r in rows)
-        _print(say(msg("query.count", n=len(rows), learners=learners), lang))
+        _print(say(joined(plural("query.rows", len(rows)), plural("query.learners", learners), sep=", "), lang))
     return code[0]
 
 
@@ -800,6 +819,14 @@ def _export(args: argparse.Namespace) -> int:
             known.setdefault(r.lab, ({lang: say(r.title, lang)}, r.max_score))
         labs = [LabColumn(lab, title.get(lang) or next(iter(title.values()), lab), most) for lab, (title, most) in sorted(known.items())]
         target = args.file or Path(args.out) / f"{args.format}.csv"
+        from grader.term import learner_holding
+
+        holder = learner_holding(target)
+        if holder is not None:
+            raise _usage(msg("term.output_in_learner", path=str(target), learner=str(holder)))
+        if target.is_dir() or (target.parent.exists() and not target.parent.is_dir()):
+            raise _usage(msg("cli.file_folder", flag="--file", path=str(target)) if target.is_dir() else
+                         msg("cli.parent_file", flag="--file", path=str(target), existing=str(target.parent)))
         if args.format == "csv":
             text = BOM + gradebook_csv(state.results, {c.lab: c.max_score for c in labs}, roster)
         else:
@@ -832,7 +859,7 @@ def build_release_parser(lang: str = "auto") -> argparse.ArgumentParser:
 
 def _release(args: argparse.Namespace) -> int:
     with _errors(args.lang) as code:
-        from grader.i18n import class_language, msg, say
+        from grader.i18n import class_language, plural, say
         from grader.release import check_release_target, release
 
         lang = class_language(args.lang)
@@ -840,7 +867,7 @@ def _release(args: argparse.Namespace) -> int:
         check_release_target(args.out, reports)
         state = _state(argparse.Namespace(**{**vars(args), "out": reports}))
         written = release(state, args.out, args.learners, args.lang, _roster_of(state))
-        _print(say(msg("release.wrote", n=len(written), out=str(args.out)), lang))
+        _print(say(plural("release.wrote", len(written), out=str(args.out)), lang))
     return code[0]
 
 

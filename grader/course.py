@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from grader.errors import CourseError
-from grader.i18n import Message, msg, verbatim
+from grader.i18n import Message, msg, plural, verbatim
 from grader.model import Adjustment, Submitted
 
 MAX_BYTES = 1_000_000
@@ -76,8 +76,10 @@ class Course:
         if lab not in self.due:
             return None
         due = self.due[lab][0]
+        import unicodedata
+
         for ext in self.extensions:
-            if ext.learner == learner and ext.lab == lab:
+            if unicodedata.normalize("NFC", ext.learner) == unicodedata.normalize("NFC", learner) and ext.lab == lab:
                 return (ext.due if ext.due is not None else due + timedelta(days=ext.days)), ext
         return due, None
 
@@ -93,13 +95,16 @@ class Course:
         if late <= timedelta(days=policy.grace_days) or late <= timedelta(0):
             return None
         days = math.ceil(late / DAY)
-        points = days * policy.per_day.points(max_score)
+        uncapped = days * policy.per_day.points(max_score)
+        points = uncapped
         if policy.cap is not None:
             points = min(points, policy.cap.points(max_score))
         points = round(min(points, max_score), 6)
-        reason = msg("late.reason", days=days, due=_shown(due), submitted=_shown(when),
-                     source=SOURCES.get(submitted.source, SOURCES["mtime"]), per_day=str(policy.per_day),
-                     extension=msg("late.extended", reason=ext.reason) if ext is not None and ext.reason else "")
+        capped = msg("late.capped", cap=str(policy.cap)) if policy.cap is not None and points < uncapped - 1e-9 else ""
+        reason = plural("late.reason", days, due=_shown(due), submitted=_shown(when.astimezone(due.tzinfo)),
+                        source=SOURCES.get(submitted.source, SOURCES["mtime"]), per_day=str(policy.per_day),
+                        extension=msg("late.extended", reason=ext.reason) if ext is not None and ext.reason else "",
+                        capped=capped)
         return Adjustment("late", -points, reason, self.due[lab][1].rpartition("/")[2])
 
 
@@ -225,7 +230,7 @@ class _Reader:
         without an offset is in ``timezone:``, else the machine's own."""
         text = self.scalar(node, "due")
         try:
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            if re.fullmatch(r"\d{4}-?\d{2}-?\d{2}", text):  # 2026-10-12 or 20261012: a day, so its end
                 moment = datetime.combine(date.fromisoformat(text), time(23, 59, 59))
             else:
                 moment = datetime.fromisoformat(text)

@@ -167,8 +167,8 @@ def class_grades(results: Sequence[Any], roster: Any = None) -> list[LearnerGrad
     """Each learner's export points (adjusted, review points held as the rubric says); a roster row with no results
     is exported too, with 0 for every lab, so nobody is missing from the LMS's gradebook."""
     by: dict[str, dict[str, float]] = {}
-    for r in results:
-        by.setdefault(r.learner, {})[r.lab] = r.export_score
+    for r in results:  # by the composed name: a folder saved decomposed (macOS) is the roster's row, not a second one
+        by.setdefault(nfc(r.learner), {})[r.lab] = r.export_score
     if roster is not None:
         for student in roster.students:
             by.setdefault(student.learner, {})

@@ -205,12 +205,12 @@ def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: N
     """
     results = list(results)
     by_lab: dict[tuple[str, str], list[Rule]] = {}
-    for each in rules:
-        by_lab.setdefault((each.learner, each.lab), []).append(each)
+    for each in rules:  # names compared composed (NFC): macOS saves "lucía" decomposed, a keyboard types it composed
+        by_lab.setdefault((same_name(each.learner), each.lab), []).append(each)
     used: set[Rule] = set()
     out = []
     for result in results:
-        mine = by_lab.get((result.learner, result.lab), ())
+        mine = by_lab.get((same_name(result.learner), result.lab), ())
         lab_rules = {r.check: r for r in mine if not r.change}
         changes = [r for r in mine if r.change]
         if not mine:
@@ -257,15 +257,22 @@ def _too_many(rule: Rule, most: float) -> OverridesError:
                               points=rule.points, most=most))
 
 
+def same_name(name: str) -> str:
+    """A learner's name as compared: composed Unicode (NFC)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name)
+
+
 def _unmatched(rule: Rule, results: Sequence[LabResult]) -> Message:
     at, named = rule.source, rule.named
     learners = sorted({r.learner for r in results})
-    if rule.learner not in learners:
+    if same_name(rule.learner) not in {same_name(name) for name in learners}:
         return msg("overrides.unmatched.learner", at=at, rule=named, learner=rule.learner, fix=_close(rule.learner, learners))
-    labs = sorted(r.lab for r in results if r.learner == rule.learner)
+    labs = sorted(r.lab for r in results if same_name(r.learner) == same_name(rule.learner))
     if rule.lab not in labs:
         return msg("overrides.unmatched.lab", at=at, rule=named, lab=rule.lab, learner=rule.learner, fix=_close(rule.lab, labs))
-    result = next(r for r in results if r.learner == rule.learner and r.lab == rule.lab)
+    result = next(r for r in results if same_name(r.learner) == same_name(rule.learner) and r.lab == rule.lab)
     ids = [c.id for c in result.checks]
     return msg("overrides.unmatched.check", at=at, rule=named, lab=rule.lab, check=rule.check, fix=_suggest(rule.check, ids))
 

@@ -61,8 +61,10 @@ def with_status(state: ClassState, check: str, statuses: Sequence[str], lab: str
         if lab is not None and r.lab != lab:
             continue
         for c in r.checks:
-            if c.id == check and c.status.value in wanted:
-                rows.append(Row(r.learner, r.lab, c.id, c.status.value, c.score, c.max_score, c.message))
+            if c.id == check and c.status.value in wanted:  # an instructor's decision is said by its reason
+                detail = msg("query.overridden", reason=c.override.reason) if c.override is not None else c.message
+                rows.append(Row(r.learner, r.lab, c.id, c.status.value, c.score, c.max_score, detail,
+                                {"overridden": c.override is not None}))
     return rows
 
 
@@ -78,7 +80,7 @@ def not_passed(state: ClassState, lab: str | None, labs: Sequence[str], learners
         for name in ([lab] if lab else labs):
             r = by.get((learner, name))
             if r is None:
-                rows.append(Row(learner, name, status="missing", detail=msg("query.not_handed_in")))
+                rows.append(Row(learner, name, status="missing"))
             elif not r.passed:
                 failing = [c.id for c in r.checks if c.acceptance and not c.status.earns_points]
                 rows.append(Row(learner, name, status="not-passed", score=r.score, max_score=r.max_score,
@@ -121,8 +123,11 @@ def causes(state: ClassState, check: str, lab: str | None = None) -> list[Row]:
         for c in r.checks:
             if c.id != check or c.status.earns_points:
                 continue
-            said = c.evidence.cause if c.evidence is not None and c.evidence.cause is not None else c.message
-            key = said.id if said.id != VERBATIM else f"{VERBATIM}: {said.params.get('text', '')}"
+            if c.override is not None:
+                said = msg("query.overridden", reason=c.override.reason)
+            else:
+                said = c.evidence.cause if c.evidence is not None and c.evidence.cause is not None else c.message
+            key = said.id if said.id not in (VERBATIM, "query.overridden") else f"{VERBATIM}: {said.params}"
             counts[key] += 1
             example.setdefault(key, said)
             who.setdefault(key, []).append(r.learner)

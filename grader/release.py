@@ -28,11 +28,10 @@ def release(state: ClassState, out: Path, learners: Sequence[str] = (), lang: st
     """``<out>/<learner>/`` (reports and ``summary.json``) and ``<out>/<learner>.zip`` for each learner (all when none)."""
     from grader.batch import write_learner_outputs
 
-    wanted = [Path(n).name for n in learners]
+    from grader.term import known_name
+
     known = sorted({r.learner for r in state.results})
-    for name in wanted:
-        if name not in known:
-            raise UsageError(msg("release.unknown", learner=name))
+    wanted = [known_name(n, known) for n in learners]
     written = []
     for learner in wanted or known:
         mine = [r for r in state.results if r.learner == learner]
@@ -47,6 +46,10 @@ def release(state: ClassState, out: Path, learners: Sequence[str] = (), lang: st
             (folder / "summary.json").write_text(json.dumps(_summary(mine, chosen), ensure_ascii=False, indent=2) + "\n",
                                                  encoding="utf-8")
             target = out / learner
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(msg("release.cannot_write", out=str(out), error=exc.strerror or str(exc))) from None
             if target.is_dir():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
@@ -85,11 +88,18 @@ def _zip(folder: Path, learner: str) -> bytes:
 
 
 def check_release_target(out: Path, reports: Path | None) -> None:
-    """The release folder is sent to learners: it must not be the class's reports folder (its index.html and
-    gradebook hold everyone)."""
+    """The release folder is sent to learners: it must be a folder of its own — not in a class's reports folder (its
+    index.html and gradebook hold everyone), not in a learner's folder (the next run would grade it as their work)."""
     from grader.batch import GRADEBOOK, HISTORY, INDEX
+    from grader.term import learner_holding
 
-    if any((out / name).exists() for name in (INDEX, GRADEBOOK, HISTORY)) or (reports is not None and out.resolve() == reports.resolve()):
-        raise UsageError(msg("release.into_reports", out=str(out)))
-
-
+    if out.exists() and not out.is_dir():
+        raise UsageError(msg("release.not_folder", out=str(out)))
+    target = out.resolve()
+    for folder in (target, *target.parents):
+        if any((folder / name).is_file() for name in (INDEX, GRADEBOOK, HISTORY)) or \
+                (reports is not None and folder == reports.resolve()):
+            raise UsageError(msg("release.into_reports", out=str(out)))
+    holder = learner_holding(target)
+    if holder is not None:
+        raise UsageError(msg("term.output_in_learner", path=str(out), learner=str(holder)))

@@ -12,7 +12,7 @@ import re
 import unicodedata
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -393,6 +393,7 @@ class _LearnerRow:
     statuses: tuple[tuple[str, str], ...] = ()  # (check key, status): what the page's filters match
     passed: bool = False  # every lab on the page graded and passed; as ``grade query --not-passed``, a lab not
     # handed in is not passed
+    out_of: float | None = None  # every lab's maximum (the rubrics'): a lab not handed in counts 0 of it, as in the CSV
 
     @property
     def total_score(self) -> float:
@@ -400,7 +401,7 @@ class _LearnerRow:
 
     @property
     def total_max(self) -> float:
-        return round(sum(c.max_score for c in self.cells.values()), 6)
+        return self.out_of if self.out_of is not None else round(sum(c.max_score for c in self.cells.values()), 6)
 
     @property
     def failing_count(self) -> int:
@@ -449,13 +450,17 @@ class _LabSummary:
     rates: tuple[_CheckRate, ...]  # worst first: the checks the class missed most
 
 
-def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT) -> str:
+def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT,
+                 maxima: Mapping[str, float] | None = None) -> str:
     """The class page: one self-contained file (inline CSS, SVG and a small script, nothing remote).
 
     Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is. The script sorts
     and filters the table; without it the page is the same table, unfiltered, in name order.
     """
     labs, rows = _class_view(results, Path(out_dir))
+    if maxima:
+        out_of = round(sum(maxima.values()), 6)
+        rows = [replace(row, out_of=out_of) for row in rows]
     chosen = language(lang)
     return (
         environment(chosen)
@@ -464,11 +469,12 @@ def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str 
     )
 
 
-def write_index(out_dir: Path, results: Sequence[LabResult], lang: str = DEFAULT) -> Path:
+def write_index(out_dir: Path, results: Sequence[LabResult], lang: str = DEFAULT,
+                maxima: Mapping[str, float] | None = None) -> Path:
     """``<out>/index.html`` beside the learners' folders, so its relative links resolve."""
     path = Path(out_dir) / INDEX_NAME
     generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang))
+    atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang, maxima=maxima))
     return path
 
 

@@ -37,7 +37,9 @@ class ReviewItem:
 
 def review_queue(state: ClassState, learners: Sequence[str] = ()) -> list[ReviewItem]:
     """Every check still in review (an override decides it), for the learners named (every learner when none)."""
-    wanted = {Path(name).name for name in learners}
+    from grader.term import known_name
+
+    wanted = {known_name(name, [r.learner for r in state.results]) for name in learners}
     items = []
     for r in state.results:
         if wanted and r.learner not in wanted:
@@ -64,12 +66,12 @@ def record_decision(state: ClassState, target: Path, learner: str, lab: str, che
     """Append the rule; returns the line it starts at and whether the check was waiting for review."""
     from grader.overrides import load_overrides
 
-    learner = Path(learner).name
+    from grader.term import known_name
+
+    learner = known_name(learner, [r.learner for r in state.results])
     result = next((r for r in state.results if r.learner == learner and r.lab == lab), None)
     if result is None:
         labs = sorted(r.lab for r in state.results if r.learner == learner)
-        if not labs:
-            raise UsageError(msg("review.no_learner", learner=learner))
         raise UsageError(msg("review.no_lab", learner=learner, lab=lab, labs=", ".join(labs)))
     found = next((c for c in result.checks if c.id == check), None)
     if found is None:

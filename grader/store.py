@@ -69,6 +69,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1 -> 2: an unchanged re-run writes nothing per learner but ``seen``, which is updated in place
         "ALTER TABLE runs ADD COLUMN class_dir TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN overrides TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN course TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN roster TEXT NOT NULL DEFAULT ''",
         """CREATE TABLE seen (
             learner TEXT NOT NULL,
             lab TEXT NOT NULL,
@@ -102,7 +104,9 @@ class HistoryRow:
     changed: tuple[tuple[str, str, str], ...] = ()  # (check id, status before, status now)
     rubric_changed: bool = False  # graded under another rubric than the attempt before: not the learner's doing
     unchanged_since: datetime | None = None  # the latest attempt: later runs found the submission unchanged, the last then
-    instructor_score: float | None = None  # the latest attempt, with the overrides and adjustments in force
+    instructor_score: float | None = None  # the current attempt, with the overrides and adjustments in force
+    instructor_passed: bool | None = None
+    current: bool = False  # the attempt the learner's latest run stands on (an older one when they went back to it)
 
     @property
     def fixed(self) -> tuple[str, ...]:
@@ -213,16 +217,16 @@ class Store:
             db.execute("BEGIN")
 
     def begin_run(self, version: str, argv: Sequence[str], rubric_hashes: Mapping[str, str], *,
-                  class_dir: str = "", overrides: str = "") -> int:
+                  class_dir: str = "", overrides: str = "", course: str = "", roster: str = "") -> int:
         """Committed at once, so a run that is killed still shows up (as 'running'). ``class_dir`` and ``overrides``:
         where the class's own files were looked up, so ``grade review``, ``query`` and ``export`` find them again."""
         db = self._conn()
         try:
             self._begin(db)
             run_id = db.execute(
-                "INSERT INTO runs (started, grader_version, argv, status, class_dir, overrides)"
-                " VALUES (?, ?, ?, 'running', ?, ?)",
-                (_now(), version, json.dumps(list(argv), ensure_ascii=False), class_dir, overrides),
+                "INSERT INTO runs (started, grader_version, argv, status, class_dir, overrides, course, roster)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?)",
+                (_now(), version, json.dumps(list(argv), ensure_ascii=False), class_dir, overrides, course, roster),
             ).lastrowid
             db.executemany("INSERT INTO rubrics (run_id, lab, hash) VALUES (?, ?, ?)",
                            [(run_id, lab, digest) for lab, digest in sorted(rubric_hashes.items())])
@@ -333,13 +337,15 @@ class Store:
         """The latest finished run: its id, start, class folder and overrides file (as it looked them up)."""
         try:
             row = self._conn().execute(
-                "SELECT id, started, class_dir, overrides FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1"
+                "SELECT id, started, class_dir, overrides, course, roster FROM runs WHERE status = 'done'"
+                " ORDER BY id DESC LIMIT 1"
             ).fetchone()
         except sqlite3.Error as exc:
             raise self._fail(exc, msg("store.doing.read")) from None
         if row is None:
             return None
-        return {"id": row[0], "started": datetime.fromisoformat(row[1]), "class_dir": row[2], "overrides": row[3]}
+        return {"id": row[0], "started": datetime.fromisoformat(row[1]), "class_dir": row[2], "overrides": row[3],
+                "course": row[4], "roster": row[5]}
 
     def run_started(self, run_id: int) -> datetime | None:
         try:
@@ -425,7 +431,7 @@ class Store:
             last = seen.get(lab_id)
             since = last[1] if last is not None and last[0] == attempt_id and last[1] > when else None
             rows.append(HistoryRow(when, run_id, lab_id, score, max_score, bool(passed), bool(reused), changed,
-                                   rubric_changed, since))
+                                   rubric_changed, since, current=last is not None and last[0] == attempt_id))
         return rows
 
     def close(self) -> None:

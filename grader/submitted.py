@@ -42,19 +42,34 @@ def git_time(folder: Path, lab_folder: Path) -> datetime | None:
         return None
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
            "GIT_TERMINAL_PROMPT": "0", "HOME": os.devnull, "LC_ALL": "C"}
-    try:
-        done = subprocess.run(["git", *_SAFE_GIT, "-C", str(repo), "log", "-1", "--format=%cI", "--",
-                               str(lab_folder.resolve())], capture_output=True, timeout=GIT_SECONDS, env=env,
-                              stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.SubprocessError):
+    def git(*argv: str) -> subprocess.CompletedProcess[bytes] | None:
+        try:
+            return subprocess.run(["git", *_SAFE_GIT, "--no-optional-locks", "-C", str(repo), *argv, "--",
+                                   str(lab_folder.resolve())], capture_output=True, timeout=GIT_SECONDS, env=env,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    done = git("log", "-1", "--format=%cI")
+    text = done.stdout[:200].decode("ascii", "replace").strip() if done is not None else ""
+    if done is None or done.returncode != 0 or not text:
         return None
-    text = done.stdout[:200].decode("ascii", "replace").strip()
-    if done.returncode != 0 or not text:
-        return None
+    status = git("status", "--porcelain", "--untracked-files=all")
+    if status is None or status.returncode != 0 or any(_counts(line) for line in status.stdout[:1_000_000].splitlines()):
+        return None  # the files graded are not the commit: their own times say when they were last changed
     try:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _counts(line: bytes) -> bool:
+    """A ``git status --porcelain`` line about a file the grader reads (caches and hidden files are not the work)."""
+    from grader.learnerfiles import CLUTTER_DIRS
+
+    path = line[3:].decode("utf-8", "replace").strip('"')
+    parts = path.replace("\\", "/").split("/")
+    return bool(path) and not any(part in CLUTTER_DIRS or part.startswith(".") for part in parts)
 
 
 def manifest_time(manifest: Path) -> datetime | None:

@@ -123,8 +123,9 @@ def recorded_files(last_run: Mapping[str, Any] | None, given: Mapping[str, Path 
     """For the subcommands that read the gradebook: the flags, else the files the last run used (or would find)."""
     folder = Path(last_run["class_dir"]) if last_run and last_run.get("class_dir") else None
     chosen = dict(given)
-    if chosen.get("overrides") is None and last_run and last_run.get("overrides") and Path(last_run["overrides"]).is_file():
-        chosen["overrides"] = Path(last_run["overrides"])
+    for kind in ("overrides", "course", "roster"):  # the files the run used, wherever they were: flags included
+        if chosen.get(kind) is None and last_run and last_run.get(kind) and Path(last_run[kind]).is_file():
+            chosen[kind] = Path(last_run[kind])
     return find_class_files(folder, chosen)
 
 
@@ -137,7 +138,9 @@ class Decisions:
     submitted: tuple[tuple[str, str, Submitted], ...] = ()  # (learner, lab, when)
 
     def for_learner(self, learner: str) -> Decisions:
-        return Decisions(tuple(r for r in self.rules if r.learner == learner), self.course,
+        from grader.overrides import same_name
+
+        return Decisions(tuple(r for r in self.rules if same_name(r.learner) == same_name(learner)), self.course,
                          tuple(s for s in self.submitted if s[0] == learner))
 
     def fingerprint(self) -> str:
@@ -213,3 +216,19 @@ def class_state(store: Any, given: Mapping[str, Path | None] | None = None, note
     raw = {(str(i.result["learner"]), str(i.result["lab"])): i.result for i in latest}
     runs = {(str(i.result["learner"]), str(i.result["lab"])): i.attempt_run for i in latest}
     return ClassState(tuple(sorted(results, key=lambda r: (r.learner, r.lab))), raw, files, decisions, last, runs)
+
+
+def known_name(typed: str, names: Iterable[str]) -> str:
+    """The gradebook's spelling of a learner typed on the command line (a path, or the name composed differently:
+    macOS folders are decomposed); a name it does not know is one line, with the closest one."""
+    import difflib
+    import unicodedata
+
+    wanted = unicodedata.normalize("NFC", Path(typed).name or Path(typed).resolve().name)
+    names = sorted(set(names))
+    for name in names:
+        if unicodedata.normalize("NFC", name) == wanted:
+            return name
+    close = difflib.get_close_matches(wanted, [unicodedata.normalize("NFC", n) for n in names], n=1, cutoff=0.6)
+    raise UsageError(msg("term.unknown_learner", learner=wanted,
+                         fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))

@@ -55,7 +55,8 @@ def test_open_creates_the_folder_and_the_schema(store: Store) -> None:
     assert store.path.is_file()
     columns = {t: [row[1] for row in sql(store.path, f"PRAGMA table_info({t})")] for t in ("runs", "rubrics", "attempts", "checks")}
     assert columns == {
-        "runs": ["id", "started", "finished", "grader_version", "argv", "status", "class_dir", "overrides"],
+        "runs": ["id", "started", "finished", "grader_version", "argv", "status", "class_dir", "overrides", "course",
+                 "roster"],
         "rubrics": ["run_id", "lab", "hash"],
         "attempts": ["id", "run_id", "learner", "lab", "key", "reused", "score", "max_score", "passed", "seconds", "result_json"],
         "checks": ["attempt_id", "check_id", "status", "score", "max_score"],

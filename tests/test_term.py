@@ -458,7 +458,7 @@ def test_inside_gradescope_the_upload_time_decides_lateness(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     document = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
     assert document["score"] == 25  # 1 day late: 5 points
-    assert "handed in 1 days late" in document["output"] and "uploaded 2026-10-13 09:00" in document["output"]
+    assert "handed in 1 day late" in document["output"] and "uploaded 2026-10-13 09:00" in document["output"]
 
 
 def test_gradescope_zip_ships_a_checked_course_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -483,3 +483,74 @@ def test_the_rosters_language_chooses_a_learners_reports_with_lang_auto(tmp_path
     assert '<html lang="en">' in (tmp_path / "out" / "bob" / "phase-04-lab-00.html").read_text(encoding="utf-8")
     grade([klass], tmp_path / "out2", lang="en")
     assert '<html lang="en">' in (tmp_path / "out2" / "ana" / "phase-04-lab-00.html").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- found by an instructor's QA pass
+
+def test_a_decomposed_folder_name_is_the_rosters_and_the_rules_learner(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """macOS saves "lucía" decomposed (NFD); the roster, the rules and the command line type it composed (NFC)."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "lucía")
+    klass = make_class(tmp_path / "class", {decomposed: "sign-flipped", "bob": "borja"})
+    (klass / "roster.csv").write_text("folder,student id,email\nlucía,S1,l@x\nbob,S2,b@x\n", encoding="utf-8")
+    (klass / "overrides.yaml").write_text(
+        "- {learner: lucía, lab: phase-04/lab-00, check: ce-grad-analytic, status: pass, reason: sign convention}\n",
+        encoding="utf-8")
+    out = tmp_path / "out"
+    run = grade([klass], out)
+    mine = next(r for r in run.results if r.lab == LAB and unicodedata.normalize("NFC", r.learner) == "lucía")
+    assert any(c.override is not None for c in mine.checks)
+    assert cli(capsys, "export", "canvas", "--out", out)[0] == 0
+    rows = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8"))))
+    assert [row[2] for row in rows[2:]].count("S1") == 1
+    code, stdout, _ = cli(capsys, "history", "lucía", "--out", out)
+    assert code == 0 and "phase-04/lab-00" in stdout
+    code, _, err = cli(capsys, "review", "lucia", LAB, "reflection", "--pass", "--reason", "x", "--out", out)
+    assert code == 2 and "did you mean 'lucía'" in err
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_work_changed_after_the_last_commit_is_dated_by_its_files(tmp_path: Path) -> None:
+    klass = make_class(tmp_path / "class", {"ana": "borja", "bob": "borja"})
+    commit(klass / "ana", "2026-10-01T10:00:00+02:00")
+    source = klass / "ana" / "phase-04" / "lab-00-softmax-gradient.py"
+    source.write_text(source.read_text(encoding="utf-8") + "\n# fixed after the deadline\n", encoding="utf-8")
+    (klass / "course.yaml").write_text("labs:\n  phase-04/lab-00: {due: 2026-10-12 23:59}\n", encoding="utf-8")
+    run = grade([klass], tmp_path / "out")
+    ana = next(r for r in run.results if r.learner == "ana" and r.lab == LAB)
+    assert ana.submitted is not None and ana.submitted.source == "mtime" and ana.adjustments  # today: late
+
+
+def test_outputs_for_the_class_never_land_in_a_learners_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    klass = make_class(tmp_path / "class", {"ana": "borja", "bob": "sign-flipped"})
+    out = tmp_path / "out"
+    grade([klass], out)
+    for argv in (["release", "--out", klass / "ana" / "fb", "--reports", out],
+                 ["export", "csv", "--file", klass / "ana" / "grades.csv", "--out", out],
+                 ["release", "--out", out / "sub", "--reports", out]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 2 and len(err.splitlines()) == 1, (argv, err)
+    assert not (klass / "ana" / "fb").exists() and not (klass / "ana" / "grades.csv").exists()
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    code, _, err = cli(capsys, "release", "--out", tmp_path / "afile", "--reports", out)
+    assert code == 2 and "a file, not a folder" in err
+
+
+def test_an_extension_for_no_learner_is_said_and_the_runs_own_files_are_what_exports_use(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    klass = make_class(tmp_path / "class", {"ana": "borja", "bob": "sign-flipped"})
+    course = tmp_path / "elsewhere.yaml"
+    course.write_text("late: {per_day: 10%}\nlabs:\n  phase-04/lab-00: {due: 2020-01-01}\n"
+                      "extensions:\n  - {learner: anna, lab: phase-04/lab-00, days: 9000}\n", encoding="utf-8")
+    notes: list[Any] = []
+    out = tmp_path / "out"
+    grade_class([klass], Options(out=out, jobs=1, course=course), rubrics_dir=RUBRICS, limits=Limits(call_seconds=1.0),
+                note=notes.append)
+    assert any("the extension for anna matches no learner folder" in str(n) and "did you mean 'ana'" in str(n)
+               for n in notes)
+    book = gradebook(out)
+    assert cli(capsys, "export", "csv", "--out", out, "--file", tmp_path / "e.csv")[0] == 0
+    exported = {row["learner"]: row for row in csv.DictReader(io.StringIO((tmp_path / "e.csv").read_text(encoding="utf-8-sig")))}
+    assert exported["ana"][f"{LAB} score"] == book["ana"][f"{LAB} score"] == "0"  # the run's --course, not none
