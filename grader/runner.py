@@ -386,7 +386,7 @@ class LearnerRun:
 
     def call(self, fn: str, args: tuple[Any, ...]) -> Outcome:
         """Call a learner function positionally; results are cached per (function, arguments)."""
-        key = (fn, _key(args))
+        key = (fn, key_of(args))
         if key not in self._state.cache:
             self._fetch(fn, {key[1]: encode_args(args)})
         outcome = self._state.cache.get(key)
@@ -399,7 +399,7 @@ class LearnerRun:
         """Run every uncached call of ``fn`` in one pipelined batch, filling the cache in order."""
         pending: dict[Any, list[Any]] = {}
         for args in calls:
-            key = _key(args)
+            key = key_of(args)
             if (fn, key) not in self._state.cache and key not in pending:
                 pending[key] = encode_args(args)
         self._fetch(fn, pending)
@@ -476,7 +476,7 @@ class LearnerRun:
 _BATCH = 64
 
 
-def _key(args: tuple[Any, ...]) -> tuple[Any, ...]:
+def key_of(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Arguments as a cache key without encoding them: arrays by dtype, shape and bytes."""
     return tuple((a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray) else (type(a).__name__, repr(a))
                  for a in args)

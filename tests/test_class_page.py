@@ -16,7 +16,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from grader.grading import grade
-from grader.i18n import msg
+from grader.i18n import msg, plural
 from grader.model import Adjustment, CheckResult, LabResult, Override, Status
 from grader.reports import render_index, report_paths, write_index, write_reports
 
@@ -298,8 +298,9 @@ def filter_class() -> list[LabResult]:
         checks = tuple(dataclasses.replace(check(i, s), acceptance=i in ("core", JA)) for i, s in zip(ids, statuses))
         return LabResult(learner, LAB0, f"Lab {LAB0}", checks, **kw)
 
-    late = Adjustment("late", -2.0, msg("late.reason", days=3, due="2025-03-01 23:59", source=msg("late.source.git"),
-                                        submitted="2025-03-04 10:00", per_day="1.0", extension=""), "course.yaml:4")
+    late = Adjustment("late", -2.0, plural("late.reason", 3, due="2025-03-01 23:59", source=msg("late.source.git"),
+                                           submitted="2025-03-04 10:00", per_day="1.0", extension="", capped=""),
+                      "course.yaml:4")
     return [
         lab("zoe", P, P, P, P),
         lab("Iñaki", P, F, P, P),
@@ -358,7 +359,7 @@ def test_the_class_page_in_spanish_has_no_english_words() -> None:
              if f not in _PLACEHOLDER.sub("", spanish[k]) and re.search(rf"(?<!\w){re.escape(f)}(?!\w)", bare)}
     assert leaks == {}
     for words in ("Se muestran 6 de 6 estudiantes", "Buscar estudiante", "Sin filtros: se muestran todos los estudiantes.",
-                  "1 por revisar", "penalización por retraso de -2.0 puntos: entregada con 3 días de retraso", "omitidas:",
+                  "1 por revisar", "penalización por retraso de -2.0 puntos: entregado con 3 días de retraso", "omitidas:",
                   "Una fila por estudiante, ordenadas por {column}, de menor a mayor", "nota de phase-04/lab-00",
                   "comprobación {check}: {status}", "no superada (fallida, error u omitida)", "Quitar este filtro"):
         assert words in said, words
