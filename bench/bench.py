@@ -5,8 +5,8 @@
 Generates one class of unique learners (bench/make_class.py: both labs, one in 25 with a fixture's
 defect) in a temporary folder and measures on it, in this order:
 
-  * ``python -c "import numpy"`` (median of --repeat): the unit everything is compared with;
-  * ``grade learners/borja`` (median of --repeat);
+  * ``python -c "import numpy"`` and ``grade learners/borja``, interleaved, medians of --repeat;
+  * the floor: bench/floor.py, the rubrics' call plan on every learner in one unisolated process;
   * the whole class, first run into an empty --out (``--gradescope --junit --jobs``);
   * the same command again, nothing changed (everything reused);
   * the same command after appending a comment to 10 learners' phase-04 code;
@@ -78,17 +78,15 @@ def run(label: str, cmd: list[str], *, ok_codes: tuple[int, ...] = (0,), env: di
     return result
 
 
-def median_of(label: str, cmd: list[str], repeat: int, ok_codes: tuple[int, ...] = (0,)) -> float | None:
-    samples = []
+def interleaved(first: list[str], second: list[str], repeat: int) -> tuple[float | None, float | None]:
+    """Medians of two commands run alternately: a machine that slows down mid-run slows both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        r = run(label, cmd, ok_codes=ok_codes, quiet=True)
-        if not r.ok:
-            return None
-        samples.append(r.seconds)
-    value = statistics.median(samples)
-    print(f"  {label}: median {value * 1000:.0f} ms of {repeat} "
-          f"(min {min(samples) * 1000:.0f}, max {max(samples) * 1000:.0f})", file=sys.stderr)
-    return value
+        for k, cmd in enumerate((first, second)):
+            done = run(shlex.join(cmd[-4:]), cmd)
+            if done.ok:
+                times[k].append(done.seconds)
+    return tuple(statistics.median(t) if t else None for t in times)  # type: ignore[return-value]
 
 
 def grader_source_digest() -> str:
@@ -232,9 +230,11 @@ def main() -> None:
         verify_verdicts(tmp, args.jobs, flags)
 
         print("measuring … (progress on stderr)", flush=True)
-        baseline = median_of("python -c 'import numpy'", [PY, "-c", "import numpy"], args.repeat)
-        borja = median_of("grade learners/borja", [*GRADE, "learners/borja", "--out", str(tmp / "borja-out"), "-q"],
-                          args.repeat)
+        baseline, borja = interleaved([PY, "-c", "import numpy"],
+                                      [*GRADE, "learners/borja", "--out", str(tmp / "borja-out"), "-q"], args.repeat)
+        floor_run = run(f"floor: the call plan on {n} learners, one unisolated process",
+                        [PY, str(ROOT / "bench" / "floor.py"), str(klass)])
+        floor = json.loads(floor_run.stdout.strip().splitlines()[-1])["seconds"] if floor_run.ok else None
 
         cmd = [*GRADE, *class_command(klass, out, args.jobs, flags)]
         digest = grader_source_digest()
@@ -280,10 +280,12 @@ def main() -> None:
     print("| what | time | per learner | ratio |")
     print("|---|---|---|---|")
     print(f"| `python -c 'import numpy'` (baseline, median of {args.repeat}) | {fmt_ms(baseline)} | | 1.00x |")
-    print(f"| `grade learners/borja` (2 labs, median of {args.repeat}) | {fmt_ms(borja)} | | "
+    print(f"| `grade learners/borja` (2 labs, median of {args.repeat}, interleaved with the baseline) | {fmt_ms(borja)} | | "
           f"{ratio(borja, baseline)} numpy import |")
+    print(f"| floor: the rubrics' call plan on every learner, one process, no isolation | {fmt_s(floor)} | "
+          f"{fmt_ms(None if floor is None else floor / n)} | |")
     print(f"| class of {n}, first run, --jobs {args.jobs} | {fmt_s(first_s)} | {fmt_ms(per)} | "
-          f"{ratio(per, baseline)} numpy import per learner |")
+          f"{ratio(per, baseline)} numpy import per learner; {ratio(first_s, floor)} the floor's wall time |")
     print(f"| same command, nothing changed | {fmt_s(again_s)} | | {ratio(again_s, first_s)} of the first run |")
     print(f"| same command, {len(touched)} learners' phase-04 changed | {fmt_s(changed_s)} | | "
           f"{ratio(changed_s, None if per is None else len(touched) * per)} of {len(touched)} x per-learner time |")

@@ -403,8 +403,8 @@ class Store:
                 " (SELECT h.hash FROM rubrics h WHERE h.run_id = a.run_id AND h.lab = a.lab)"
                 f" FROM attempts a JOIN runs r ON r.id = a.run_id WHERE {where} ORDER BY a.id", params,
             ).fetchall()
-            seen = {row[0]: (row[1], datetime.fromisoformat(row[2])) for row in db.execute(
-                "SELECT s.lab, s.attempt_id, r.started FROM seen s JOIN runs r ON r.id = s.last_run"
+            seen = {row[0]: (row[1], datetime.fromisoformat(row[2]), row[3]) for row in db.execute(
+                "SELECT s.lab, s.attempt_id, r.started, s.last_run FROM seen s JOIN runs r ON r.id = s.last_run"
                 f" WHERE s.learner = ?{' AND s.lab = ?' if lab is not None else ''}", params)}
             statuses: dict[int, dict[str, str]] = {}
             for attempt_id, check_id, status in db.execute(
@@ -429,7 +429,8 @@ class Store:
                 rubric_of[lab_id] = rubric_hash
             when = datetime.fromisoformat(started)
             last = seen.get(lab_id)
-            since = last[1] if last is not None and last[0] == attempt_id and last[1] > when else None
+            since = last[1] if last is not None and last[0] == attempt_id and last[2] != run_id else None  # ids: two runs
+            # may start in the same millisecond
             rows.append(HistoryRow(when, run_id, lab_id, score, max_score, bool(passed), bool(reused), changed,
                                    rubric_changed, since, current=last is not None and last[0] == attempt_id))
         return rows
