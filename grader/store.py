@@ -21,7 +21,7 @@ from grader.errors import GraderError
 from grader.i18n import Message, msg, verbatim
 from grader.model import Status
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RUN_STATUSES = ("running", "done", "interrupted")
 BUSY_TIMEOUT_SECONDS = 30.0  # another grader finishing its commit; never minutes
 
@@ -69,8 +69,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1 -> 2: an unchanged re-run writes nothing per learner but ``seen``, which is updated in place
         "ALTER TABLE runs ADD COLUMN class_dir TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE runs ADD COLUMN overrides TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN course TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE runs ADD COLUMN roster TEXT NOT NULL DEFAULT ''",
         """CREATE TABLE seen (
             learner TEXT NOT NULL,
             lab TEXT NOT NULL,
@@ -85,6 +83,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """INSERT INTO seen (learner, lab, attempt_id, last_run)
             SELECT learner, lab, max(CASE WHEN result_json != '' THEN id END), max(run_id) FROM attempts
             GROUP BY learner, lab HAVING max(CASE WHEN result_json != '' THEN id END) IS NOT NULL""",
+    ),
+    (  # 2 -> 3: the course and roster files a run used, for the subcommands that read the gradebook
+        "ALTER TABLE runs ADD COLUMN course TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN roster TEXT NOT NULL DEFAULT ''",
     ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
