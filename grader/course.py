@@ -247,8 +247,18 @@ class _Reader:
             raise CourseError(msg("course.bad_amount", at=self.at(node), key=key, value=text))
         value = float(match.group(1))
         if match.group(2) and value > 100:
-            raise CourseError(msg("course.bad_amount", at=self.at(node), key=key, value=text))
+            raise CourseError(msg("course.percent_over", at=self.at(node), key=key, value=text))
         return Amount(value, bool(match.group(2)))
+
+    def days(self, node: yaml.Node, key: str) -> float:
+        text = self.scalar(node, key)
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not math.isfinite(value) or value < 0:
+            raise CourseError(msg("course.bad_days", at=self.at(node), key=key, value=text))
+        return value
 
     def policy(self, node: yaml.Node, base: LatePolicy) -> LatePolicy:
         fields = self.mapping(node, LATE_KEYS, msg("course.what.late"))
@@ -256,11 +266,7 @@ class _Reader:
         cap = self.amount(fields["cap"][1], "cap") if "cap" in fields else base.cap
         grace = base.grace_days
         if "grace_days" in fields:
-            amount = self.amount(fields["grace_days"][1], "grace_days")
-            if amount.percent:
-                raise CourseError(msg("course.bad_amount", at=self.at(fields["grace_days"][1]), key="grace_days",
-                                      value=f"{amount}"))
-            grace = amount.value
+            grace = self.days(fields["grace_days"][1], "grace_days")
         return LatePolicy(per_day, cap, grace)
 
     def extension(self, node: yaml.Node, zone: tzinfo | None, due: Mapping[str, Any]) -> Extension:
@@ -278,10 +284,7 @@ class _Reader:
         reason = self.scalar(fields["reason"][1], "reason") if "reason" in fields else ""
         if "due" in fields:
             return Extension(learner, lab, due=self.moment(fields["due"][1], zone), reason=reason, source=self.at(node))
-        days = self.amount(fields["days"][1], "days")
-        if days.percent:
-            raise CourseError(msg("course.bad_amount", at=self.at(fields["days"][1]), key="days", value=str(days)))
-        return Extension(learner, lab, days=days.value, reason=reason, source=self.at(node))
+        return Extension(learner, lab, days=self.days(fields["days"][1], "days"), reason=reason, source=self.at(node))
 
 
 def as_utc(moment: datetime) -> str:

@@ -554,3 +554,28 @@ def test_an_extension_for_no_learner_is_said_and_the_runs_own_files_are_what_exp
     assert cli(capsys, "export", "csv", "--out", out, "--file", tmp_path / "e.csv")[0] == 0
     exported = {row["learner"]: row for row in csv.DictReader(io.StringIO((tmp_path / "e.csv").read_text(encoding="utf-8-sig")))}
     assert exported["ana"][f"{LAB} score"] == book["ana"][f"{LAB} score"] == "0"  # the run's --course, not none
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("late: {per_day: 150%}\n", "more than the whole lab"),
+    ("late: {grace_days: abc}\n", "'abc' is not a number of days"),
+    ("labs:\n  phase-04/lab-00: {due: 2026-10-12}\nextensions:\n  - {learner: a, lab: phase-04/lab-00, days: -2}\n",
+     "'-2' is not a number of days"),
+    ("late: {cap: -3}\n", "a number of 0 or more"),
+])
+def test_a_course_amount_error_says_what_the_key_takes(text: str, said: str, tmp_path: Path) -> None:
+    from grader.course import load_course
+
+    path = tmp_path / "course.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CourseError, match=said):
+        load_course(path)
+
+
+def test_a_plain_number_due_date_is_the_end_of_that_day(tmp_path: Path) -> None:
+    from grader.course import load_course
+
+    path = tmp_path / "course.yaml"
+    path.write_text("timezone: UTC\nlabs:\n  phase-04/lab-00: {due: 20261115}\n", encoding="utf-8")
+    due = load_course(path).due[LAB][0]
+    assert (due.day, due.hour, due.minute) == (15, 23, 59)
