@@ -536,19 +536,15 @@ def _roster(files: Any, learners: Sequence[Path] | None, say: Note) -> Any:
 
 def _unknown_extensions(decisions: Decisions, learners: Sequence[Path]) -> list[Message]:
     """An extension for a name no folder has (a typo) would leave the learner it meant penalised: said."""
-    import difflib
-    import unicodedata
+    from grader.model import nfc
+    from grader.overrides import did_you_mean
 
     if decisions.course is None:
         return []
-    names = [unicodedata.normalize("NFC", p.name) for p in learners]
-    out = []
-    for ext in decisions.course.extensions:
-        if unicodedata.normalize("NFC", ext.learner) not in names:
-            close = difflib.get_close_matches(unicodedata.normalize("NFC", ext.learner), names, n=1, cutoff=0.6)
-            out.append(msg("note.extension_unknown", at=Path(ext.source).name if ext.source else "course.yaml",
-                           learner=ext.learner, fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
-    return out
+    names = [nfc(p.name) for p in learners]
+    return [msg("note.extension_unknown", at=Path(ext.source).name if ext.source else "course.yaml", learner=ext.learner,
+                fix=did_you_mean(nfc(ext.learner), names))
+            for ext in decisions.course.extensions if nfc(ext.learner) not in names]
 
 
 def _roster_fingerprint(roster: Any) -> str:

@@ -547,7 +547,6 @@ def _gradescope_zip(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     with _errors(args.lang) as code:
-        from grader.batch import HISTORY
         from grader.history import render_history
         from grader.i18n import msg
         from grader.safety import terminal_safe
@@ -555,10 +554,11 @@ def _history(args: argparse.Namespace) -> int:
 
         import dataclasses
 
+        from grader.model import LAB_NAME
         from grader.term import class_state, known_name
 
         db = _gradebook(args)
-        if args.lab is not None and not re.fullmatch(r"phase-\d+/lab-\d+", args.lab):
+        if args.lab is not None and not LAB_NAME.match(args.lab):
             raise _usage(msg("cli.history.bad_lab", lab=args.lab))
         store = Store.open(db)
         try:
@@ -618,11 +618,18 @@ def _term_parser(prog: str, description: Any, lang: str) -> tuple[_Parser, Calla
 
     parser, words = _subparser(prog, description, lang)
     parser.add_argument("--out", default="reports", metavar="DIR", help=words(msg("cli.history.out")))
+    return _class_flags(parser, words), words
+
+
+def _class_flags(parser: _Parser, words: Callable[[Any], str]) -> _Parser:
+    """The gradebook and the class files that override the ones its last run recorded."""
+    from grader.i18n import msg
+
     parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
     parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
     parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.course")))
     parser.add_argument("--roster", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.roster")))
-    return parser, words
+    return parser
 
 
 def _state(args: argparse.Namespace) -> Any:
@@ -726,12 +733,12 @@ def _query(args: argparse.Namespace) -> int:
 
         from grader import query
         from grader.i18n import Message, class_language, joined, msg, plural, say
-        from grader.model import Status
+        from grader.model import LAB_NAME, Status
         from grader.reports import format_points
         from grader.results import plain
 
         lang = class_language(args.lang)
-        if args.lab is not None and not re.fullmatch(r"phase-\d+/lab-\d+", args.lab):
+        if args.lab is not None and not LAB_NAME.match(args.lab):
             raise _usage(msg("cli.history.bad_lab", lab=args.lab))
         if args.status and args.check is None:
             raise _usage(msg("query.status_alone"))
@@ -743,11 +750,10 @@ def _query(args: argparse.Namespace) -> int:
             with Store.open(_gradebook(args)) as store:
                 known = sorted(set(store.labs()) | {r.lab for r in state.results})
             if args.lab not in known:
-                import difflib
+                from grader.overrides import did_you_mean
 
-                close = difflib.get_close_matches(args.lab, known, n=1, cutoff=0.8)
                 raise _usage(msg("query.unknown_lab", lab=args.lab, labs=", ".join(known),
-                                 fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
+                                 fix=did_you_mean(args.lab, known, cutoff=0.8)))
         if args.check is not None:
             rows = query.with_status(state, args.check, statuses, args.lab)
         elif args.not_passed:
@@ -850,11 +856,7 @@ def build_release_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser.add_argument("learners", nargs="*", metavar="LEARNER", help=words(msg("cli.release.learners")))
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help=words(msg("cli.release.out")))
     parser.add_argument("--reports", default="reports", metavar="DIR", help=words(msg("cli.release.reports")))
-    parser.add_argument("--db", type=Path, default=None, metavar="FILE", help=words(msg("cli.history.db")))
-    parser.add_argument("--overrides", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.overrides")))
-    parser.add_argument("--course", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.course")))
-    parser.add_argument("--roster", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.roster")))
-    return _with_lang(parser, words)
+    return _with_lang(_class_flags(parser, words), words)
 
 
 def _release(args: argparse.Namespace) -> int:

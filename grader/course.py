@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,10 @@ import yaml
 
 from grader.errors import CourseError
 from grader.i18n import Message, msg, plural, verbatim
-from grader.model import Adjustment, Submitted
+from grader.model import LAB_NAME, Adjustment, Submitted, nfc
+from grader.overrides import did_you_mean
 
 MAX_BYTES = 1_000_000
-_LAB = re.compile(r"^phase-\d+/lab-\d+$")
 _AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 TOP_KEYS = ("timezone", "late", "labs", "extensions", "sources")
 SOURCE_NAMES = ("git", "manifest", "mtime")  # where a submission's time may come from, in this order
@@ -76,10 +76,8 @@ class Course:
         if lab not in self.due:
             return None
         due = self.due[lab][0]
-        import unicodedata
-
         for ext in self.extensions:
-            if unicodedata.normalize("NFC", ext.learner) == unicodedata.normalize("NFC", learner) and ext.lab == lab:
+            if nfc(ext.learner) == nfc(learner) and ext.lab == lab:
                 return (ext.due if ext.due is not None else due + timedelta(days=ext.days)), ext
         return due, None
 
@@ -149,11 +147,8 @@ class _Reader:
         for key, value in node.value:
             name = str(key.value)
             if keys and name not in keys:
-                import difflib
-
-                close = difflib.get_close_matches(name, keys, n=1)
                 raise CourseError(msg("course.unknown_key", at=self.at(key), key=name, what=what,
-                                      keys=", ".join(keys), fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
+                                      keys=", ".join(keys), fix=did_you_mean(name, keys)))
             if name in out:
                 raise CourseError(msg("course.duplicate_key", at=self.at(key), key=name))
             out[name] = (key, value)
@@ -207,14 +202,11 @@ class _Reader:
         return Course(self.path, due, late, tuple(extensions), sources)
 
     def lab_name(self, name: str, node: yaml.Node) -> None:
-        if not _LAB.match(name):
+        if not LAB_NAME.match(name):
             raise CourseError(msg("course.bad_lab", at=self.at(node), lab=name))
         if self.labs is not None and name not in self.labs:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(self.labs), n=1)
             raise CourseError(msg("course.unknown_lab", at=self.at(node), lab=name, labs=", ".join(sorted(self.labs)),
-                                  fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
+                                  fix=did_you_mean(name, self.labs)))
 
     def zone(self, node: yaml.Node) -> tzinfo:
         name = self.scalar(node, "timezone")
@@ -286,6 +278,3 @@ class _Reader:
             return Extension(learner, lab, due=self.moment(fields["due"][1], zone), reason=reason, source=self.at(node))
         return Extension(learner, lab, days=self.days(fields["days"][1], "days"), reason=reason, source=self.at(node))
 
-
-def as_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")

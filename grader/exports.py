@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import re
-import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from grader.atomicio import atomic_write_text
 from grader.results import message_data
-from grader.model import CheckResult, LabResult, Override, Status, adjustment_deltas
+from grader.model import CheckResult, LabResult, Override, Status, adjustment_deltas, nfc
 from grader.i18n import DEFAULT, VERBATIM, msg, say
 from grader.reports import (format_index, format_number, format_points, format_value, headline, markdown_detail,
                             markdown_head, reader_language)
@@ -62,7 +61,7 @@ def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | No
                    f"{lab} adjustments"]
     writer.writerow([cell_text(h) for h in [*header, "total score", "total max", "needs review"]])
     for learner, mine in table.items():
-        row: list[Any] = [cell_text(unicodedata.normalize("NFC", learner))]
+        row: list[Any] = [cell_text(nfc(learner))]
         if roster is not None:
             student = roster.get(learner)
             row += [cell_text(getattr(student, key, "") or "") for key in ("student_id", "email", "name", "section")]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from grader.i18n import Message, Texts, verbatim
+
+LAB_NAME = re.compile(r"^phase-\d+/lab-\d+$")  # "phase-04/lab-00": how rubrics, rules, course files and flags name a lab
+
+
+def nfc(text: str) -> str:
+    """A name as compared: composed Unicode. macOS saves "lucía" decomposed, a keyboard types it composed."""
+    return unicodedata.normalize("NFC", text)
 
 
 class Status(str, enum.Enum):

@@ -18,7 +18,7 @@ import yaml
 
 from grader.errors import OverridesError
 from grader.i18n import Message, msg, verbatim
-from grader.model import Adjustment, CheckResult, LabResult, Override, Status
+from grader.model import LAB_NAME, Adjustment, CheckResult, LabResult, Override, Status, nfc
 
 LAB_CHANGES = ("bonus", "penalty", "cap")  # a rule without ``check``: the whole lab's points
 KEYS = ("learner", "lab", "check", "status", "points", *LAB_CHANGES, "reason", "by", "at")
@@ -29,7 +29,6 @@ _ALIASES = {
     "test": "check", "score": "points", "weight": "points", "grade": "status", "why": "reason", "comment": "reason",
     "note": "reason",
 }
-_LAB = re.compile(r"^phase-\d+/lab-\d+$")
 EXAMPLE = "- {learner: borja, lab: phase-04/lab-00, check: some-check-id, status: pass, reason: \"…\"}"
 
 Note = Callable[[Message | str], None]
@@ -65,7 +64,7 @@ def _suggest(word: str, options: Sequence[str]) -> Message | str:
     alias = _ALIASES.get(word.lower())
     if alias in options:
         return msg("overrides.did_you_mean", word=alias)
-    return _close(word, options) or (msg("overrides.one_of", options=list(options)) if options else "")
+    return did_you_mean(word, options) or (msg("overrides.one_of", options=list(options)) if options else "")
 
 
 def load_overrides(path: Path) -> tuple[Rule, ...]:
@@ -142,7 +141,7 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
     if changes:
         return _lab_rule(path, values, changes, where)
     label = msg("overrides.rule", learner=values["learner"], lab=values["lab"], check=values["check"])
-    if not _LAB.match(values["lab"]):
+    if not LAB_NAME.match(values["lab"]):
         raise OverridesError(msg("overrides.bad_lab", at=where("lab"), rule=label, lab=values["lab"]))
     reason = values.get("reason", "")
     if not reason:
@@ -156,14 +155,7 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
         status = Status(word)
     points: float | None = None
     if "points" in values:
-        raw = values["points"]
-        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", raw):
-            raw = float(raw)
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-            raise OverridesError(msg("overrides.points_not_number", at=where("points"), rule=label, value=repr(raw)))
-        if raw < 0:
-            raise OverridesError(msg("overrides.points_negative", at=where("points"), rule=label, points=raw))
-        points = float(raw)
+        points = _number(values["points"], where("points"), label)
     if status is None and points is None:
         raise OverridesError(msg("overrides.changes_nothing", at=where(None), rule=label))
     return Rule(values["learner"], values["lab"], values["check"], " ".join(reason.split()), status, points, at,
@@ -171,6 +163,7 @@ def _rule(path: Path, item: yaml.Node) -> Rule:
 
 
 def _number(value: Any, at: str, label: Message) -> float:
+    """Points, or a lab rule's bonus/penalty/cap: a finite number of 0 or more ("2", 2 and 2.0 alike)."""
     if isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -184,9 +177,9 @@ def _lab_rule(path: Path, values: dict[str, Any], changes: list[str], where: Cal
     """``bonus``/``penalty``/``cap`` of a whole lab: one per rule, never with ``check``, ``status`` or ``points``."""
     label = msg("overrides.lab_rule", learner=values["learner"], lab=values["lab"])
     if len(changes) > 1 or any(k in values for k in ("check", "status", "points")):
-        extra = [k for k in ("check", "status", "points", *changes[1:]) if k in values][0]
+        extra = next(k for k in ("check", "status", "points", *changes[1:]) if k in values)
         raise OverridesError(msg("overrides.lab_rule_mixed", at=where(extra), rule=label, key=changes[0], extra=extra))
-    if not _LAB.match(values["lab"]):
+    if not LAB_NAME.match(values["lab"]):
         raise OverridesError(msg("overrides.bad_lab", at=where("lab"), rule=label, lab=values["lab"]))
     reason = values.get("reason", "")
     if not reason:
@@ -206,11 +199,11 @@ def apply_overrides(results: Iterable[LabResult], rules: Sequence[Rule], note: N
     results = list(results)
     by_lab: dict[tuple[str, str], list[Rule]] = {}
     for each in rules:  # names compared composed (NFC): macOS saves "lucía" decomposed, a keyboard types it composed
-        by_lab.setdefault((same_name(each.learner), each.lab), []).append(each)
+        by_lab.setdefault((nfc(each.learner), each.lab), []).append(each)
     used: set[Rule] = set()
     out = []
     for result in results:
-        mine = by_lab.get((same_name(result.learner), result.lab), ())
+        mine = by_lab.get((nfc(result.learner), result.lab), ())
         lab_rules = {r.check: r for r in mine if not r.change}
         changes = [r for r in mine if r.change]
         if not mine:
@@ -257,28 +250,22 @@ def _too_many(rule: Rule, most: float) -> OverridesError:
                               points=rule.points, most=most))
 
 
-def same_name(name: str) -> str:
-    """A learner's name as compared: composed Unicode (NFC)."""
-    import unicodedata
-
-    return unicodedata.normalize("NFC", name)
-
-
 def _unmatched(rule: Rule, results: Sequence[LabResult]) -> Message:
     at, named = rule.source, rule.named
     learners = sorted({r.learner for r in results})
-    if same_name(rule.learner) not in {same_name(name) for name in learners}:
-        return msg("overrides.unmatched.learner", at=at, rule=named, learner=rule.learner, fix=_close(rule.learner, learners))
-    labs = sorted(r.lab for r in results if same_name(r.learner) == same_name(rule.learner))
+    if nfc(rule.learner) not in {nfc(name) for name in learners}:
+        return msg("overrides.unmatched.learner", at=at, rule=named, learner=rule.learner, fix=did_you_mean(rule.learner, learners))
+    labs = sorted(r.lab for r in results if nfc(r.learner) == nfc(rule.learner))
     if rule.lab not in labs:
-        return msg("overrides.unmatched.lab", at=at, rule=named, lab=rule.lab, learner=rule.learner, fix=_close(rule.lab, labs))
-    result = next(r for r in results if same_name(r.learner) == same_name(rule.learner) and r.lab == rule.lab)
+        return msg("overrides.unmatched.lab", at=at, rule=named, lab=rule.lab, learner=rule.learner, fix=did_you_mean(rule.lab, labs))
+    result = next(r for r in results if nfc(r.learner) == nfc(rule.learner) and r.lab == rule.lab)
     ids = [c.id for c in result.checks]
     return msg("overrides.unmatched.check", at=at, rule=named, lab=rule.lab, check=rule.check, fix=_suggest(rule.check, ids))
 
 
-def _close(word: str, options: Sequence[str]) -> Message | str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> Message | str:
+    """" — did you mean 'x'?" for the closest option, or nothing: every "unknown name" error of the instructor's files."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
     return msg("overrides.did_you_mean", word=close[0]) if close else ""
 
 

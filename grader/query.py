@@ -44,11 +44,9 @@ def _statuses(words: Sequence[str]) -> set[str]:
 def _check_known(state: ClassState, check: str, lab: str | None) -> None:
     ids = {c.id for r in state.results if lab is None or r.lab == lab for c in r.checks}
     if check not in ids:
-        import difflib
+        from grader.overrides import did_you_mean
 
-        close = difflib.get_close_matches(check, sorted(ids), n=1)
-        raise UsageError(msg("query.no_check", check=check, fix=msg("overrides.did_you_mean", word=close[0]) if close else "",
-                             lab=lab or ""))
+        raise UsageError(msg("query.no_check", check=check, fix=did_you_mean(check, sorted(ids)), lab=lab or ""))
 
 
 def with_status(state: ClassState, check: str, statuses: Sequence[str], lab: str | None = None) -> list[Row]:

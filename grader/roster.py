@@ -22,6 +22,7 @@ from pathlib import Path
 
 from grader.errors import RosterError
 from grader.i18n import Message, msg, plural, verbatim
+from grader.model import nfc
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -83,10 +84,6 @@ class Roster:
     @property
     def file_name(self) -> str:
         return self.path.name if self.path is not None else "roster.csv"
-
-
-def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
 
 
 def header_key(text: str) -> str:

@@ -30,7 +30,7 @@ import yaml
 
 from grader.errors import RubricError
 from grader.i18n import Message, map_strings, msg, verbatim
-from grader.model import Cause, Check, FunctionSpec, InputSet, Rubric
+from grader.model import LAB_NAME, Cause, Check, FunctionSpec, InputSet, Rubric
 
 
 def builtin_causes() -> tuple[str, ...]:
@@ -45,7 +45,6 @@ NOT_RUBRICS = ("course.yaml", "overrides.yaml")  # the class's own files, when k
 REVIEW_POINTS = ("given", "held")  # a check in review: its points count now, or only once an instructor decides
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_LAB = re.compile(r"^phase-\d+/lab-\d+$")
 
 
 @dataclass(frozen=True)
@@ -762,7 +761,7 @@ def _load(doc: _Doc, text: str) -> Rubric | None:
     if top is None:
         return None
     lab, phase = top.get("lab"), top.get("phase_dir")
-    if lab is not None and not _LAB.match(lab):
+    if lab is not None and not LAB_NAME.match(lab):
         doc.add(("lab",), msg("rubric.bad_lab", lab=_shown(lab)))
     elif lab is not None and phase is not None and lab.split("/")[0] != phase:
         doc.add(("phase_dir",), msg("rubric.phase_mismatch", phase_dir=phase, lab=lab))

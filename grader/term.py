@@ -138,9 +138,9 @@ class Decisions:
     submitted: tuple[tuple[str, str, Submitted], ...] = ()  # (learner, lab, when)
 
     def for_learner(self, learner: str) -> Decisions:
-        from grader.overrides import same_name
+        from grader.model import nfc
 
-        return Decisions(tuple(r for r in self.rules if same_name(r.learner) == same_name(learner)), self.course,
+        return Decisions(tuple(r for r in self.rules if nfc(r.learner) == nfc(learner)), self.course,
                          tuple(s for s in self.submitted if s[0] == learner))
 
     def fingerprint(self) -> str:
@@ -221,14 +221,12 @@ def class_state(store: Any, given: Mapping[str, Path | None] | None = None, note
 def known_name(typed: str, names: Iterable[str]) -> str:
     """The gradebook's spelling of a learner typed on the command line (a path, or the name composed differently:
     macOS folders are decomposed); a name it does not know is one line, with the closest one."""
-    import difflib
-    import unicodedata
+    from grader.model import nfc
+    from grader.overrides import did_you_mean
 
-    wanted = unicodedata.normalize("NFC", Path(typed).name or Path(typed).resolve().name)
+    wanted = nfc(Path(typed).name or Path(typed).resolve().name)
     names = sorted(set(names))
     for name in names:
-        if unicodedata.normalize("NFC", name) == wanted:
+        if nfc(name) == wanted:
             return name
-    close = difflib.get_close_matches(wanted, [unicodedata.normalize("NFC", n) for n in names], n=1, cutoff=0.6)
-    raise UsageError(msg("term.unknown_learner", learner=wanted,
-                         fix=msg("overrides.did_you_mean", word=close[0]) if close else ""))
+    raise UsageError(msg("term.unknown_learner", learner=wanted, fix=did_you_mean(wanted, [nfc(n) for n in names])))
