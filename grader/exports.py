@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.atomicio import atomic_write_text
-from grader.results import message_data
+from grader.results import adjustment_to_dict, message_data
 from grader.model import CheckResult, LabResult, Override, Status, adjustment_deltas, nfc
 from grader.i18n import DEFAULT, VERBATIM, msg, say
 from grader.reports import (format_index, format_number, format_points, format_value, headline, markdown_detail,
@@ -150,7 +150,7 @@ def gradescope_results(results_for_one_learner: Sequence[LabResult], lang: str =
             "learner": labs[0].learner if labs else "",
             "labs": [
                 {"lab": r.lab, "passed": r.passed, "score": float(r.export_score), "max_score": float(r.max_score),
-                 **({"adjustments": [{"kind": a.kind, "change": d, "reason": say(a.reason, lang)}
+                 **({"adjustments": [adjustment_to_dict(a, d, lang)
                                      for a, d in adjustment_deltas(r.checks_score, r.adjustments)]} if r.adjustments else {}),
                  **({"needs_review": len(r.review)} if r.review else {})}
                 for r in labs

@@ -17,8 +17,9 @@ from typing import Any
 
 from grader.atomicio import atomic_write_bytes
 from grader.errors import UsageError
-from grader.i18n import msg, say
+from grader.i18n import msg
 from grader.model import adjustment_deltas
+from grader.results import adjustment_to_dict
 from grader.term import ClassState
 
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)  # every entry's time: the same feedback gives the same zip, byte for byte
@@ -68,7 +69,7 @@ def _summary(results: Sequence[Any], lang: str) -> dict[str, Any]:
     return {"labs": [{
         "lab": r.lab, "passed": r.passed, "score": r.score, "max_score": r.max_score, "checks_score": r.checks_score,
         "needs_review": len(r.review),
-        "adjustments": [{"kind": a.kind, "change": d, "reason": say(a.reason, reader_language(r, lang))}
+        "adjustments": [adjustment_to_dict(a, d, reader_language(r, lang))
                         for a, d in adjustment_deltas(r.checks_score, r.adjustments)],
         **({"submitted": {"time": r.submitted.time, "source": r.submitted.source}} if r.submitted else {}),
     } for r in results]}
