@@ -1,8 +1,9 @@
 """What runs inside a learner's worker process (never in the grader's).
 
-The worker loads the learner's module, then answers call requests on a socket, one JSON line
-each way. It imports numpy and the standard library only: the forkserver preloads it, so a new
-worker is a fork, not a new interpreter, and nothing from the rubric or reference is in memory.
+The worker loads the learner's module, then answers call requests on a socket: a frame of calls
+in, one frame per answer out (``grader.protocol``). It imports numpy, msgpack and the standard
+library only: the fork server preloads it, so a new worker is a fork, not a new interpreter, and
+nothing from the rubric or reference is in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import ast
 import errno
 import importlib.util
 import inspect
-import json
 import numbers
 import os
 import resource
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_ELEMENTS = 100_000  # far above any lab's arrays; keeps the grader's memory bounded
+from grader.protocol import HEADER, MAX_ELEMENTS, array_data, frame, unpack
 
 
 @dataclass(frozen=True)
@@ -238,17 +238,21 @@ def _describe(exc: BaseException) -> str:
     return f"raised {data['type']}{': ' + text if text else ''}{place}{hint}"
 
 
+def _scalar(dtype: str, number: float) -> dict[str, Any]:
+    return {"dtype": dtype, **array_data(np.float64(number))}
+
+
 def encode(value: Any) -> dict[str, Any]:
-    """A learner's return value as plain JSON numbers; anything else is described, never sent."""
+    """A learner's return value as plain numbers (raw float64); anything else is described, never sent."""
     if isinstance(value, (bool, np.bool_)):
-        return {"dtype": "bool", "shape": [], "data": [float(value)]}
+        return _scalar("bool", float(value))
     if isinstance(value, numbers.Number) and not isinstance(value, (np.ndarray, complex, np.complexfloating)):
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
             return {"type": type(value).__name__}
         dtype = value.dtype.name if isinstance(value, np.generic) else type(value).__name__
-        return {"dtype": dtype, "shape": [], "data": [number]}
+        return _scalar(dtype, number)
     if isinstance(value, (list, tuple, np.ndarray)):
         try:
             array = np.array(value, subok=False)
@@ -258,14 +262,14 @@ def encode(value: Any) -> dict[str, Any]:
             return {"type": f"{type(value).__name__} of {array.dtype.name}"}
         if array.size > MAX_ELEMENTS:
             return {"type": f"array of shape {array.shape} ({array.size:,} entries, more than the {MAX_ELEMENTS:,} accepted)"}
-        data = np.asarray(array, dtype=np.float64).ravel().tolist()
-        return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
+        return {"dtype": array.dtype.name, **array_data(array)}
     return {"type": type(value).__name__}
 
 
 def _decode(arg: Any) -> Any:
     if isinstance(arg, dict) and "array" in arg:
-        return np.array(arg["array"], dtype=np.float64)
+        shape, data = arg["array"]["shape"], arg["array"]["data"]
+        return np.frombuffer(data, dtype="<f8").reshape(shape).astype(np.float64)  # the learner's own writable copy
     return arg
 
 
@@ -278,7 +282,17 @@ def _changed(after: np.ndarray, before: np.ndarray | None) -> bool:
 
 
 def _send(proto: socket.socket, message: dict[str, Any]) -> None:
-    proto.sendall(json.dumps(message, allow_nan=True).encode("utf-8") + b"\n")
+    proto.sendall(frame(message))
+
+
+def _requests(reader: Any) -> Any:
+    """The parent's frames, one list of calls each, until it closes the channel."""
+    while len(header := reader.read(HEADER.size)) == HEADER.size:
+        (length,) = HEADER.unpack(header)
+        body = reader.read(length)
+        if len(body) != length:
+            return
+        yield from unpack(body)["calls"]
 
 
 def _cpu_budget_for_one_call(config: ChildConfig) -> None:
@@ -299,14 +313,12 @@ def _forked_copy_leaves() -> None:
 
 
 def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
-    reader = proto.makefile("rb")
-    for raw in reader:
-        request = json.loads(raw)
-        fn = getattr(module, request["fn"], None)
+    for name, wire in _requests(proto.makefile("rb")):
+        fn = getattr(module, name, None)
         if not callable(fn):
-            _send(proto, {"ok": False, "error": f"no function {request['fn']}"})
+            _send(proto, {"ok": False, "error": f"no function {name}"})
             continue
-        args = [_decode(a) for a in request["args"]]
+        args = [_decode(a) for a in wire]
         before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
         _cpu_budget_for_one_call(config)
         try:
@@ -318,12 +330,11 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
         _forked_copy_leaves()
         after = [encode(a) if isinstance(a, np.ndarray) and _changed(a, b) else None for a, b in zip(args, before)]
         try:
-            reply = {"ok": True, "value": encode(value), "after": after}
-            line = json.dumps(reply, allow_nan=True)
+            reply = frame({"ok": True, "value": encode(value), "after": after})
         except BaseException as exc:  # noqa: BLE001
             _send(proto, {"ok": False, "error": f"returned a value that cannot be read: {_describe(exc)}"})
             continue
-        proto.sendall(line.encode("utf-8") + b"\n")
+        proto.sendall(reply)
 
 
 def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox: dict[str, Any] | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import math
 import os
 import shutil
 import subprocess
@@ -24,8 +23,9 @@ import numpy as np
 
 from grader import zygote
 from grader.i18n import Message, map_strings, msg, verbatim
-from grader.child import MAX_ELEMENTS, ChildConfig
+from grader.child import ChildConfig
 from grader.learnerfiles import TooLarge, walk
+from grader.protocol import array_from
 from grader.sandbox import Limits, Worker, WorkerDied, encode_args
 
 
@@ -190,12 +190,9 @@ class _State:
     cache: dict[tuple[str, Any], Outcome] = field(default_factory=dict)
 
 
-_NUMBERS = frozenset({int, float})
-_MAX_DIMENSIONS = 32
-
-
 def decode_value(data: Any) -> Observed | str:
-    """Validate a worker's plain-JSON value; return an Observed or a description of what it was."""
+    """Validate a worker's value (plain data from a bounded frame); return an Observed or a description of what it
+    was."""
     if not isinstance(data, dict):
         return "an unreadable value"
     if "type" in data:
@@ -205,19 +202,10 @@ def decode_value(data: Any) -> Observed | str:
         if kind == "tuple":
             return "a tuple of values, not one array (return only the array the lab asks for)"
         return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
-    shape, values, dtype = data.get("shape"), data.get("data"), data.get("dtype")
-    if not (isinstance(shape, list) and len(shape) <= _MAX_DIMENSIONS and isinstance(values, list)
-            and all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in shape)):
+    array = array_from(data)
+    if array is None:
         return "an unreadable value"
-    if len(values) > MAX_ELEMENTS or math.prod(shape) != len(values):  # exact integers: no overflow to a small size
-        return "an unreadable value"
-    if not set(map(type, values)) <= _NUMBERS:  # JSON gives exact types: bool, None and str are refused
-        return "an unreadable value"
-    try:
-        array = np.asarray(values, dtype=np.float64).reshape(shape)
-    except (ValueError, OverflowError, TypeError, MemoryError):  # a 400-digit integer, say
-        return "an unreadable value"
-    return Observed(array=array, dtype=str(dtype)[:20])
+    return Observed(array=array, dtype=str(data.get("dtype"))[:20])
 
 
 def _listed(value: Any) -> list[Any]:

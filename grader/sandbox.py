@@ -1,16 +1,15 @@
-"""The parent's side of a learner worker: start it, talk JSON to it, time it out, kill it.
+"""The parent's side of a learner worker: start it, talk to it in frames (``grader.protocol``), time it out, kill it.
 
 Workers are forked by a fork server (``grader.zygote``) that preloaded numpy and ``grader.child``
 only: a worker starts in milliseconds and its memory never held a rubric, a reference module or
-an expected value. The parent sends plain JSON, reads plain JSON, and never unpickles anything a
-worker produced. The sandbox layer (``grader.layers``) is the fork server's: a worker only applies
+an expected value. The parent sends plain data, reads plain data (msgpack with every size bounded, arrays as raw
+float64), and never unpickles anything a worker produced. The sandbox layer (``grader.layers``) is the fork server's: a worker only applies
 what its server was started with, and the checks never know which layer ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import selectors
 import signal
 import socket
@@ -21,8 +20,7 @@ from typing import Any
 from grader import child, zygote
 from grader.i18n import Message, msg, verbatim
 from grader.errors import SandboxError
-
-MAX_LINE = 16 << 20  # a reply of MAX_ELEMENTS numbers, and the arguments it changed, fit well within
+from grader.protocol import ProtocolError, array_data, frame, frame_length, unpack
 
 
 @dataclass(frozen=True)
@@ -73,16 +71,16 @@ def describe_exit(code: int | None) -> str:
     return exit_message(code).english()
 
 
-def _jsonable(arg: Any) -> Any:
+def _wire(arg: Any) -> Any:
     if hasattr(arg, "tolist") and hasattr(arg, "shape") and getattr(arg, "shape", ()) != ():
-        return {"array": arg.tolist()}
+        return {"array": array_data(arg)}
     if hasattr(arg, "item") and not isinstance(arg, (int, float)):
         return arg.item()
     return arg
 
 
 def encode_args(args: tuple[Any, ...]) -> list[Any]:
-    return [_jsonable(a) for a in args]
+    return [_wire(a) for a in args]
 
 
 class Worker:
@@ -95,7 +93,6 @@ class Worker:
         self.limits = limits
         self._output = output
         self._buffer = bytearray()
-        self._scanned = 0
         self._pid: int | None = None
         self._proto: socket.socket | None = None
         self._out: socket.socket | None = None
@@ -125,7 +122,7 @@ class Worker:
         if confined.get("confined") is not True:
             self._kill()
             raise WorkerDied(msg("died.protocol"))
-        ready = self.receive(deadline)
+        ready = self.receive(deadline, violation=msg("died.channel"))
         if "ready" not in ready or "sandbox_error" in ready:  # learner code wrote on the grader's channel
             self._kill()
             raise WorkerDied(msg("died.channel"))
@@ -138,35 +135,37 @@ class Worker:
         return self._server
 
     def send(self, calls: list[tuple[str, list[Any]]]) -> None:
-        """Queue calls; the worker answers them in order, one line each (pipelining saves a round trip each)."""
+        """Queue calls, in one frame; the worker answers them in order, one frame each."""
         assert self._proto is not None
-        payload = b"".join(json.dumps({"fn": fn, "args": args}, allow_nan=True).encode("utf-8") + b"\n" for fn, args in calls)
+        payload = frame({"calls": [[fn, args] for fn, args in calls]})
         try:
             self._proto.sendall(payload)
         except OSError:
             raise WorkerDied(self._bury()) from None
 
-    def receive(self, deadline: float) -> dict[str, Any]:
-        """The next reply; raises WorkerDied (timed_out set) if it does not come by the deadline."""
-        line = self._read_line(deadline)
-        if line is None:
+    def receive(self, deadline: float, violation: Message | None = None) -> dict[str, Any]:
+        """The next reply; raises WorkerDied (timed_out set) if it does not come by the deadline. ``violation``: what
+        a frame that is not a reply means here (the load report's place: learner code wrote on the channel)."""
+        try:
+            body = self._read_frame(deadline)
+            message = None if body is None else unpack(body)
+        except ProtocolError as exc:
+            self._kill()
+            raise WorkerDied(violation or msg("died.too_large" if str(exc) == "too large" else "died.protocol")) from None
+        if body is None:
             seconds = self.limits.call_seconds
             self._kill()
             raise WorkerDied(msg("died.timeout", seconds=f"{seconds:g}"), timed_out=True)
-        try:
-            message = json.loads(line, parse_constant=_constant)
-        except (ValueError, RecursionError):
-            self._kill()
-            raise WorkerDied(msg("died.protocol")) from None
         if not isinstance(message, dict):
             self._kill()
-            raise WorkerDied(msg("died.protocol"))
+            raise WorkerDied(violation or msg("died.protocol"))
         return message
 
-    def _read_line(self, deadline: float) -> bytes | None:
+    def _read_frame(self, deadline: float) -> bytes | None:
+        """The next whole frame's body (None: not by the deadline); a header claiming more than the cap is refused
+        before anything more is read."""
         assert self._selector is not None
-        while (newline := self._buffer.find(b"\n", self._scanned)) < 0:
-            self._scanned = len(self._buffer)  # a long line is scanned once, not once per piece received
+        while (length := frame_length(self._buffer)) is None or len(self._buffer) < 4 + length:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -185,13 +184,9 @@ class Worker:
                 if not data:
                     raise WorkerDied(self._bury())
                 self._buffer += data
-                if len(self._buffer) > MAX_LINE:
-                    self._kill()
-                    raise WorkerDied(msg("died.too_large"))
-        line = bytes(self._buffer[:newline])
-        del self._buffer[:newline + 1]
-        self._scanned = 0
-        return line
+        body = bytes(self._buffer[4:4 + length])
+        del self._buffer[:4 + length]
+        return body
 
     def _keep_output(self, data: bytes) -> None:
         room = self.limits.output_bytes - len(self._output)
@@ -235,13 +230,7 @@ class Worker:
         self._proto = self._out = None
         self._selector = None
         self._buffer = bytearray()
-        self._scanned = 0
 
     def close(self) -> None:
         self._kill()
 
-
-def _constant(name: str) -> float:
-    if name in ("NaN", "Infinity", "-Infinity"):
-        return float(name.replace("Infinity", "inf"))
-    raise ValueError(name)

@@ -201,6 +201,10 @@ def main() -> None:
     control = socket.socket(fileno=fd)
     try:
         import grader.child  # noqa: F401 - preload numpy before the first fork
+        import gc
+
+        gc.collect()
+        gc.freeze()  # what every worker shares stays shared: a collection in a worker never writes to its pages
 
         control.send(json.dumps({"ready": True, "pid": os.getpid(), "layer": sandbox.get("layer", "rlimits")}).encode())
     except (OSError, KeyboardInterrupt):

@@ -303,3 +303,134 @@ def test_a_top_level_statement_report_is_checked_as_plain_data(data: object) -> 
 
     said = statement_message(data)
     assert said is None or len(said.english()) < 500
+
+
+# ----------------------------------------------------------------------------- the binary channel, written by learner code
+
+HOSTILE = '''
+import os, stat, struct
+import numpy as np
+
+def _channel():
+    for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+        try:
+            if fd > 2 and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                return fd
+        except OSError:
+            pass
+
+def _frame(body):
+    return struct.pack("<I", len(body)) + body
+
+def write(raw, then_exit=False):
+    os.write(_channel(), raw)
+    if then_exit:
+        os._exit(0)
+    return 1.0
+
+def huge_header(z):
+    return write(b"\\xff\\xff\\xff\\xff" + b"x" * 100)
+
+def cap_plus_one(z):
+    return write(struct.pack("<I", (16 << 20) + 1))
+
+def truncated(z):
+    return write(struct.pack("<I", 1000) + b"\\x81" * 10, then_exit=True)
+
+def not_msgpack(z):
+    return write(_frame(b"\\xc1\\xc1\\xc1"))
+
+def extension(z):
+    return write(_frame(b"\\xd4\\x01\\x00"))
+
+def deep(z):
+    return write(_frame(b"\\x91" * 100_000 + b"\\xc0"))
+
+def a_list(z):
+    return write(_frame(b"\\x90"))
+
+def trailing(z):
+    return write(_frame(b"\\x80\\xc0"))
+
+def ok(z):
+    return np.asarray(z) * 2
+'''
+# Each function writes one hostile frame on the worker's channel, the way a learner's code can reach it (the socket
+# among its descriptors), in place of its reply: what the parent must refuse, and say, before the real reply comes.
+HOSTILE_FRAMES = [
+    ("huge_header", "crashed", "sent a result larger than the limit"),
+    ("cap_plus_one", "crashed", "sent a result larger than the limit"),
+    ("truncated", "crashed", "exited with code 0"),
+    ("not_msgpack", "crashed", "protocol violation"),
+    ("extension", "crashed", "protocol violation"),
+    ("deep", "crashed", "protocol violation"),
+    ("a_list", "crashed", "protocol violation"),
+    ("trailing", "crashed", "protocol violation"),
+]
+
+
+@pytest.mark.parametrize(("fn", "fault", "words"), HOSTILE_FRAMES)
+def test_a_hostile_frame_costs_its_call_and_the_worker_restarts(tmp_path: Path, fn: str, fault: str, words: str) -> None:
+    learner = tmp_path / "eve"
+    (learner / "phase-04").mkdir(parents=True)
+    module = learner / "phase-04" / "lab-00.py"
+    module.write_text(HOSTILE, encoding="utf-8")
+    names = tuple(name for name, _, _ in HOSTILE_FRAMES) + ("ok",)
+    with LearnerRun(learner, module, names, Limits(call_seconds=2.0)) as run:
+        assert run.start().ok
+        outcome = run.call(fn, Z)
+        assert outcome.fault == fault and words in outcome.message, outcome.message
+        assert run.call("ok", Z).value.array.tolist() == [2.0, 4.0]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", [
+    {"dtype": "float64", "shape": [3], "data": b"\0" * 16},  # fewer bytes than the shape says
+    {"dtype": "float64", "shape": [1], "data": b"\0" * 9},  # not whole numbers
+    {"dtype": "float64", "shape": [2 ** 32, 2 ** 32], "data": b""},
+    {"dtype": "float64", "shape": [0, 10 ** 22], "data": b""},
+    {"dtype": "float64", "shape": [200_000], "data": b"\0" * 1_600_000},
+    {"dtype": "float64", "shape": [1] * 40, "data": b"\0" * 8},
+    {"dtype": "float64", "shape": [-1], "data": b"\0" * 8},
+    {"dtype": "float64", "shape": [1.0], "data": b"\0" * 8},
+    {"dtype": "float64", "shape": [1], "data": "\0" * 8},  # a string, not bytes
+    {"dtype": "float64", "shape": [1], "data": [0.0]},  # the old JSON list
+])
+def test_a_forged_binary_value_is_unreadable_not_a_crash(value: dict) -> None:
+    from grader.runner import decode_value
+
+    assert decode_value(value) == "an unreadable value"
+
+
+def test_a_value_arrives_exactly_and_as_the_parents_own_copy() -> None:
+    from grader.child import encode
+    from grader.protocol import frame, unpack
+    from grader.runner import decode_value
+
+    values = np.array([[0.1, -0.0, np.nan], [np.inf, -np.inf, 5e-324]])
+    observed = decode_value(unpack(frame(encode(values))[4:]))
+    assert not isinstance(observed, str) and observed.dtype == "float64" and observed.array.flags.writeable
+    assert observed.array.tobytes() == values.tobytes()
+    assert decode_value(unpack(frame(encode(np.float32(0.5)))[4:])).dtype == "float32"  # type: ignore[union-attr]
+
+
+def test_a_hostile_frame_costs_that_learners_lab_and_the_class_goes_on(tmp_path: Path) -> None:
+    import shutil
+
+    from grader.grading import grade
+    from grader.model import Status
+
+    root = Path(__file__).resolve().parent.parent
+    klass = tmp_path / "class"
+    shutil.copytree(root / "learners" / "borja", klass / "borja")
+    shutil.copytree(root / "learners" / "borja", klass / "eve")
+    code = klass / "eve" / "phase-04" / "lab-00-softmax-gradient.py"
+    hostile = HOSTILE.split("def huge_header")[0] + "def ce_grad(*args):\n    return write(b'\\xff\\xff\\xff\\xff')\n\n\n"
+    code.write_text(code.read_text(encoding="utf-8").replace("def ce_grad(", hostile + "def _honest_ce_grad(", 1),
+                    encoding="utf-8")
+    results = {(r.learner, r.lab): r for r in grade([klass], rubrics_dir=root / "rubrics", lab="phase-04/lab-00",
+                                                     limits=Limits(call_seconds=2.0))}
+    eve = {c.id: c for c in results[("eve", "phase-04/lab-00")].checks}
+    assert eve["ce-grad-analytic"].status == Status.ERROR
+    assert "larger than the limit" in eve["ce-grad-analytic"].message.english()
+    assert eve["softmax-correct"].status == Status.PASS  # the other functions' checks are untouched
+    assert results[("borja", "phase-04/lab-00")].passed
