@@ -356,12 +356,16 @@ def grade_class(
         plans = []
         stored_for: dict[str, dict[str, dict[str, Any]]] = {}
         stamps: list[tuple[str, str, Any]] = []
+        planned = []
         for learner in learners:
             chosen = _labs_for(learner, rubrics, lab, say)
             submission = submission_digest(learner)
             keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
-            stored = {name: raw for name, key in zip(chosen, keys)
-                      if not options.force and (raw := store.lookup(learner.name, name, key)) is not None}
+            planned.append((learner, chosen, keys, submission))
+        found = {} if options.force else store.lookup_many(
+            [(learner.name, name, key) for learner, chosen, keys, _ in planned for name, key in zip(chosen, keys)])
+        for learner, chosen, keys, submission in planned:
+            stored = {name: raw for name in chosen if (raw := found.get((learner.name, name))) is not None}
             if chosen:
                 plans.append(Plan(learner, chosen, keys, tuple(name in stored for name in chosen), submission))
                 stored_for[learner.name] = stored

@@ -89,17 +89,28 @@ def joined(*parts: Message | None, sep: str = " ") -> Message:
     return Message("join", {"parts": kept, "sep": sep})
 
 
+_TEXT_KEYS = frozenset((*LANGUAGES, "*"))
+
+
 def from_dict(data: Any) -> Any:
     """Read back what ``Message.to_dict`` wrote (a stored attempt, a results file)."""
+    kind = type(data)
+    if kind in _SCALARS:  # most of a stored result: read back thousands of times on every run
+        return data
+    if kind is list:
+        return [from_dict(v) for v in data]
     if isinstance(data, Mapping):
-        if set(data) == {"id", "params"} and isinstance(data["id"], str) and isinstance(data["params"], Mapping):
-            return Message(data["id"], {str(k): from_dict(v) for k, v in data["params"].items()})
-        if data and all(k in (*LANGUAGES, "*") for k in data) and all(isinstance(v, str) for v in data.values()):
+        if len(data) == 2 and isinstance(data.get("id"), str) and isinstance(data.get("params"), Mapping):
+            return Message(data["id"], {str(k): v if type(v) in _SCALARS else from_dict(v) for k, v in data["params"].items()})
+        if data and _TEXT_KEYS.issuperset(data) and all(isinstance(v, str) for v in data.values()):
             return Texts(tuple(("" if k == "*" else k, v) for k, v in data.items()))
         return {k: from_dict(v) for k, v in data.items()}
     if isinstance(data, list):
         return [from_dict(v) for v in data]
     return data
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def message_from(data: Any) -> Message:

@@ -41,7 +41,22 @@ def left_out(folder: str, names: list[str]) -> set[str]:
 
 
 def inside(path: Path, root: Path) -> bool:
-    """``path``, links resolved, lies in ``root``."""
+    """``path``, links resolved, lies in ``root``. A path written below ``root`` through no link is inside whatever
+    ``root`` resolves to: that is answered with a few ``lstat`` calls, not two full resolutions (every learner's
+    phase folders are asked about on every run)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = ("..",)
+    if ".." not in parts:
+        current, linked = root, False
+        for part in parts:
+            current = current / part
+            if os.path.islink(current):
+                linked = True
+                break
+        if not linked:
+            return True
     try:
         return path.resolve().is_relative_to(root.resolve())
     except (OSError, RuntimeError, ValueError):

@@ -134,6 +134,9 @@ class Latest:
     key: str = ""
 
 
+_LOOKUP_CHUNK = 300  # three parameters each: well within SQLite's limit on one statement's parameters
+
+
 def _earns(status: str) -> bool:
     return status in (Status.PASS.value, Status.REVIEW.value)
 
@@ -269,6 +272,22 @@ class Store:
         except sqlite3.Error as exc:
             raise self._fail(exc, msg("store.doing.read")) from None
         return None if row is None else json.loads(row[0])
+
+    def lookup_many(self, wanted: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """``lookup`` for a whole class at once: (learner, lab) -> the latest result stored under exactly that key."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start:start + _LOOKUP_CHUNK]
+                rows = self._conn().execute(  # the wanted rows drive the join: each one an index search
+                    f"SELECT a.learner, a.lab, a.result_json FROM (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))}) AS v"
+                    " JOIN attempts AS a ON a.learner = v.column1 AND a.lab = v.column2 AND a.key = v.column3"
+                    " WHERE a.result_json != '' ORDER BY a.id",
+                    [part for triple in chunk for part in triple]).fetchall()
+                found.update({(learner, lab): text for learner, lab, text in rows})  # the latest id last: it wins
+        except sqlite3.Error as exc:
+            raise self._fail(exc, msg("store.doing.read")) from None
+        return {pair: json.loads(text) for pair, text in found.items()}
 
     def record(self, run_id: int, learner: str, lab: str, key: str, result: Mapping[str, Any], reused: bool,
                submitted: Mapping[str, str] | None = None) -> None:
