@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
+from grader import __version__, phases
 from grader.errors import Interrupted, SandboxError, UsageError
 from grader.i18n import Message, class_language, msg
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
 from grader.submission import applies, phase_folder
 from grader.model import LabResult, Rubric, Submitted
+from grader.phases import phase
 from grader.progress import Progress, Silent
 from grader.sandbox import Limits
 from grader.term import Decisions, finalize
@@ -181,7 +182,10 @@ def grade_learner(learner: str, labs: Sequence[str], stored: dict[str, dict[str,
             result = grade_lab(_RUBRICS[lab], Path(learner), _LIMITS, notes.append, content)
             fresh[lab] = {**lab_to_dict(result), "output": result.output}
     if render:
-        write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], decisions, _OUT, _GRADESCOPE, lang or _LANG)
+        with phase("reports"):
+            write_learner_outputs([stored.get(lab) or fresh[lab] for lab in labs], decisions, _OUT, _GRADESCOPE,
+                                  lang or _LANG)
+    phases.flush()
     return fresh, notes
 
 
@@ -362,8 +366,9 @@ def grade_class(
             submission = submission_digest(learner)
             keys = tuple(lab_key(learner, by_lab[name], rubric_hashes[name], grader_hash, limits, submission) for name in chosen)
             planned.append((learner, chosen, keys, submission))
-        found = {} if options.force else store.lookup_many(
-            [(learner.name, name, key) for learner, chosen, keys, _ in planned for name, key in zip(chosen, keys)])
+        with phase("history"):
+            found = {} if options.force else store.lookup_many(
+                [(learner.name, name, key) for learner, chosen, keys, _ in planned for name, key in zip(chosen, keys)])
         for learner, chosen, keys, submission in planned:
             stored = {name: raw for name in chosen if (raw := found.get((learner.name, name))) is not None}
             if chosen:
@@ -417,10 +422,12 @@ def grade_class(
             entry = done[plan.learner.name]
             entry.raw.update(fresh)
             notes.extend(learner_notes)
-            for lab_name, key in zip(plan.labs, plan.keys):
-                raw = entry.raw[lab_name]  # a machine's failure is kept in the history, under a key no lookup matches
-                store.record(run_id, plan.learner.name, lab_name, f"retry:{key}" if raw.get("retry") else key, raw,
-                             reused=lab_name not in fresh, submitted=_stamp(stamp_of.get((plan.learner.name, lab_name))))
+            with phase("history"):
+                for lab_name, key in zip(plan.labs, plan.keys):
+                    raw = entry.raw[lab_name]  # a machine's failure is kept in the history, under a key no lookup matches
+                    store.record(run_id, plan.learner.name, lab_name, f"retry:{key}" if raw.get("retry") else key, raw,
+                                 reused=lab_name not in fresh,
+                                 submitted=_stamp(stamp_of.get((plan.learner.name, lab_name))))
             if options.executor == "dask":
                 write_learner_outputs([entry.raw[name] for name in plan.labs], decisions.for_learner(plan.learner.name),
                                       out, options.gradescope, _learner_language(roster, plan.learner.name, options.lang))
@@ -429,14 +436,16 @@ def grade_class(
             entry.settle()
             progress.advance()
             if time.monotonic() - last_commit >= _COMMIT_EVERY:
-                store.commit()
+                with phase("history"):
+                    store.commit()
                 last_commit = time.monotonic()
         for entry in done.values():
             if all(entry.plan.reusable) and entry.raw:
-                for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
-                    store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True,
-                                 submitted=_stamp(stamp_of.get((entry.plan.learner.name, lab_name))))
-                entry.settle()
+                with phase("history"):
+                    for lab_name, key in zip(entry.plan.labs, entry.plan.keys):
+                        store.record(run_id, entry.plan.learner.name, lab_name, key, entry.raw[lab_name], reused=True,
+                                     submitted=_stamp(stamp_of.get((entry.plan.learner.name, lab_name))))
+                    entry.settle()
         status = "done"
     except KeyboardInterrupt:
         finished = sum(1 for entry in done.values() if entry.rendered)
@@ -447,8 +456,9 @@ def grade_class(
         progress.close()
         if work:
             os.sync()  # the per-learner files were written without an fsync each: make them durable at once
-        store.finish_run(run_id, status)
-        store.commit()
+        with phase("history"):
+            store.finish_run(run_id, status)
+            store.commit()
         store.close()
         os.close(lock)
     for text in dict.fromkeys(notes):
@@ -481,10 +491,12 @@ def grade_class(
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
-        outputs = write_class_outputs(class_results, options, maxima, roster)
+        with phase("reports"):
+            outputs = write_class_outputs(class_results, options, maxima, roster)
         with Store.open(db_path) as again_store:
             again_store.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
             again_store.commit()
+    phases.flush()
     return ClassRun(tuple(results), paths_out, graded=fresh_count, reused=len(plans) - fresh_count,
                     outputs=tuple(outputs), run_id=run_id, rerendered=rerendered, class_results=tuple(class_results),
                     files=files)

@@ -16,6 +16,7 @@ from grader import zygote
 from grader.errors import GraderError, RubricError, ServerLost, SubmissionError, UsageError
 from grader.i18n import Message, detect, map_strings, msg
 from grader.model import CheckResult, LabResult, Rubric, Status
+from grader.phases import phase
 from grader.rubric import discover_rubrics
 from grader.sandbox import Limits
 from grader.submission import applies, find_submission, phase_folder, phase_number
@@ -229,10 +230,11 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
     document_error: Message | str = ""
     if found.deliverable is not None:
         try:
-            if found.markdown is not None:
-                document = parse_text(found.markdown, found.deliverable, learner, cells=found.cells)
-            else:
-                document = parse_deliverable(found.deliverable, learner)
+            with phase("deliverable"):
+                if found.markdown is not None:
+                    document = parse_text(found.markdown, found.deliverable, learner, cells=found.cells)
+                else:
+                    document = parse_deliverable(found.deliverable, learner)
         except SubmissionError as exc:
             document_error = exc.message
     run = None
@@ -260,7 +262,8 @@ def _grade_lab(rubric: Rubric, learner: Path, limits: Limits, note: Note | None 
             deliverable_note=found.deliverable_note,
         )
         for check in rubric.checks:
-            ctx.results[check.id] = run_check(check, ctx)
+            with phase("checks"):
+                ctx.results[check.id] = run_check(check, ctx)
         output = run.printed if run is not None else ""
         retry = run is not None and run.load.machine_fault or ctx.grader_fault
         if content and run is not None and run.copied and run.copied != content:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from grader import zygote
+from grader.phases import phase
 from grader.i18n import Message, map_strings, msg, verbatim
 from grader.child import ChildConfig
 from grader.learnerfiles import TooLarge, walk
@@ -239,7 +240,8 @@ class LearnerRun:
         self.uid: int | None = None
         self.copied = ""  # the content digest of the copy: what was graded
         try:
-            self.outside_links, self.copied = _copy_learner(learner_root, copy)
+            with phase("worker"):
+                self.outside_links, self.copied = _copy_learner(learner_root, copy)
             if module_source is not None:
                 self.module_path.write_text(module_source, encoding="utf-8")
                 for name, text in module_files:
@@ -285,8 +287,9 @@ class LearnerRun:
         return text
 
     def close(self) -> None:
-        self.close_worker()
-        remove_tree(self._tmp)
+        with phase("worker"):
+            self.close_worker()
+            remove_tree(self._tmp)
 
     def _scrub(self, text: str) -> str:
         """The grader's temporary paths, as the learner knows them: ``borja/phase-04/x.py``, the same every run."""
@@ -324,6 +327,10 @@ class LearnerRun:
 
     def start(self) -> LoadReport:
         """Load the module: whole, or (if its top-level code fails) its definitions alone."""
+        with phase("worker"):
+            return self._start()
+
+    def _start(self) -> LoadReport:
         if self._copy_error:
             self.load = LoadReport(ok=False, error=self._copy_error.english(), machine_fault=self._machine_fault,
                                    error_said=self._copy_error)
@@ -421,10 +428,15 @@ class LearnerRun:
 
     def _run_batch(self, fn: str, batch: list[tuple[Any, list[Any]]]) -> int:
         """Send the batch, read replies one by one (each with its own time limit); return how many were answered."""
+        with phase("calls"):
+            return self._run_batch_timed(fn, batch)
+
+    def _run_batch_timed(self, fn: str, batch: list[tuple[Any, list[Any]]]) -> int:
         answered = 0
         try:
             if self._worker is None:
-                self._spawn(self._mode)
+                with phase("worker"):
+                    self._spawn(self._mode)
             assert self._worker is not None
             self._worker.send([(fn, wire) for _, wire in batch])
             for key, _ in batch:

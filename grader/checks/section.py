@@ -19,6 +19,7 @@ from grader.deliverable import CodeBlock, Image, Section
 from grader.maths.match import Analysis, Match, analyse
 from grader.i18n import Message, Texts, as_message, joined, msg, plural
 from grader.model import Check, CheckResult, Status
+from grader.phases import phase
 from grader.notation import heading_matches, sentences
 
 _TAG = re.compile(r"<[^<>]{0,300}>")
@@ -48,7 +49,8 @@ def analysis_of(ctx: Context) -> Analysis | None:
     if ctx.document is None or ctx.rubric.notation is None:
         return None
     if ctx.analysis is None:
-        ctx.analysis = analyse(ctx.document.pieces, ctx.rubric.notation, ctx.document.prose)
+        with phase("deliverable"):
+            ctx.analysis = analyse(ctx.document.pieces, ctx.rubric.notation, ctx.document.prose)
     return ctx.analysis
 
 
