@@ -373,8 +373,12 @@ def _spans(text: str) -> list[tuple[str, str, int]]:
                 i = start = end + len(closer)
                 break
         else:
-            i += 1
+            found = _OPENER_START.search(text, i + 1)  # no opener starts anywhere before the next of these
+            i = found.start() if found else n
             continue
     if start < n:
         out.append(("text", text[start:], start))
     return out
+
+
+_OPENER_START = re.compile(r"[$\\`]")

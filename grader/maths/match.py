@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import time
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -927,8 +928,8 @@ def _mentions(text: str, vocabulary: Vocabulary) -> list[tuple[int, int, str]]:
     """Symbols in a line of prose: short ``$…$`` spans holding one symbol, and lone letters between spaces."""
     out: list[tuple[int, int, str]] = []
     i = 0
-    n = len(text)
-    while i < n:
+    while found := _MENTION_START.search(text, i):
+        i = found.start()
         if text[i] == "$":
             end = text.find("$", i + 1)
             if end == -1:
@@ -939,13 +940,16 @@ def _mentions(text: str, vocabulary: Vocabulary) -> list[tuple[int, int, str]]:
                     out.append((i, end + 1, key))
             i = end + 1
             continue
-        if text[i].isalpha() and (i == 0 or text[i - 1] in " (") and (i + 1 == n or text[i + 1] in " ,)") \
-                and text[i] not in "aAIoOyYe":
+        if text[i].isalpha() and text[i] not in "aAIoOyYe":
             out.append((i, i + 1, text[i]))
         i += 1
     return out
 
 
+_MENTION_START = re.compile(r"\$|(?<![^ (]).(?![^ ,)])", re.DOTALL)  # a span, or one character standing alone
+
+
+@functools.lru_cache(maxsize=4096)  # the same few spans ($p$, $z_i$) in every learner's prose: parsed once per process
 def _lone_symbol(text: str, vocabulary: Vocabulary) -> str:
     try:
         node = parse(text, vocabulary=vocabulary)
