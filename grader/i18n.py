@@ -94,10 +94,9 @@ _TEXT_KEYS = frozenset((*LANGUAGES, "*"))
 
 def from_dict(data: Any) -> Any:
     """Read back what ``Message.to_dict`` wrote (a stored attempt, a results file)."""
-    kind = type(data)
-    if kind in _SCALARS:  # most of a stored result: read back thousands of times on every run
+    if type(data) in _SCALARS:  # most of a stored result: read back thousands of times on every run
         return data
-    if kind is list:
+    if isinstance(data, list):
         return [from_dict(v) for v in data]
     if isinstance(data, Mapping):
         if len(data) == 2 and isinstance(data.get("id"), str) and isinstance(data.get("params"), Mapping):
@@ -105,8 +104,6 @@ def from_dict(data: Any) -> Any:
         if data and _TEXT_KEYS.issuperset(data) and all(isinstance(v, str) for v in data.values()):
             return Texts(tuple(("" if k == "*" else k, v) for k, v in data.items()))
         return {k: from_dict(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [from_dict(v) for v in data]
     return data
 
 

@@ -28,6 +28,10 @@ class ProtocolError(Exception):
     """A frame that is not what the other end sends: too large, not msgpack, or not the plain data expected."""
 
 
+class FrameTooLarge(ProtocolError):
+    """A frame header claiming more than ``MAX_FRAME``: refused before its body is read."""
+
+
 def frame(message: Any) -> bytes:
     """One message, ready to write (strings with lone surrogates travel as they are: a file name may hold them)."""
     body = msgpack.packb(message, use_bin_type=True, unicode_errors="surrogatepass")
@@ -40,7 +44,7 @@ def frame_length(buffer: bytes | bytearray) -> int | None:
         return None
     (length,) = HEADER.unpack_from(buffer)
     if length > MAX_FRAME:
-        raise ProtocolError("too large")
+        raise FrameTooLarge(length)
     return length
 
 

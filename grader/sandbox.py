@@ -20,7 +20,7 @@ from typing import Any
 from grader import child, zygote
 from grader.i18n import Message, msg, verbatim
 from grader.errors import SandboxError
-from grader.protocol import ProtocolError, array_data, frame, frame_length, unpack
+from grader.protocol import HEADER, FrameTooLarge, ProtocolError, array_data, frame, frame_length, unpack
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Worker:
             message = None if body is None else unpack(body)
         except ProtocolError as exc:
             self._kill()
-            raise WorkerDied(violation or msg("died.too_large" if str(exc) == "too large" else "died.protocol")) from None
+            raise WorkerDied(violation or msg("died.too_large" if isinstance(exc, FrameTooLarge) else "died.protocol")) from None
         if body is None:
             seconds = self.limits.call_seconds
             self._kill()
@@ -165,7 +165,7 @@ class Worker:
         """The next whole frame's body (None: not by the deadline); a header claiming more than the cap is refused
         before anything more is read."""
         assert self._selector is not None
-        while (length := frame_length(self._buffer)) is None or len(self._buffer) < 4 + length:
+        while (length := frame_length(self._buffer)) is None or len(self._buffer) < HEADER.size + length:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -184,8 +184,8 @@ class Worker:
                 if not data:
                     raise WorkerDied(self._bury())
                 self._buffer += data
-        body = bytes(self._buffer[4:4 + length])
-        del self._buffer[:4 + length]
+        body = bytes(self._buffer[HEADER.size:HEADER.size + length])
+        del self._buffer[:HEADER.size + length]
         return body
 
     def _keep_output(self, data: bytes) -> None:

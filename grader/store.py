@@ -263,15 +263,7 @@ class Store:
 
     def lookup(self, learner: str, lab: str, key: str) -> dict[str, Any] | None:
         """The latest stored result for exactly this submission key, or None."""
-        try:
-            row = self._conn().execute(
-                "SELECT result_json FROM attempts WHERE learner = ? AND lab = ? AND key = ? AND result_json != '' "
-                "ORDER BY id DESC LIMIT 1",
-                (learner, lab, key),
-            ).fetchone()
-        except sqlite3.Error as exc:
-            raise self._fail(exc, msg("store.doing.read")) from None
-        return None if row is None else json.loads(row[0])
+        return self.lookup_many([(learner, lab, key)]).get((learner, lab))
 
     def lookup_many(self, wanted: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """``lookup`` for a whole class at once: (learner, lab) -> the latest result stored under exactly that key."""
