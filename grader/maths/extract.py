@@ -373,8 +373,10 @@ def _spans(text: str) -> list[tuple[str, str, int]]:
                 i = start = end + len(closer)
                 break
         else:
-            found = _OPENER_START.search(text, i + 1)  # no opener starts anywhere before the next of these
-            i = found.start() if found else n
+            i += 1
+            if i < n and text[i] not in "$\\`":  # no opener starts anywhere before the next of these
+                found = _OPENER_START.search(text, i)
+                i = found.start() if found else n
             continue
     if start < n:
         out.append(("text", text[start:], start))
