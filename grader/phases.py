@@ -48,8 +48,12 @@ def flush() -> None:
         return
     target = Path(_FOLDER) / f"{os.getpid()}.json"
     temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps(_TOTALS), encoding="utf-8")
-    temporary.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(_TOTALS), encoding="utf-8")
+        temporary.replace(target)
+    except OSError:  # a measurement never stops a grading run
+        pass
 
 
 def gather(folder: Path) -> dict[str, list[float]]:

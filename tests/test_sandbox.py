@@ -434,3 +434,19 @@ def test_a_hostile_frame_costs_that_learners_lab_and_the_class_goes_on(tmp_path:
     assert "larger than the limit" in eve["ce-grad-analytic"].message.english()
     assert eve["softmax-correct"].status == Status.PASS  # the other functions' checks are untouched
     assert results[("borja", "phase-04/lab-00")].passed
+
+
+def test_phase_timings_are_written_and_never_stop_a_run(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for folder, written in ((tmp_path / "phases", True), (Path("/proc/no-such-place"), False)):
+        done = subprocess.run([sys.executable, "-m", "grader", str(root / "learners" / "borja"), "--out", str(tmp_path / "r"),
+                               "--quiet"], env={**os.environ, "GRADER_PHASES": str(folder)}, capture_output=True, text=True)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        if written:
+            from grader.phases import PHASES, gather
+
+            totals = gather(folder)
+            assert set(PHASES) <= set(totals) and all(totals[name][2] > 0 for name in PHASES)
