@@ -7,7 +7,8 @@ defect) in a temporary folder and measures on it, in this order:
 
   * ``python -c "import numpy"`` and ``grade learners/borja``, interleaved, medians of --repeat;
   * the floor: bench/floor.py, the rubrics' call plan on every learner in one unisolated process;
-  * the whole class, first run into an empty --out (``--gradescope --junit --jobs``);
+  * the whole class, first run into an empty --out (``--gradescope --junit --jobs``), with its
+    phase split (GRADER_PHASES: worker, calls, checks, deliverable, reports, history);
   * the same command again, nothing changed (everything reused);
   * the same command after appending a comment to 10 learners' phase-04 code;
   * the grader's peak memory (in-process wrapper, --force, fresh --out) at 100 and at N learners;
@@ -37,6 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_class import BUGS, learner_name, make_class
+
+sys.path.insert(0, str(ROOT))
+from grader.phases import PHASES, gather
 
 PY = sys.executable
 GRADE = [PY, "-m", "grader"]
@@ -238,7 +242,9 @@ def main() -> None:
 
         cmd = [*GRADE, *class_command(klass, out, args.jobs, flags)]
         digest = grader_source_digest()
-        first = run(f"grade class ({n}), first run", cmd, ok_codes=(0, 1))
+        phases_dir = tmp / "phases"
+        first = run(f"grade class ({n}), first run", cmd, ok_codes=(0, 1), env={"GRADER_PHASES": str(phases_dir)})
+        split = gather(phases_dir) if phases_dir.is_dir() else {}
         again = run(f"grade class ({n}), nothing changed", cmd, ok_codes=(0, 1))
         touched = touch_learners(klass, n, not_passing)
         changed = run(f"grade class ({n}), {len(touched)} changed", cmd, ok_codes=(0, 1))
@@ -302,6 +308,25 @@ def main() -> None:
           f"| {fmt_ms(lean_per)} | {ratio(lean_per, baseline)} numpy import |")
     print(f"| (b) pytest, one session over {n} (no isolation) | {fmt_s(mode_b.seconds if mode_b.ok else None)} | "
           f"{fmt_ms(mode_b_per)} | {ratio(mode_b_per, baseline)} numpy import |")
+    print()
+    if split:
+        print(f"| phase (first run, per learner, summed over the pool's processes) | wall | grader CPU |")
+        print("|---|---|---|")
+        for name in PHASES:
+            wall, cpu, _count = split.get(name, (0.0, 0.0, 0))
+            print(f"| {name} | {wall / n * 1000:.1f} ms | {cpu / n * 1000:.1f} ms |")
+        print()
+    else:
+        print("phase split: no GRADER_PHASES files were written (the first run failed?)")
+    if first_s is not None and floor is not None:
+        print(f"RATIO grade/floor (class wall): {first_s / floor:.2f}x (target <= 1.0x)")
+    if borja is not None and baseline is not None:
+        print(f"RATIO grade learners/borja / import numpy: {borja / baseline:.2f}x (target <= 2.0x)")
+    if mem_small and mem_n:
+        print(f"RATIO peak RSS {n} / {min(n, 100)} learners (grader process): {mem_n[0] / mem_small[0]:.2f}x "
+              f"(target <= 1.20x)")
+    if again_s is not None:
+        print(f"TIME no-change re-run of {n}: {again_s:.2f} s (target < 0.5 s)")
     print()
     print(f"grader per learner vs (a) pytest per learner: {ratio(per, mode_a_per)} "
           f"(vs (a') without plugins: {ratio(per, lean_per)}); vs (b) one pytest session: {ratio(per, mode_b_per)}; "
