@@ -35,7 +35,7 @@ class ChildConfig:
 
     module_path: str
     workdir: str
-    mode: str  # "import" runs the whole module; "ast" only imports, defs and constants
+    mode: str  # "import" runs the whole module; "ast" only imports, defs and constants; "script" runs it as __main__
     functions: tuple[str, ...]
     memory_bytes: int
     cpu_seconds: int  # the whole worker (per learner)
@@ -337,6 +337,23 @@ def _serve(proto: socket.socket, module: Any, config: ChildConfig) -> None:
         proto.sendall(reply)
 
 
+def _run_script(path: Path) -> dict[str, Any]:
+    """The file as ``python file.py`` runs it (its ``__main__`` block too): what it printed went to the output
+    socket; how it ended is the reply."""
+    import runpy
+
+    ended: dict[str, Any] = {"ready": True, "script": True, "ok": True}
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            ended.update(ok=False, raised=_described(exc))
+    except BaseException as exc:  # noqa: BLE001 - the script's own failure is reported as data
+        ended.update(ok=False, raised=_described(exc))
+    _forked_copy_leaves()
+    return ended
+
+
 def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox: dict[str, Any] | None = None) -> None:
     """Worker entry point: isolate, limit, confine, load, serve; always leave by ``os._exit``."""
     code = 0
@@ -366,6 +383,12 @@ def main(proto: socket.socket, out: socket.socket, config: ChildConfig, sandbox:
         note = ""
         note_data: dict[str, Any] | None = None
         skipped: list[dict[str, Any]] = []
+        if config.mode == "script":
+            ended = _run_script(path)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            _send(proto, ended)
+            return
         if config.mode == "import":
             try:
                 module = _load_import(path, name)

@@ -110,6 +110,9 @@ KINDS: dict[str, dict[str, _Field]] = {
         "code_pattern": _Field((str,)),
         "images": _Field((str,), False, IMAGE_POLICIES),
     },
+    "output_rerun": {
+        "headings": _Field((list,), True),  # where the pasted output is (else any output block of the deliverable)
+    },
 }
 _TOP = {
     "lab": _Field((str,), True),

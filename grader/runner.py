@@ -108,6 +108,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class ScriptRun:
+    """What the learner's own script printed when the grader ran it, and how it ended (None: it ran to its end)."""
+
+    printed: str
+    cut: bool  # the output cap cut it
+    fault: Message | None = None
+
+
+@dataclass(frozen=True)
 class LoadReport:
     ok: bool
     mode: str = ""  # "import" or "ast"
@@ -373,6 +382,32 @@ class LearnerRun:
         self.load = LoadReport(ok=True, mode=self._mode, note=self._scrub(note)[:500], functions=functions,
                                skipped=tuple(m.english() for m in said), note_said=note_said, skipped_said=said)
         return self.load
+
+    def run_script(self) -> ScriptRun | None:
+        """The learner's file run as ``python file.py`` would (its ``__main__`` block too), in a fresh worker with the
+        same sandbox and limits and one call's time; None when there is nothing to run (no copy, no loaded module)."""
+        if self._copy_error or not self.load.ok or self._over_quota:
+            return None
+        printed = bytearray()
+        fault: Message | None = None
+        with phase("worker"):
+            worker = Worker(self._config("script"), self.limits, printed, self._server)
+            deadline = min(time.monotonic() + self.limits.call_seconds, self._deadline)
+            try:
+                ended = worker.start(deadline)
+                worker.drain_output()
+            except WorkerDied as died:
+                fault = died.said
+                ended = {}
+            finally:
+                worker.close()
+        if ended and not ended.get("ok"):
+            raised = raised_message("", ended.get("raised"))
+            fault = raised if raised is not None else msg("died.protocol")
+        text = self._scrub(printed.decode("utf-8", errors="replace"))
+        self._watch_quota()
+        return ScriptRun(printed=text, cut=len(printed) >= self.limits.output_bytes,
+                         fault=None if fault is None else map_strings(fault, self._scrub))
 
     def close_worker(self) -> None:
         if self._worker is not None:

@@ -193,7 +193,8 @@ class Worker:
         if room > 0:
             self._output += data[:room]
 
-    def _drain_output(self) -> None:
+    def drain_output(self) -> None:
+        """Read what is left on the output socket (a worker that has sent its last frame)."""
         if self._out is None:
             return
         self._out.setblocking(False)
@@ -206,7 +207,7 @@ class Worker:
     def _bury(self) -> Message:
         """The worker closed its end: wait for its exit status and say what happened."""
         code = self.server.exit_code(self._pid, 2.0) if self._pid is not None else None
-        self._drain_output()
+        self.drain_output()
         self._kill(reaped=code is not None)
         return exit_message(code)
 

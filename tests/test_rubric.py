@@ -131,7 +131,7 @@ def test_the_first_lab_holds_what_its_page_asks() -> None:
         "implementation-found", "softmax-correct", "softmax-stable", "jacobian-analytic", "jacobian-symmetric",
         "jacobian-fd", "jacobian-matches-fd", "ce-loss-correct", "ce-loss-stable", "ce-grad-analytic", "ce-grad-fd",
         "ce-grad-matches-fd", "no-input-mutation", "deliverable-found", "derivation-softmax", "derivation-softmax-steps",
-        "derivation-ce", "derivation-ce-steps", "verification-output", "reflection",
+        "derivation-ce", "derivation-ce-steps", "verification-output", "output-rerun", "reflection",
     ]
     acceptance = {c.id for c in rubrics[0].checks if c.acceptance}
     assert acceptance == {"implementation-found", "jacobian-analytic", "jacobian-matches-fd", "ce-grad-analytic",

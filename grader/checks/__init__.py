@@ -14,6 +14,7 @@ from grader.checks.deliverable import check_deliverable
 from grader.checks.implementation import check_implementation
 from grader.checks.property import check_property
 from grader.checks.relation import check_relation
+from grader.checks.rerun import check_output_rerun
 from grader.checks.section import check_section
 from grader.errors import GraderError
 from grader.model import Check, CheckResult, Status
@@ -30,6 +31,7 @@ KIND_FUNCTIONS: dict[str, Callable[[Check, Context], CheckResult]] = {
     "relation": check_relation,
     "deliverable": check_deliverable,
     "section": check_section,
+    "output_rerun": check_output_rerun,
 }
 
 

@@ -1,0 +1,152 @@
+"""Two printed outputs compared by their numbers: what a learner pasted against what their script prints now.
+
+The same script prints the same lines, so lines are paired by their wording (each number replaced by ``#``)
+and then number by number; a line whose wording changed a little (``max_err = #``, ``max_err: #``) but whose
+count of numbers did not is still paired, in order (a print format changed between the two runs). A pair of numbers agrees within what their printed
+digits can tell apart, within a platform's rounding (a relative 1e-6), or when both are rounding noise
+(below 1e-8 in magnitude: a finite difference's error differs from one machine to the next).
+Everything here is bounded: the texts are cut to a fixed size before any regex or alignment runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass
+
+MAX_TEXT = 64 << 10
+MAX_LINES = 1_000
+MAX_LINE = 4_000
+MAX_NUMBERS = 200  # per line
+NOISE = 1e-8
+SIMILAR = 0.75
+RELATIVE = 1e-6
+
+_NUMBER = re.compile(
+    r"(?<![\w.])[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)(?![\w.])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str
+    value: float
+
+    @property
+    def resolution(self) -> float:
+        """One unit in the last printed place: ``0.246`` → 0.001, ``1.1e-11`` → 1e-12, ``5`` → 1."""
+        mantissa, _, exponent = self.text.lower().partition("e")
+        decimals = len(mantissa.partition(".")[2])
+        return 10.0 ** ((int(exponent) if exponent else 0) - decimals)
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based, in its own text
+    text: str
+    wording: str
+    numbers: tuple[Number, ...]
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    pasted: Line
+    rerun: Line
+    pasted_number: Number
+    rerun_number: Number
+
+
+@dataclass(frozen=True)
+class Comparison:
+    compared: int  # numbers paired, whose value is not a small integer label (y = 0)
+    agreeing: int
+    disagreements: tuple[Disagreement, ...]
+    unmatched: int  # pasted numbers with no counterpart in the re-run
+    pasted_numbers: int
+
+
+def lines_of(text: str) -> list[Line]:
+    """The text's lines that hold a number (bounded: at most MAX_LINES lines of MAX_LINE characters)."""
+    out = []
+    for index, raw in enumerate(text[:MAX_TEXT].splitlines()[:MAX_LINES], start=1):
+        line = raw[:MAX_LINE]
+        found = [m for m in _NUMBER.finditer(line)][:MAX_NUMBERS]
+        if not found:
+            continue
+        numbers = tuple(Number(m.group(), _value(m.group())) for m in found)
+        wording = " ".join(_NUMBER.sub("#", line).split()).lower()
+        out.append(Line(index, line.strip(), wording, numbers))
+    return out
+
+
+def _value(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def agree(a: Number, b: Number) -> bool:
+    """Equal within half a unit of each one's last printed digit or a platform's relative rounding; two values below
+    NOISE always agree (a finite difference's rounding error changes from one machine and print format to the next)."""
+    x, y = a.value, b.value
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    if math.isinf(x) or math.isinf(y):
+        return x == y
+    if abs(x) < NOISE and abs(y) < NOISE:
+        return True
+    tolerance = max(0.5 * (a.resolution + b.resolution), RELATIVE * max(abs(x), abs(y)))
+    return abs(x - y) <= tolerance * 1.0000001
+
+
+def similar(a: str, b: str) -> bool:
+    """Two wordings of one print statement (a format changed: ``max_err = #`` and ``max_err: #``), bounded."""
+    return difflib.SequenceMatcher(None, a[:200], b[:200], autojunk=False).ratio() >= SIMILAR
+
+
+def _label(number: Number) -> bool:
+    """A small integer (``y = 0``, ``row 3``): it names a line more than it measures anything."""
+    return number.text.lstrip("+-").isdigit() and abs(number.value) < 100
+
+
+def compare(pasted: str, rerun: str, unstable: frozenset[tuple[int, int]] = frozenset()) -> Comparison:
+    """Pair the pasted output's numbers with the re-run's. ``unstable``: (re-run line, position) pairs whose number
+    differed between two re-runs (a random input with no seed): they are not compared."""
+    ours, theirs = lines_of(pasted), lines_of(rerun)
+    pairs: list[tuple[Line, Line]] = []
+    matcher = difflib.SequenceMatcher(None, [l.wording for l in ours], [l.wording for l in theirs], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            pairs += zip(ours[i1:i2], theirs[j1:j2])
+        elif tag == "replace":
+            pairs += [(a, b) for a, b in zip(ours[i1:i2], theirs[j1:j2])
+                      if len(a.numbers) == len(b.numbers) and similar(a.wording, b.wording)]
+    compared = agreeing = 0
+    paired_numbers = 0
+    disagreements = []
+    for a, b in pairs:
+        for position, (x, y) in enumerate(zip(a.numbers, b.numbers)):
+            paired_numbers += not _label(x)
+            if (b.number, position) in unstable or (_label(x) and _label(y) and x.value == y.value):
+                continue
+            compared += 1
+            if agree(x, y):
+                agreeing += 1
+            else:
+                disagreements.append(Disagreement(a, b, x, y))
+    total = sum(not _label(n) for l in ours for n in l.numbers)
+    return Comparison(compared, agreeing, tuple(disagreements), total - paired_numbers, total)
+
+
+def unstable_numbers(first: str, second: str) -> frozenset[tuple[int, int]]:
+    """Where two re-runs of the same script print different numbers: (line, position) in ``first``."""
+    a, b = lines_of(first), lines_of(second)
+    out = set()
+    for x, y in zip(a, b):
+        for position, (p, q) in enumerate(zip(x.numbers, y.numbers)):
+            if p.text != q.text:
+                out.add((x.number, position))
+        if x.wording != y.wording:
+            out.update((x.number, position) for position in range(len(x.numbers)))
+    return frozenset(out)
