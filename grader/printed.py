@@ -1,11 +1,12 @@
 """Two printed outputs compared by their numbers: what a learner pasted against what their script prints now.
 
-The same script prints the same lines, so lines are paired by their wording (each number replaced by ``#``)
-and then number by number; a line whose wording changed a little (``max_err = #``, ``max_err: #``) but whose
-count of numbers did not is still paired, in order (a print format changed between the two runs). A pair of numbers agrees within what their printed
-digits can tell apart, within a platform's rounding (a relative 1e-6), or when both are rounding noise
-(below 1e-8 in magnitude: a finite difference's error differs from one machine to the next).
-Everything here is bounded: the texts are cut to a fixed size before any regex or alignment runs.
+The same script prints the same lines, so lines are paired by their wording (each measured number replaced by
+``#``, small integer labels such as ``y = 3`` kept, spacing around brackets and signs ignored), then number by
+number. A line whose wording changed a little (``max_err = #``, ``max_err: #``) and whose count of numbers did
+not is still paired, in order: a print format changed between the two runs. Two numbers agree within half a
+unit of each one's last printed digit, within a platform's rounding (a relative 1e-6), or when both are
+rounding noise (below 1e-8: a finite difference's error differs from one machine to the next). Everything is
+bounded: the texts are cut to a fixed size before any regex or alignment runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ RELATIVE = 1e-6
 
 _NUMBER = re.compile(
     r"(?<![\w.])[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)(?![\w.])", re.IGNORECASE)
+
+
+_BRACKETS = re.compile(r"\s*([\[\](){},;:=])\s*")  # numpy pads "[ 0.1" but not "[-0.1": spacing is no wording
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Comparison:
     disagreements: tuple[Disagreement, ...]
     unmatched: int  # pasted numbers with no counterpart in the re-run
     pasted_numbers: int
+    changing: int = 0  # paired numbers left out: they differ from one re-run to the next (a random input, no seed)
 
 
 def lines_of(text: str) -> list[Line]:
@@ -74,9 +79,15 @@ def lines_of(text: str) -> list[Line]:
         if not found:
             continue
         numbers = tuple(Number(m.group(), _value(m.group())) for m in found)
-        wording = " ".join(_NUMBER.sub("#", line).split()).lower()
+        wording = " ".join(_NUMBER.sub(_placeholder, line).split()).lower()
+        wording = _BRACKETS.sub(r"\1", wording)
         out.append(Line(index, line.strip(), wording, numbers))
     return out
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    """A measured number becomes ``#``; a small integer label (``y = 3``, ``row 2``) stays, so lines pair by it."""
+    return match.group() if _label(Number(match.group(), _value(match.group()))) else "#"
 
 
 def _value(text: str) -> float:
@@ -112,7 +123,7 @@ def _label(number: Number) -> bool:
 
 def compare(pasted: str, rerun: str, unstable: frozenset[tuple[int, int]] = frozenset()) -> Comparison:
     """Pair the pasted output's numbers with the re-run's. ``unstable``: (re-run line, position) pairs whose number
-    differed between two re-runs (a random input with no seed): they are not compared."""
+    differed between two re-runs (a random input with no seed): one of them that disagrees is left out."""
     ours, theirs = lines_of(pasted), lines_of(rerun)
     pairs: list[tuple[Line, Line]] = []
     matcher = difflib.SequenceMatcher(None, [l.wording for l in ours], [l.wording for l in theirs], autojunk=False)
@@ -122,21 +133,24 @@ def compare(pasted: str, rerun: str, unstable: frozenset[tuple[int, int]] = froz
         elif tag == "replace":
             pairs += [(a, b) for a, b in zip(ours[i1:i2], theirs[j1:j2])
                       if len(a.numbers) == len(b.numbers) and similar(a.wording, b.wording)]
-    compared = agreeing = 0
+    compared = agreeing = changing = 0
     paired_numbers = 0
     disagreements = []
     for a, b in pairs:
         for position, (x, y) in enumerate(zip(a.numbers, b.numbers)):
             paired_numbers += not _label(x)
-            if (b.number, position) in unstable or (_label(x) and _label(y) and x.value == y.value):
+            if _label(x) and _label(y) and x.value == y.value:
                 continue
-            compared += 1
             if agree(x, y):
+                compared += 1
                 agreeing += 1
+            elif (b.number, position) in unstable:
+                changing += 1
             else:
+                compared += 1
                 disagreements.append(Disagreement(a, b, x, y))
     total = sum(not _label(n) for l in ours for n in l.numbers)
-    return Comparison(compared, agreeing, tuple(disagreements), total - paired_numbers, total)
+    return Comparison(compared, agreeing, tuple(disagreements), total - paired_numbers, total, changing)
 
 
 def unstable_numbers(first: str, second: str) -> frozenset[tuple[int, int]]:

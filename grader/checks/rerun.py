@@ -57,6 +57,8 @@ def check_output_rerun(check: Check, ctx: Context) -> CheckResult:
             unstable = printed.unstable_numbers(script.printed, again.printed)
             if unstable:
                 comparison = printed.compare(pasted, script.printed, unstable)
+    if comparison.compared == 0 and comparison.changing:
+        return result(check, Status.SKIP, plural("rerun.changing", comparison.changing))
     if comparison.compared == 0 and script.cut:
         return result(check, Status.SKIP, msg("rerun.cut", kib=len(script.printed.encode()) // 1024))
     if comparison.compared == 0:
@@ -65,6 +67,8 @@ def check_output_rerun(check: Check, ctx: Context) -> CheckResult:
         return result(check, Status.REVIEW, plural("rerun.stopped_before", comparison.unmatched, why=script.fault))
     if not comparison.disagreements:
         said = plural("rerun.matches", comparison.compared)
+        if comparison.changing:
+            said = joined(said, plural("rerun.some_changing", comparison.changing), sep="; ")
         if comparison.unmatched:
             said = joined(said, plural("rerun.some_unmatched", comparison.unmatched), sep="; ")
         return result(check, Status.PASS, joined(said, stopped, sep="; ") if stopped else said)
