@@ -293,8 +293,11 @@ def phase04_code(rng: random.Random, learner: str, imports_phase05: bool) -> str
     helper = rng.random() < 0.3
     if helper:
         parts += [HELPER, "\n\n"]
-    for pieces in (SOFTMAX, JACOBIAN, JACOBIAN_FD, CE_LOSS, CE_GRAD, CE_GRAD_FD):
-        parts += [_fill(rng.choice(pieces), z, y, h, lse), "\n\n"]
+    functions = [_fill(rng.choice(pieces), z, y, h, lse) for pieces in (SOFTMAX, JACOBIAN, JACOBIAN_FD, CE_LOSS,
+                                                                          CE_GRAD, CE_GRAD_FD)]
+    rng.shuffle(functions)  # learners write them in their own order: two learners rarely share a whole file
+    for function in functions:
+        parts += [function, "\n\n"]
     main = MAIN_04_HELPER if helper else rng.choice(MAIN_04)
     parts.append(main)
     return "".join(parts).rstrip() + "\n"
@@ -390,8 +393,10 @@ def phase05_code(rng: random.Random, learner: str) -> str:
              "\nfrom __future__ import annotations\n\nimport numpy as np\n\n\n"]
     if rng.random() < 0.4:
         parts += [_fill(NAIVE_05, z, y, "h", "logsumexp"), "\n\n# --- stable versions ---\n\n"]
-    for pieces in (LOGSUMEXP, LOG_SOFTMAX, CROSS_ENTROPY):
-        parts += [_fill(rng.choice(pieces), z, y, "h", "logsumexp"), "\n\n"]
+    functions = [_fill(rng.choice(pieces), z, y, "h", "logsumexp") for pieces in (LOGSUMEXP, LOG_SOFTMAX, CROSS_ENTROPY)]
+    rng.shuffle(functions)
+    for function in functions:
+        parts += [function, "\n\n"]
     parts.append(rng.choice(MAIN_05))
     return "".join(parts).rstrip() + "\n"
 

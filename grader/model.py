@@ -100,6 +100,7 @@ class Rubric:
     held_back: int = 0  # a learner kit: the checks only the instructor's rubric runs
     narrowed: int = 0  # … and the checks it runs on public inputs only
     review_points: str = "given"  # "held": exports leave a check in review out until an instructor decides
+    given: tuple[Path, ...] = ()  # what every learner is given (the page's snippets): never evidence of copying
 
     def function(self, name: str) -> FunctionSpec:
         for spec in self.functions:

@@ -127,6 +127,7 @@ _TOP = {
     "description": _Field(_TEXT),
     "notation": _Field((dict,)),
     "helpers": _Field((str,)),
+    "given": _Field((list,)),  # files beside the rubric that every learner is given (grade similar leaves them out)
     "review_points": _Field((str,), False, REVIEW_POINTS),
 }
 _FUNCTION = {
@@ -849,7 +850,20 @@ def _load(doc: _Doc, text: str) -> Rubric | None:
         notation_data=top.get("notation"),
         digest=_digest(doc.path, [top["reference"], *([top["helpers"]] if helpers else [])]),
         review_points=top.get("review_points", "given"),
+        given=_given(doc, top.get("given") or []),
     )
+
+
+def _given(doc: _Doc, names: list[Any]) -> tuple[Path, ...]:
+    """The ``given`` files, each beside the rubric."""
+    found = []
+    for j, name in enumerate(names):
+        path = doc.path.parent / str(name)
+        if not isinstance(name, str) or "/" in name or not path.is_file():
+            doc.add(("given", j), msg("rubric.given_not_found", name=_shown(name), folder=str(doc.path.parent)))
+            continue
+        found.append(path)
+    return tuple(found)
 
 
 def _digest(path: Path, modules: list[str]) -> str:
