@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__, phases
-from grader.errors import Interrupted, SandboxError, UsageError
+from grader.errors import GraderError, Interrupted, SandboxError, UsageError
 from grader.i18n import Message, class_language, msg
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
@@ -56,6 +56,7 @@ class Options:
     lang: str = "auto"  # the reports' language: "en", "es", or each learner's own ("auto")
     argv: tuple[str, ...] = ()
     also_writes: tuple[Path, ...] = ()  # other files of the run (--json): no learner's reports may take their place
+    similar: float | None = 0.6  # a whole-class run's similar-pair threshold (grader.similarity); None: not compared
 
 
 @dataclass(frozen=True)
@@ -486,13 +487,14 @@ def grade_class(
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), decisions.fingerprint(),
          str(options.junit), options.lang, looks, whole_class, lab, len(class_results), sorted(maxima.items()),
-         _roster_fingerprint(roster),
+         _roster_fingerprint(roster), options.similar,
          [(r.learner, r.lab, r.score, r.export_score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
         with phase("reports"):
-            outputs = write_class_outputs(class_results, options, maxima, roster)
+            similar = _similar_pairs(_the_class(paths, learners, options), rubrics, options)
+            outputs = write_class_outputs(class_results, options, maxima, roster, similar)
         with Store.open(db_path) as again_store:
             again_store.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
             again_store.commit()
@@ -664,15 +666,39 @@ def _exclusive(db_path: Path, out: Path, store: Any) -> int:
     return fd
 
 
+def _the_class(paths: Sequence[Path | str], graded: list[Path], options: Options) -> list[Path]:
+    """Every learner of the class folder (a run of some of them compares them with all), else those graded."""
+    from grader.term import class_folder
+
+    folder = class_folder([Path(p) for p in paths])
+    if folder is None:
+        return graded
+    try:
+        return _not_taking_outputs(find_learners([folder]), options, lambda _: None)
+    except GraderError:
+        return graded
+
+
+def _similar_pairs(learners: Sequence[Path], rubrics: Sequence[Rubric], options: Options) -> list[Any] | None:
+    """The class's similar submissions (information for the instructor): read from the learners' folders."""
+    if options.similar is None:
+        return None
+    from grader.similarity import read_class, similar_pairs
+
+    return similar_pairs(read_class(learners, rubrics), threshold=options.similar)
+
+
 def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: dict[str, float] | None = None,
-                        roster: Any = None) -> list[Path]:
-    """Rewritten only when something in them changed: a rerun with nothing new leaves them as they are."""
+                        roster: Any = None, similar: Sequence[Any] | None = None) -> list[Path]:
+    """Rewritten only when something in them changed: a rerun with nothing new leaves them as they are.
+    ``similar``: a whole-class run's similar pairs (None: not compared, and the page and CSV say nothing of it)."""
     from grader.exports import write_gradebook, write_junit
     from grader.reports import write_index
 
     out = Path(options.out)
-    written = [write_index(out, results, class_language(options.lang), maxima)]
-    write_gradebook(out / GRADEBOOK, results, maxima, roster)
+    written = [write_index(out, results, class_language(options.lang), maxima, similar or (),
+                           options.similar if similar is not None else None)]
+    write_gradebook(out / GRADEBOOK, results, maxima, roster, similar)
     written.append(out / GRADEBOOK)
     if options.junit is not None:
         write_junit(options.junit, results, class_language(options.lang))

@@ -88,6 +88,8 @@ def build_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser.add_argument("--json", default=None, metavar="FILE", help=words(msg("cli.help.json")))
     parser.add_argument("--junit", type=Path, default=None, metavar="FILE", help=words(msg("cli.help.junit")))
     parser.add_argument("--gradescope", action="store_true", help=words(msg("cli.help.gradescope")))
+    parser.add_argument("--similar-threshold", type=_threshold, default=0.6, metavar="SHARE",
+                        help=words(msg("cli.help.similar_threshold")))
     parser.add_argument("--gradescope-autograder", nargs="?", const="/autograder", default=None, metavar="ROOT",
                         help=words(msg("cli.help.gradescope_autograder")))
     parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help=words(msg("cli.help.jobs")))
@@ -127,6 +129,61 @@ def _with_lang(parser: _Parser, words: Callable[[Any], str]) -> _Parser:
 
     parser.add_argument("--lang", choices=("auto", "en", "es"), default="auto", help=words(msg("cli.history.lang")))
     return parser
+
+
+def _threshold(text: str) -> float | None:
+    """A share of passages between 0 and 1 (``0.6``), or ``off``."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"'{text}': give a share between 0 and 1, such as 0.6, or 'off'")
+    return value
+
+
+def build_similar_parser(lang: str = "auto") -> argparse.ArgumentParser:
+    from grader.i18n import msg
+
+    parser, words = _subparser("grade similar", msg("cli.similar.description"), lang)
+    parser.add_argument("paths", nargs="+", type=Path, metavar="CLASS", help=words(msg("cli.similar.paths")))
+    parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.similar.lab")))
+    parser.add_argument("--threshold", type=_threshold, default=0.6, metavar="SHARE",
+                        help=words(msg("cli.help.similar_threshold")))
+    parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR", help=words(msg("cli.help.rubrics")))
+    return _with_lang(parser, words)
+
+
+def _similar(args: argparse.Namespace) -> int:
+    with _errors(args.lang) as code:
+        from grader.grading import find_learners, select_rubrics
+        from grader.i18n import class_language, msg, say
+        from grader.safety import terminal_safe
+        import time
+
+        from grader.similarity import THRESHOLD, read_class, similar_pairs
+
+        lang = class_language(args.lang)
+        rubrics = select_rubrics(_rubrics(args, lambda _: None) or _bundled(), args.lab)
+        learners = find_learners(args.paths)
+        threshold = THRESHOLD if args.threshold is None else args.threshold
+        started = time.perf_counter()
+        pairs = similar_pairs(read_class(learners, rubrics, args.lab), threshold=threshold)
+        lines = [say(msg("similar.heading", n=len(learners), threshold=round(threshold * 100),
+                         seconds=f"{time.perf_counter() - started:.1f}"), lang)]
+        for pair in pairs:
+            shares = [msg(said, percent=round(value * 100))
+                      for said, value in (("similar.share.code", pair.code), ("similar.share.prose", pair.prose))
+                      if value is not None]
+            lines.append(say(msg("similar.pair", lab=pair.lab, first=pair.first, second=pair.second,
+                                 shares=", ".join(say(m, lang) for m in shares)), lang))
+        if not pairs:
+            lines.append(say(msg("similar.none"), lang))
+        lines.append(say(msg("similar.footer"), lang))
+        print(terminal_safe("\n".join(lines)))
+    return code[0]
 
 
 def build_history_parser(lang: str = "auto") -> argparse.ArgumentParser:
@@ -272,6 +329,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     asked = _asked_language(argv)
     if _subcommand(argv, "history"):
         return _history(build_history_parser(asked).parse_args(argv[1:]))
+    if _subcommand(argv, "similar"):
+        return _similar(build_similar_parser(asked).parse_args(argv[1:]))
     if _subcommand(argv, "lint"):
         lint_args = build_lint_parser(asked).parse_args(argv[1:])
         return _lint([str(t) for t in lint_args.rubrics], lint_args.lang)
@@ -356,7 +415,8 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
                       scheduler=args.scheduler, db=args.db, overrides=args.overrides, course=args.course,
                       roster=args.roster, gradescope=args.gradescope,
                       junit=args.junit, lang=args.lang, argv=tuple(argv),
-                      also_writes=(Path(args.json),) if args.json not in (None, "-") else ())
+                      also_writes=(Path(args.json),) if args.json not in (None, "-") else (),
+                      similar=args.similar_threshold)
     rubrics_dir = _rubrics(args, note)
     try:
         run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits,

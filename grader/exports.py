@@ -40,13 +40,26 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _GRADESCOPE_FILE = "results.json"
 
 
-def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | None = None, roster: Any = None) -> str:
+def similar_cells(pairs: Sequence[Any]) -> dict[str, str]:
+    """Per learner, whom their work resembles: ``ben phase-04/lab-00 code 92% prose 71%; …`` (a class run's pairs)."""
+    said: dict[str, list[str]] = {}
+    for pair in pairs:
+        shares = " ".join(f"{kind} {round(value * 100)}%" for kind, value in (("code", pair.code), ("prose", pair.prose))
+                          if value is not None)
+        said.setdefault(pair.first, []).append(f"{pair.second} {pair.lab} {shares}")
+        said.setdefault(pair.second, []).append(f"{pair.first} {pair.lab} {shares}")
+    return {learner: "; ".join(items) for learner, items in said.items()}
+
+
+def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | None = None, roster: Any = None,
+                  similar: Sequence[Any] | None = None) -> str:
     """One row per learner, six columns per lab, then totals; RFC 4180 (CRLF, quoted as needed).
 
     Every lab of ``maxima`` (the rubrics') is a column, and a lab not handed in is 0 out of its maximum, so every
     learner's total is out of the same points whatever part of the class a run graded. Points are what an LMS
     should receive: adjustments applied, review points left out when the rubric holds them (``review_points: held``).
-    With a roster, its student id, email, name and section follow the folder name.
+    With a roster, its student id, email, name and section follow the folder name. ``similar``: a class run's similar
+    pairs, said in a last column ``similar to`` (information for the instructor, no points).
     """
     maxima = dict(maxima or {})
     for r in results:
@@ -59,7 +72,9 @@ def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | No
     for lab in labs:
         header += [f"{lab} score", f"{lab} max", f"{lab} passed", f"{lab} handed in", f"{lab} needs review",
                    f"{lab} adjustments"]
-    writer.writerow([cell_text(h) for h in [*header, "total score", "total max", "needs review"]])
+    resembles = similar_cells(similar) if similar is not None else None
+    writer.writerow([cell_text(h) for h in [*header, "total score", "total max", "needs review",
+                                            *(["similar to"] if resembles is not None else [])]])
     for learner, mine in table.items():
         row: list[Any] = [cell_text(nfc(learner))]
         if roster is not None:
@@ -75,14 +90,16 @@ def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | No
             row += [_number(r.export_score), _number(maxima[lab]), 1 if r.passed else 0, 1, len(r.review),
                     _number(round(r.score - r.checks_score, 6))]
         row += [_number(total), _number(sum(maxima.values())), sum(len(r.review) for r in mine.values())]
+        if resembles is not None:
+            row.append(cell_text(nfc(resembles.get(learner, ""))))
         writer.writerow(row)
     return buffer.getvalue()
 
 
 def write_gradebook(path: Path, results: Sequence[LabResult], maxima: Mapping[str, float] | None = None,
-                    roster: Any = None) -> None:
+                    roster: Any = None, similar: Sequence[Any] | None = None) -> None:
     """UTF-8 with a byte-order mark: without it Excel reads "Begoña" as "BegoÃ±a"; LMS importers skip it."""
-    atomic_write_text(Path(path), BOM + gradebook_csv(results, maxima, roster), hint=msg("write.hint.gradebook"))
+    atomic_write_text(Path(path), BOM + gradebook_csv(results, maxima, roster, similar), hint=msg("write.hint.gradebook"))
 
 
 def junit_xml(results: Sequence[LabResult], lang: str = DEFAULT) -> str:

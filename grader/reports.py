@@ -450,8 +450,43 @@ class _LabSummary:
     rates: tuple[_CheckRate, ...]  # worst first: the checks the class missed most
 
 
+@dataclass(frozen=True)
+class _SimilarSide:
+    kind: str  # "code" or "prose"
+    names: tuple[str, str]
+    first: tuple[tuple[int, str, bool], ...]  # (line, text, in a shared passage)
+    second: tuple[tuple[int, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class _SimilarView:
+    lab: str
+    first: str
+    second: str
+    code: int | None  # percent
+    prose: int | None
+    sides: tuple[_SimilarSide, ...]
+
+
+def similar_view(pairs: Sequence[Any]) -> list[_SimilarView]:
+    """A ``grader.similarity.Pair`` as the class page shows it: both texts, the shared lines marked."""
+    views = []
+    for pair in pairs:
+        sides = []
+        for kind, lines in pair.first_text.items():
+            marked_a, marked_b = set(pair.first_lines.get(kind, ())), set(pair.second_lines.get(kind, ()))
+            sides.append(_SimilarSide(
+                kind, pair.names[kind],
+                tuple((n, text, n in marked_a) for n, text in enumerate(lines, 1)),
+                tuple((n, text, n in marked_b) for n, text in enumerate(pair.second_text[kind], 1))))
+        percent = [None if v is None else round(v * 100) for v in (pair.code, pair.prose)]
+        views.append(_SimilarView(pair.lab, pair.first, pair.second, percent[0], percent[1], tuple(sides)))
+    return views
+
+
 def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT,
-                 maxima: Mapping[str, float] | None = None) -> str:
+                 maxima: Mapping[str, float] | None = None, similar: Sequence[Any] = (),
+                 threshold: float | None = None) -> str:
     """The class page: one self-contained file (inline CSS, SVG and a small script, nothing remote).
 
     Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is. The script sorts
@@ -465,16 +500,19 @@ def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str 
     return (
         environment(chosen)
         .get_template("index.html.j2")
-        .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1, lang=chosen)
+        .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1, lang=chosen,
+                similar=similar_view(similar), threshold=None if threshold is None else round(threshold * 100))
     )
 
 
 def write_index(out_dir: Path, results: Sequence[LabResult], lang: str = DEFAULT,
-                maxima: Mapping[str, float] | None = None) -> Path:
+                maxima: Mapping[str, float] | None = None, similar: Sequence[Any] = (),
+                threshold: float | None = None) -> Path:
     """``<out>/index.html`` beside the learners' folders, so its relative links resolve."""
     path = Path(out_dir) / INDEX_NAME
     generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang, maxima=maxima))
+    atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang, maxima=maxima,
+                                         similar=similar, threshold=threshold))
     return path
 
 

@@ -22,14 +22,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from grader.model import Rubric
 
 MAX_SOURCE = 256 << 10
 MAX_PROSE = 128 << 10
 CODE_K, CODE_WINDOW = 12, 6  # a match of CODE_K + CODE_WINDOW - 1 tokens is always seen
 PROSE_K = 4
-MIN_CODE, MIN_PROSE = 8, 12  # fingerprints a side needs, after filtering, for a score to mean anything
+MIN_SHARED = {"code": 10, "prose": 20}  # shared fingerprints a pair needs for its share to mean anything
+GIVEN_K = {"code": 6, "prose": 3}  # a given passage is recognised by runs this long, inserts between them allowed
+_GIVEN = np.iinfo(np.int64).max
 THRESHOLD = 0.6
+SHOWN_LINES = 400
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _WORD = re.compile(r"[^\W\d_]{2,}|\d+(?:[.,]\d+)?", re.UNICODE)
@@ -56,6 +61,9 @@ class Pair:
     prose: float | None
     first_lines: dict[str, tuple[int, ...]]  # kind → the lines of ``first`` in a shared passage
     second_lines: dict[str, tuple[int, ...]]
+    first_text: dict[str, tuple[str, ...]]  # kind → the text's lines (SHOWN_LINES at most), to show side by side
+    second_text: dict[str, tuple[str, ...]]
+    names: dict[str, tuple[str, str]]  # kind → the two files' names
 
     @property
     def score(self) -> float:
@@ -120,15 +128,38 @@ def prose_words(markdown: str) -> list[tuple[str, int]]:
     return out
 
 
-def fingerprints(tokens: Sequence[tuple[str, int]], k: int, window: int) -> dict[int, tuple[int, int]]:
-    """Winnowing (Schleimer, Wilkerson and Aiken, 2003): the smallest hash of every window of k-grams. A k-gram's
-    hash is that of its tokens' stable numbers (a tuple of ints hashes the same in every process)."""
-    import numpy as np
+def _gram_hashes(ids: Sequence[int], k: int) -> list[int]:
+    return [hash(tuple(ids[i:i + k])) for i in range(len(ids) - k + 1)]
 
+
+def given_grams(sources: Iterable[str], kind: str) -> frozenset[int]:
+    """Short k-grams (GIVEN_K tokens or words) of what every learner is given: the lab page's code and sentences."""
+    out: set[int] = set()
+    for source in sources:
+        tokens = code_tokens(source) if kind == "code" else prose_words(source)
+        out.update(_gram_hashes([_token_id(t) for t, _ in tokens], GIVEN_K[kind]))
+    return frozenset(out)
+
+
+def fingerprints(tokens: Sequence[tuple[str, int]], k: int, window: int, given: frozenset[int] = frozenset(),
+                 given_k: int = 6) -> dict[int, tuple[int, int]]:
+    """Winnowing (Schleimer, Wilkerson and Aiken, 2003): the smallest hash of every window of k-grams. A k-gram's
+    hash is that of its tokens' stable numbers (a tuple of ints hashes the same in every process). A k-gram at
+    least half made of what is ``given`` (tokens inside a short k-gram of the page) is never chosen: the page's
+    code with a learner's print or two between its lines is still the page's."""
     if len(tokens) < k:
         return {}
     ids = [_token_id(t) for t, _ in tokens]
-    grams = np.fromiter((hash(tuple(ids[i:i + k])) for i in range(len(ids) - k + 1)), dtype=np.int64)
+    grams = np.fromiter(_gram_hashes(ids, k), dtype=np.int64, count=len(ids) - k + 1)
+    if given:
+        covered = np.zeros(len(ids) + 1, dtype=np.int64)
+        for i, value in enumerate(_gram_hashes(ids, given_k)):
+            if value in given:
+                covered[i] += 1
+                covered[i + given_k] -= 1
+        inside = np.cumsum(covered)[:len(ids)] > 0
+        share = np.convolve(inside.astype(np.int64), np.ones(k, dtype=np.int64), mode="valid")
+        grams[share * 2 >= k] = _GIVEN
     if window <= 1 or len(grams) <= window:
         picked = range(len(grams)) if window <= 1 else [int(grams.argmin())]
     else:
@@ -136,28 +167,19 @@ def fingerprints(tokens: Sequence[tuple[str, int]], k: int, window: int) -> dict
         picked = np.unique(lows).tolist()
     chosen: dict[int, tuple[int, int]] = {}
     for i in picked:
-        chosen.setdefault(int(grams[i]), (tokens[i][1], tokens[i + k - 1][1]))
+        if grams[i] != _GIVEN:
+            chosen.setdefault(int(grams[i]), (tokens[i][1], tokens[i + k - 1][1]))
     return chosen
 
 
-def code_text(learner: str, lab: str, name: str, source: str) -> Text:
+def code_text(learner: str, lab: str, name: str, source: str, given: frozenset[int] = frozenset()) -> Text:
     return Text(learner, lab, "code", name, tuple(source[:MAX_SOURCE].splitlines()),
-                fingerprints(code_tokens(source), CODE_K, CODE_WINDOW))
+                fingerprints(code_tokens(source), CODE_K, CODE_WINDOW, given, GIVEN_K["code"]))
 
 
-def prose_text(learner: str, lab: str, name: str, markdown: str) -> Text:
+def prose_text(learner: str, lab: str, name: str, markdown: str, given: frozenset[int] = frozenset()) -> Text:
     return Text(learner, lab, "prose", name, tuple(markdown[:MAX_PROSE].splitlines()),
-                fingerprints(prose_words(markdown), PROSE_K, 1))
-
-
-def given_prints(sources: Iterable[str], kind: str) -> set[int]:
-    """Fingerprints of what every learner is given: never evidence of copying."""
-    out: set[int] = set()
-    for source in sources:
-        tokens = code_tokens(source) if kind == "code" else prose_words(source)
-        k, window = (CODE_K, 1) if kind == "code" else (PROSE_K, 1)
-        out |= set(fingerprints(tokens, k, window))
-    return out
+                fingerprints(prose_words(markdown), PROSE_K, 1, given, GIVEN_K["prose"]))
 
 
 def common_limit(learners: int) -> int:
@@ -165,10 +187,9 @@ def common_limit(learners: int) -> int:
     return max(4, learners // 50)
 
 
-def similar_pairs(texts: Sequence[Text], given: dict[str, dict[str, set[int]]] | None = None,
-                  threshold: float = THRESHOLD, common: int | None = None) -> list[Pair]:
+def similar_pairs(texts: Sequence[Text], threshold: float = THRESHOLD, common: int | None = None) -> list[Pair]:
     """Every pair of learners of a lab whose code or prose shares at least ``threshold`` of the smaller side's
-    fingerprints (what is given and what is common left out); best first."""
+    fingerprints, and at least MIN_SHARED of them (what is common left out); best first."""
     by_lab: dict[str, list[Text]] = defaultdict(list)
     for text in texts:
         by_lab[text.lab].append(text)
@@ -178,14 +199,12 @@ def similar_pairs(texts: Sequence[Text], given: dict[str, dict[str, set[int]]] |
         limit = common if common is not None else common_limit(len(learners))
         scores: dict[str, dict[tuple[str, str], float]] = {}
         shared_prints: dict[str, dict[tuple[str, str], list[int]]] = {}
-        for kind, least in (("code", MIN_CODE), ("prose", MIN_PROSE)):
+        for kind, least in (("code", MIN_SHARED["code"]), ("prose", MIN_SHARED["prose"])):
             sides = {t.learner: t for t in mine if t.kind == kind}
-            left_out = (given or {}).get(lab, {}).get(kind, set())
             index: dict[int, list[str]] = defaultdict(list)
             for learner, text in sides.items():
                 for value in text.prints:
-                    if value not in left_out:
-                        index[value].append(learner)
+                    index[value].append(learner)
             rare = {value: who for value, who in index.items() if len(who) <= limit}
             sizes = Counter(learner for who in rare.values() for learner in who)
             overlap: Counter[tuple[str, str]] = Counter()
@@ -197,7 +216,7 @@ def similar_pairs(texts: Sequence[Text], given: dict[str, dict[str, set[int]]] |
                         overlap[key] += 1
                         where[key].append(value)
             scores[kind] = {key: count / min(sizes[key[0]], sizes[key[1]]) for key, count in overlap.items()
-                            if min(sizes[key[0]], sizes[key[1]]) >= least}
+                            if count >= least}
             shared_prints[kind] = where
         flagged = {key for kind in scores for key, score in scores[kind].items() if score >= threshold}
         for a, b in flagged:
@@ -208,8 +227,12 @@ def similar_pairs(texts: Sequence[Text], given: dict[str, dict[str, set[int]]] |
                 shared = shared_prints[kind].get((a, b), [])
                 lines_a[kind] = _covered(texts_of.get((a, kind)), shared)
                 lines_b[kind] = _covered(texts_of.get((b, kind)), shared)
+            kinds = [kind for kind in ("code", "prose") if (a, kind) in texts_of and (b, kind) in texts_of]
             pairs.append(Pair(lab, a, b, _rounded(scores["code"].get((a, b))), _rounded(scores["prose"].get((a, b))),
-                              lines_a, lines_b))
+                              lines_a, lines_b,
+                              {kind: texts_of[(a, kind)].lines[:SHOWN_LINES] for kind in kinds},
+                              {kind: texts_of[(b, kind)].lines[:SHOWN_LINES] for kind in kinds},
+                              {kind: (texts_of[(a, kind)].name, texts_of[(b, kind)].name) for kind in kinds}))
     return sorted(pairs, key=lambda p: (-p.score, p.lab, p.first, p.second))
 
 
@@ -232,6 +255,7 @@ def read_class(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | N
     from grader.learnerfiles import read_bytes
     from grader.submission import applies, find_submission
 
+    given = given_for(rubrics)
     texts: list[Text] = []
     for learner in learners:
         for rubric in rubrics:
@@ -247,7 +271,7 @@ def read_class(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | N
                     except Exception:  # noqa: BLE001 - a file that cannot be read has nothing to compare
                         source = None
                 if source:
-                    texts.append(code_text(learner.name, lab_name, found.implementation.name, source))
+                    texts.append(code_text(learner.name, lab_name, found.implementation.name, source, given[lab_name]["code"]))
             markdown = found.markdown
             if markdown is None and found.deliverable is not None:
                 try:
@@ -255,12 +279,12 @@ def read_class(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | N
                 except Exception:  # noqa: BLE001
                     markdown = None
             if markdown and found.deliverable is not None:
-                texts.append(prose_text(learner.name, lab_name, found.deliverable.name, markdown))
+                texts.append(prose_text(learner.name, lab_name, found.deliverable.name, markdown, given[lab_name]["prose"]))
     return texts
 
 
-def given_for(rubrics: Sequence[Rubric]) -> dict[str, dict[str, set[int]]]:
-    """Per lab, the fingerprints of its rubric's ``given`` files and the page sentences it quotes (``not_from``)."""
+def given_for(rubrics: Sequence[Rubric]) -> dict[str, dict[str, frozenset[int]]]:
+    """Per lab, the short k-grams of its rubric's ``given`` files and of the page sentences it quotes (``not_from``)."""
     out: dict[str, dict[str, set[int]]] = {}
     for rubric in rubrics:
         code, prose = [], []
@@ -269,5 +293,5 @@ def given_for(rubrics: Sequence[Rubric]) -> dict[str, dict[str, set[int]]]:
             (code if str(path).endswith(".py") else prose).append(text)
         for check in rubric.checks:
             prose += [str(t) for t in check.spec.get("not_from", ()) or ()]
-        out[rubric.lab] = {"code": given_prints(code, "code"), "prose": given_prints(prose, "prose")}
+        out[rubric.lab] = {"code": given_grams(code, "code"), "prose": given_grams(prose, "prose")}
     return out

@@ -55,7 +55,7 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 @pytest.fixture(scope="module")
 def rubric_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fuzz-rubric")
-    for module in ("lab_00_reference.py", "lab_00_helpers.py"):
+    for module in ("lab_00_reference.py", "lab_00_helpers.py", "lab_00_given.py"):
         shutil.copy(GOOD.parent / module, folder / module)
     return folder
 

@@ -24,7 +24,7 @@ DYNAMIC = {
     "status.": STATUSES, "badge.": STATUSES, "count.": STATUSES, "export.status.": ("review", "error", "skip"),
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
     "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
-    "died.": ("native", "signal"),
+    "died.": ("native", "signal"), "similar.share.": ("code", "prose"),
     "argparse.": ("choice", "number", "one", "unknown", "required", "ignored"),  # argparse's sentences, said again
     "raised.hint.": ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes"),
     "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),

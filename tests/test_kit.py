@@ -155,7 +155,7 @@ def test_a_learner_grades_with_the_kit_where_there_is_no_rubric(tmp_path: Path) 
     made = subprocess.run([sys.executable, "-m", "grader", "kit", str(ROOT / "rubrics" / "phase-04" / "lab-00.yaml"),
                            "--out", "kit"], capture_output=True, text=True, timeout=120, cwd=instructor)
     assert made.returncode == 0, made.stderr
-    assert "18 public checks; 2 held back" in made.stdout and "jacobian_from_probabilities" in made.stderr
+    assert "19 public checks; 2 held back" in made.stdout and "jacobian_from_probabilities" in made.stderr
     shutil.copytree(instructor / "kit", learner / "kit")
     shutil.copytree(ROOT / "learners" / "borja", learner / "borja")
     proc = subprocess.run([sys.executable, "-m", "grader", "borja", "--rubrics", "kit", "--out", "out"],

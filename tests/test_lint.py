@@ -53,6 +53,7 @@ def _broken(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     shutil.copy(LAB00.parent / "lab_00_reference.py", folder)
     shutil.copy(LAB00.parent / "lab_00_helpers.py", folder)
+    shutil.copy(LAB00.parent / "lab_00_given.py", folder)
     text = LAB00.read_text(encoding="utf-8")
     for old, new, _ in PROBLEMS:
         assert text.count(old) >= 1, old

@@ -18,7 +18,7 @@ GOOD = ROOT / "rubrics" / "phase-04" / "lab-00.yaml"
 @pytest.fixture
 def rubric_dir(tmp_path: Path) -> Path:
     shutil.copy(GOOD, tmp_path / "lab-00.yaml")
-    for module in ("lab_00_reference.py", "lab_00_helpers.py"):
+    for module in ("lab_00_reference.py", "lab_00_helpers.py", "lab_00_given.py"):
         shutil.copy(GOOD.parent / module, tmp_path / module)
     return tmp_path
 
