@@ -356,7 +356,9 @@ def _expect(result: LabResult, attack: Attack) -> None:
     assert any(word in hit.message.english() for word in attack.words), f"{attack.check}: none of {attack.words} in {hit.message.english()!r}"
     may_fail = USES.get(attack.function or "", set()) | {attack.check} | attack.extra_ok
     for check in result.checks:
-        if check.id not in may_fail:
+        if check.id == "output-rerun" and check.id not in may_fail:  # runs the attack again as a script: informational,
+            assert check.status in (Status.PASS, Status.REVIEW, Status.SKIP), check.message.english()  # never a fail
+        elif check.id not in may_fail:
             assert check.status == Status.PASS, f"{check.id} should pass: {check.status} — {check.message.english()}"
 
 
