@@ -11,6 +11,7 @@ defect) in a temporary folder and measures on it, in this order:
     phase split (GRADER_PHASES: worker, calls, checks, deliverable, reports, history);
   * the same command again, nothing changed (everything reused);
   * the same command after appending a comment to 10 learners' phase-04 code;
+  * ``grade similar`` on a class of N distinct learners (no fixture copies): its time and the pairs it lists;
   * the grader's peak memory (in-process wrapper, --force, fresh --out) at 100 and at N learners;
   * (a) bench/equivalent_test.py, one pytest process per learner, on a sample of learners;
   * (b) bench/equivalent_test.py, one pytest session over every learner.
@@ -249,6 +250,10 @@ def main() -> None:
         touched = touch_learners(klass, n, not_passing)
         changed = run(f"grade class ({n}), {len(touched)} changed", cmd, ok_codes=(0, 1))
         grader_edited = grader_source_digest() != digest
+        distinct = tmp / "distinct"
+        make_class(distinct, n, seed=args.seed, buggy_every=0)  # no fixture copies: every learner's own work
+        similar = run(f"grade similar on {n} distinct learners", [*GRADE, "similar", str(distinct)])
+        similar_pairs = sum(1 for line in similar.stdout.splitlines() if " · " in line) if similar.ok else None
 
         mem_small = None
         if n > 100:
@@ -327,6 +332,9 @@ def main() -> None:
               f"(target <= 1.20x)")
     if again_s is not None:
         print(f"TIME no-change re-run of {n}: {again_s:.2f} s (target < 0.5 s)")
+    if similar.ok:
+        print(f"TIME grade similar on {n} distinct generated learners: {similar.seconds:.2f} s, "
+              f"{similar_pairs} pairs listed (expected 0)")
     print()
     print(f"grader per learner vs (a) pytest per learner: {ratio(per, mode_a_per)} "
           f"(vs (a') without plugins: {ratio(per, lean_per)}); vs (b) one pytest session: {ratio(per, mode_b_per)}; "

@@ -79,6 +79,8 @@ def _rubric_files(rubrics: Sequence[Rubric]) -> Iterator[tuple[str, bytes]]:
             if module is not None:
                 file = Path(module.__file__ or "")
                 yield f"{folder}/{file.name}", file.read_bytes()
+        for given in rubric.given:  # the lab page's code, which grade similar leaves out
+            yield f"{folder}/{given.name}", given.read_bytes()
 
 
 def build_zip(rubrics: Sequence[Rubric], out: Path, course: Path | None = None) -> list[str]:

@@ -89,7 +89,7 @@ def _rerun(learner: Path):  # noqa: ANN202
     # unseeded random inputs: their numbers change every run and are not compared; the fixed ones match
     ('if __name__ == "__main__":\n    z = np.random.randn(5)\n    print("z =", z)\n'
      '    print("max_err =", np.abs(softmax_jacobian(z) - softmax_jacobian_fd(z)).max())\n',
-     "z = [ 0.1 -1.2  0.3  0.9 -0.4]\nmax_err = 3.3e-12", Status.PASS, ["matches", "1 number agrees", "5 numbers change from run to run"]),
+     "z = [ 0.1 -1.2  0.3  0.9 -0.4]\nmax_err = 3.3e-12", Status.PASS, ["matches", "change from run to run"]),
     # the script stops with an error before the lines pasted: review, with the reason
     ('if __name__ == "__main__":\n    print("max_err = 1.1e-11")\n    raise RuntimeError("stopped here")\n',
      "max_err = 1.1e-11\nce max_err = 2.2e-11", Status.REVIEW, ["stops before", "RuntimeError", "stopped here"]),
