@@ -57,6 +57,7 @@ class Options:
     argv: tuple[str, ...] = ()
     also_writes: tuple[Path, ...] = ()  # other files of the run (--json): no learner's reports may take their place
     similar: float | None = 0.6  # a whole-class run's similar-pair threshold (grader.similarity); None: not compared
+    history: bool = True  # read each learner's git history for "paper before code" (grader.provenance)
 
 
 @dataclass(frozen=True)
@@ -487,14 +488,16 @@ def grade_class(
     class_digest = hashlib.sha256(json.dumps(
         [grader_hash, sorted((name, entry.digest) for name, entry in done.items()), decisions.fingerprint(),
          str(options.junit), options.lang, looks, whole_class, lab, len(class_results), sorted(maxima.items()),
-         _roster_fingerprint(roster), options.similar,
+         _roster_fingerprint(roster), options.similar, options.history,
          [(r.learner, r.lab, r.score, r.export_score, r.passed, [c.status.value for c in r.checks]) for r in class_results]],
         default=str).encode()).hexdigest()  # the results too: a regrade under an unchanged key may change them
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
         with phase("reports"):
-            similar = _similar_pairs(_the_class(paths, learners, options), rubrics, options)
-            outputs = write_class_outputs(class_results, options, maxima, roster, similar)
+            everyone_here = _the_class(paths, learners, options)
+            similar = _similar_pairs(everyone_here, rubrics, options)
+            history = _provenance(everyone_here, rubrics) if options.history else None
+            outputs = write_class_outputs(class_results, options, maxima, roster, similar, history)
         with Store.open(db_path) as again_store:
             again_store.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
             again_store.commit()
@@ -688,8 +691,15 @@ def _similar_pairs(learners: Sequence[Path], rubrics: Sequence[Rubric], options:
     return similar_pairs(read_class(learners, rubrics), threshold=options.similar)
 
 
+def _provenance(learners: Sequence[Path], rubrics: Sequence[Rubric]) -> list[Any]:
+    from grader.provenance import class_provenance
+
+    return class_provenance(learners, rubrics)
+
+
 def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: dict[str, float] | None = None,
-                        roster: Any = None, similar: Sequence[Any] | None = None) -> list[Path]:
+                        roster: Any = None, similar: Sequence[Any] | None = None,
+                        history: Sequence[Any] | None = None) -> list[Path]:
     """Rewritten only when something in them changed: a rerun with nothing new leaves them as they are.
     ``similar``: a whole-class run's similar pairs (None: not compared, and the page and CSV say nothing of it)."""
     from grader.exports import write_gradebook, write_junit
@@ -697,8 +707,8 @@ def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: 
 
     out = Path(options.out)
     written = [write_index(out, results, class_language(options.lang), maxima, similar or (),
-                           options.similar if similar is not None else None)]
-    write_gradebook(out / GRADEBOOK, results, maxima, roster, similar)
+                           options.similar if similar is not None else None, history)]
+    write_gradebook(out / GRADEBOOK, results, maxima, roster, similar, history)
     written.append(out / GRADEBOOK)
     if options.junit is not None:
         write_junit(options.junit, results, class_language(options.lang))

@@ -90,6 +90,7 @@ def build_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser.add_argument("--gradescope", action="store_true", help=words(msg("cli.help.gradescope")))
     parser.add_argument("--similar-threshold", type=_threshold, default=0.6, metavar="SHARE",
                         help=words(msg("cli.help.similar_threshold")))
+    parser.add_argument("--no-git-history", action="store_true", help=words(msg("cli.help.no_git_history")))
     parser.add_argument("--gradescope-autograder", nargs="?", const="/autograder", default=None, metavar="ROOT",
                         help=words(msg("cli.help.gradescope_autograder")))
     parser.add_argument("--jobs", "-j", type=int, default=0, metavar="N", help=words(msg("cli.help.jobs")))
@@ -416,7 +417,7 @@ def _grade_once(args: argparse.Namespace, argv: Sequence[str], quiet_summary: bo
                       roster=args.roster, gradescope=args.gradescope,
                       junit=args.junit, lang=args.lang, argv=tuple(argv),
                       also_writes=(Path(args.json),) if args.json not in (None, "-") else (),
-                      similar=args.similar_threshold)
+                      similar=args.similar_threshold, history=not args.no_git_history)
     rubrics_dir = _rubrics(args, note)
     try:
         run = grade_class(args.paths, options, rubrics_dir=rubrics_dir or _bundled(), lab=args.lab, limits=limits,

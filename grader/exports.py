@@ -51,15 +51,25 @@ def similar_cells(pairs: Sequence[Any]) -> dict[str, str]:
     return {learner: "; ".join(items) for learner, items in said.items()}
 
 
+def provenance_cells(findings: Sequence[Any]) -> dict[str, str]:
+    """Per learner, what their history says: ``phase-04/lab-00 paper_first 48h; …`` (stable labels, for filters)."""
+    said: dict[str, list[str]] = {}
+    for f in findings:
+        hours = f" {round(f.hours)}h" if f.hours is not None and f.kind in ("paper_first", "code_first") else ""
+        said.setdefault(f.learner, []).append(f"{f.lab} {f.kind}{hours}")
+    return {learner: "; ".join(items) for learner, items in said.items()}
+
+
 def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | None = None, roster: Any = None,
-                  similar: Sequence[Any] | None = None) -> str:
+                  similar: Sequence[Any] | None = None, history: Sequence[Any] | None = None) -> str:
     """One row per learner, six columns per lab, then totals; RFC 4180 (CRLF, quoted as needed).
 
     Every lab of ``maxima`` (the rubrics') is a column, and a lab not handed in is 0 out of its maximum, so every
     learner's total is out of the same points whatever part of the class a run graded. Points are what an LMS
     should receive: adjustments applied, review points left out when the rubric holds them (``review_points: held``).
     With a roster, its student id, email, name and section follow the folder name. ``similar``: a class run's similar
-    pairs, said in a last column ``similar to`` (information for the instructor, no points).
+    pairs, said in a column ``similar to``; ``history``: what each learner's git history says (``paper first``);
+    both information for the instructor, no points.
     """
     maxima = dict(maxima or {})
     for r in results:
@@ -73,8 +83,10 @@ def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | No
         header += [f"{lab} score", f"{lab} max", f"{lab} passed", f"{lab} handed in", f"{lab} needs review",
                    f"{lab} adjustments"]
     resembles = similar_cells(similar) if similar is not None else None
+    first = provenance_cells(history) if history is not None else None
     writer.writerow([cell_text(h) for h in [*header, "total score", "total max", "needs review",
-                                            *(["similar to"] if resembles is not None else [])]])
+                                            *(["similar to"] if resembles is not None else []),
+                                            *(["paper first"] if first is not None else [])]])
     for learner, mine in table.items():
         row: list[Any] = [cell_text(nfc(learner))]
         if roster is not None:
@@ -92,14 +104,17 @@ def gradebook_csv(results: Sequence[LabResult], maxima: Mapping[str, float] | No
         row += [_number(total), _number(sum(maxima.values())), sum(len(r.review) for r in mine.values())]
         if resembles is not None:
             row.append(cell_text(nfc(resembles.get(learner, ""))))
+        if first is not None:
+            row.append(cell_text(nfc(first.get(learner, ""))))
         writer.writerow(row)
     return buffer.getvalue()
 
 
 def write_gradebook(path: Path, results: Sequence[LabResult], maxima: Mapping[str, float] | None = None,
-                    roster: Any = None, similar: Sequence[Any] | None = None) -> None:
+                    roster: Any = None, similar: Sequence[Any] | None = None, history: Sequence[Any] | None = None) -> None:
     """UTF-8 with a byte-order mark: without it Excel reads "Begoña" as "BegoÃ±a"; LMS importers skip it."""
-    atomic_write_text(Path(path), BOM + gradebook_csv(results, maxima, roster, similar), hint=msg("write.hint.gradebook"))
+    atomic_write_text(Path(path), BOM + gradebook_csv(results, maxima, roster, similar, history),
+                      hint=msg("write.hint.gradebook"))
 
 
 def junit_xml(results: Sequence[LabResult], lang: str = DEFAULT) -> str:

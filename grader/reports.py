@@ -484,9 +484,25 @@ def similar_view(pairs: Sequence[Any]) -> list[_SimilarView]:
     return views
 
 
+def provenance_message(finding: Any) -> Message:
+    """A ``grader.provenance.Provenance`` said as a finding: the gap between the two first commits, and when."""
+    def when(stamp: int | None) -> str:
+        return "" if stamp is None else datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC")
+
+    hours = finding.hours
+    if hours is None or hours < 1:
+        delta = msg("provenance.delta.minutes")
+    elif hours < 48:
+        delta = plural("provenance.delta.hours", round(hours))
+    else:
+        delta = plural("provenance.delta.days", round(hours / 24))
+    return msg(f"provenance.{finding.kind}", delta=delta, derivation=when(finding.derivation), code=when(finding.code))
+
+
 def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str = "", lang: str = DEFAULT,
                  maxima: Mapping[str, float] | None = None, similar: Sequence[Any] = (),
-                 threshold: float | None = None) -> str:
+                 threshold: float | None = None, history: Sequence[Any] | None = None) -> str:
     """The class page: one self-contained file (inline CSS, SVG and a small script, nothing remote).
 
     Links are relative to ``out_dir`` so the folder can be zipped, moved or served as it is. The script sorts
@@ -501,18 +517,21 @@ def render_index(results: Sequence[LabResult], out_dir: Path, *, generated: str 
         environment(chosen)
         .get_template("index.html.j2")
         .render(labs=labs, rows=rows, generated=generated, bins=HISTOGRAM_BINS, several_labs=len(labs) > 1, lang=chosen,
-                similar=similar_view(similar), threshold=None if threshold is None else round(threshold * 100))
+                similar=similar_view(similar), threshold=None if threshold is None else round(threshold * 100),
+                history=None if history is None else [(f.learner, f.lab, provenance_message(f))
+                                                      for f in history if f.kind != "no_history"],
+                no_history=0 if history is None else len({f.learner for f in history if f.kind == "no_history"}))
     )
 
 
 def write_index(out_dir: Path, results: Sequence[LabResult], lang: str = DEFAULT,
                 maxima: Mapping[str, float] | None = None, similar: Sequence[Any] = (),
-                threshold: float | None = None) -> Path:
+                threshold: float | None = None, history: Sequence[Any] | None = None) -> Path:
     """``<out>/index.html`` beside the learners' folders, so its relative links resolve."""
     path = Path(out_dir) / INDEX_NAME
     generated = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     atomic_write_text(path, render_index(results, out_dir, generated=generated, lang=lang, maxima=maxima,
-                                         similar=similar, threshold=threshold))
+                                         similar=similar, threshold=threshold, history=history))
     return path
 
 

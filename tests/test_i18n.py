@@ -25,6 +25,8 @@ DYNAMIC = {
     "input.": ("case", "only", "hidden"), "pattern.only_": ("last", "first"),
     "place.": ("line", "cell", "line.start", "cell.start"), "fd.times_step.": ("1", "2"),
     "died.": ("native", "signal"), "similar.share.": ("code", "prose"),
+    "provenance.": ("paper_first", "code_first", "together", "no_history", "never_committed", "no_code", "no_derivation",
+                    "no_derivation_or_code"),
     "argparse.": ("choice", "number", "one", "unknown", "required", "ignored"),  # argparse's sentences, said again
     "raised.hint.": ("link", "outside", "relative", "memory", "sandbox", "file_size", "processes"),
     "scheme.": ("centred", "forward", "backward", "five-point", "one-sided", "higher-order", "adaptive"),
