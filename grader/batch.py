@@ -686,6 +686,8 @@ def _similar_pairs(learners: Sequence[Path], rubrics: Sequence[Rubric], options:
     """The class's similar submissions (information for the instructor): read from the learners' folders."""
     if options.similar is None:
         return None
+    if len(learners) < 2:  # one learner's own run: nobody to compare with
+        return []
     from grader.similarity import read_class, similar_pairs
 
     return similar_pairs(read_class(learners, rubrics), threshold=options.similar)

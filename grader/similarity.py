@@ -17,6 +17,7 @@ import keyword
 import re
 import tokenize
 import unicodedata
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,8 +49,18 @@ class Text:
     lab: str
     kind: str  # "code" or "prose"
     name: str  # the file, as the learner named it
-    lines: tuple[str, ...]
-    prints: dict[int, tuple[int, int]]  # fingerprint → (first line, last line), 1-based
+    packed: bytes  # the text, compressed: shown only for the few pairs listed
+    hashes: np.ndarray  # int64 fingerprints (arrays, not dicts: a class of 1,000 keeps 4,000 of these)
+    spans: np.ndarray  # int32 (first line, last line) of each, 1-based
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(zlib.decompress(self.packed).decode("utf-8").splitlines())
+
+    @property
+    def prints(self) -> dict[int, tuple[int, int]]:
+        """fingerprint → (first line, last line)"""
+        return dict(zip(self.hashes.tolist(), map(tuple, self.spans.tolist())))
 
 
 @dataclass(frozen=True)
@@ -172,14 +183,22 @@ def fingerprints(tokens: Sequence[tuple[str, int]], k: int, window: int, given: 
     return chosen
 
 
+def _text(learner: str, lab: str, kind: str, name: str, text: str, prints: dict[int, tuple[int, int]]) -> Text:
+    return Text(learner, lab, kind, name, zlib.compress(text.encode("utf-8", "replace"), 6),
+                np.fromiter(prints, dtype=np.int64, count=len(prints)),
+                np.array(list(prints.values()), dtype=np.int32).reshape(-1, 2))
+
+
 def code_text(learner: str, lab: str, name: str, source: str, given: frozenset[int] = frozenset()) -> Text:
-    return Text(learner, lab, "code", name, tuple(source[:MAX_SOURCE].splitlines()),
-                fingerprints(code_tokens(source), CODE_K, CODE_WINDOW, given, GIVEN_K["code"]))
+    source = source[:MAX_SOURCE]
+    return _text(learner, lab, "code", name, source,
+                 fingerprints(code_tokens(source), CODE_K, CODE_WINDOW, given, GIVEN_K["code"]))
 
 
 def prose_text(learner: str, lab: str, name: str, markdown: str, given: frozenset[int] = frozenset()) -> Text:
-    return Text(learner, lab, "prose", name, tuple(markdown[:MAX_PROSE].splitlines()),
-                fingerprints(prose_words(markdown), PROSE_K, 1, given, GIVEN_K["prose"]))
+    markdown = markdown[:MAX_PROSE]
+    return _text(learner, lab, "prose", name, markdown,
+                 fingerprints(prose_words(markdown), PROSE_K, 1, given, GIVEN_K["prose"]))
 
 
 def common_limit(learners: int) -> int:
@@ -203,7 +222,7 @@ def similar_pairs(texts: Sequence[Text], threshold: float = THRESHOLD, common: i
             sides = {t.learner: t for t in mine if t.kind == kind}
             index: dict[int, list[str]] = defaultdict(list)
             for learner, text in sides.items():
-                for value in text.prints:
+                for value in text.hashes.tolist():
                     index[value].append(learner)
             rare = {value: who for value, who in index.items() if len(who) <= limit}
             sizes = Counter(learner for who in rare.values() for learner in who)
@@ -244,8 +263,9 @@ def _covered(text: Text | None, shared: Iterable[int]) -> tuple[int, ...]:
     if text is None:
         return ()
     lines: set[int] = set()
+    prints = text.prints
     for value in shared:
-        first, last = text.prints.get(value, (0, -1))
+        first, last = prints.get(value, (0, -1))
         lines.update(range(first, last + 1))
     return tuple(sorted(lines))
 
