@@ -494,7 +494,7 @@ def grade_class(
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
         with phase("reports"):
-            everyone_here = _the_class(paths, learners, options)
+            everyone_here = class_members(paths, learners, options)
             similar = _similar_pairs(everyone_here, rubrics, options)
             history = _provenance(everyone_here, rubrics) if options.history else None
             outputs = write_class_outputs(class_results, options, maxima, roster, similar, history)
@@ -669,7 +669,7 @@ def _exclusive(db_path: Path, out: Path, store: Any) -> int:
     return fd
 
 
-def _the_class(paths: Sequence[Path | str], graded: list[Path], options: Options) -> list[Path]:
+def class_members(paths: Sequence[Path | str], graded: list[Path], options: Options | None = None) -> list[Path]:
     """Every learner of the class folder (a run of some of them compares them with all), else those graded."""
     from grader.term import class_folder
 
@@ -677,7 +677,8 @@ def _the_class(paths: Sequence[Path | str], graded: list[Path], options: Options
     if folder is None:
         return graded
     try:
-        return _not_taking_outputs(find_learners([folder]), options, lambda _: None)
+        found = find_learners([folder])
+        return found if options is None else _not_taking_outputs(found, options, lambda _: None)
     except GraderError:
         return graded
 
@@ -710,7 +711,8 @@ def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: 
     out = Path(options.out)
     written = [write_index(out, results, class_language(options.lang), maxima, similar or (),
                            options.similar if similar is not None else None, history)]
-    write_gradebook(out / GRADEBOOK, results, maxima, roster, similar, history)
+    write_gradebook(out / GRADEBOOK, results, maxima, roster, similar if similar is not None else [],
+                    history if history is not None else [])  # the same columns whatever was switched off
     written.append(out / GRADEBOOK)
     if options.junit is not None:
         write_junit(options.junit, results, class_language(options.lang))

@@ -136,12 +136,17 @@ def _threshold(text: str) -> float | None:
     """A share of passages between 0 and 1 (``0.6``), or ``off``."""
     if text.strip().lower() == "off":
         return None
+    return _share(text)
+
+
+def _share(text: str) -> float:
+    """A share of passages above 0, up to 1 (``0.6``)."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"'{text}': give a share between 0 and 1, such as 0.6, or 'off'")
+        raise argparse.ArgumentTypeError(f"'{text}': give a share above 0, up to 1, such as 0.6")
     return value
 
 
@@ -151,8 +156,8 @@ def build_similar_parser(lang: str = "auto") -> argparse.ArgumentParser:
     parser, words = _subparser("grade similar", msg("cli.similar.description"), lang)
     parser.add_argument("paths", nargs="+", type=Path, metavar="CLASS", help=words(msg("cli.similar.paths")))
     parser.add_argument("--lab", default=None, metavar="LAB", help=words(msg("cli.similar.lab")))
-    parser.add_argument("--threshold", type=_threshold, default=0.6, metavar="SHARE",
-                        help=words(msg("cli.help.similar_threshold")))
+    parser.add_argument("--threshold", type=_share, default=0.6, metavar="SHARE",
+                        help=words(msg("cli.similar.threshold")))
     parser.add_argument("--rubrics", type=Path, default=None, metavar="DIR", help=words(msg("cli.help.rubrics")))
     return _with_lang(parser, words)
 
@@ -164,15 +169,21 @@ def _similar(args: argparse.Namespace) -> int:
         from grader.safety import terminal_safe
         import time
 
-        from grader.similarity import THRESHOLD, read_class, similar_pairs
+        from grader.i18n import plural
+        from grader.similarity import read_class, similar_pairs
 
         lang = class_language(args.lang)
         rubrics = select_rubrics(_rubrics(args, lambda _: None) or _bundled(), args.lab)
-        learners = find_learners(args.paths)
-        threshold = THRESHOLD if args.threshold is None else args.threshold
+        from grader.batch import class_members
+
+        asked = find_learners(args.paths)
+        learners = class_members(args.paths, asked)  # one learner: compared with their class, only their pairs listed
+        names = {p.name for p in asked} if len(asked) < len(learners) else None
+        threshold = args.threshold
         started = time.perf_counter()
-        pairs = similar_pairs(read_class(learners, rubrics, args.lab), threshold=threshold)
-        lines = [say(msg("similar.heading", n=len(learners), threshold=round(threshold * 100),
+        pairs = [p for p in similar_pairs(read_class(learners, rubrics, args.lab), threshold=threshold)
+                 if names is None or {p.first, p.second} & names]
+        lines = [say(plural("similar.heading", len(learners), threshold=f"{threshold * 100:.3g}",
                          seconds=f"{time.perf_counter() - started:.1f}"), lang)]
         for pair in pairs:
             shares = [msg(said, percent=round(value * 100))

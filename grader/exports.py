@@ -55,6 +55,8 @@ def provenance_cells(findings: Sequence[Any]) -> dict[str, str]:
     """Per learner, what their history says: ``phase-04/lab-00 paper_first 48h; …`` (stable labels, for filters)."""
     said: dict[str, list[str]] = {}
     for f in findings:
+        if f.kind == "no_history":  # most folders: an empty cell
+            continue
         hours = f" {round(f.hours)}h" if f.hours is not None and f.kind in ("paper_first", "code_first") else ""
         said.setdefault(f.learner, []).append(f"{f.lab} {f.kind}{hours}")
     return {learner: "; ".join(items) for learner, items in said.items()}

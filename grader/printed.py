@@ -133,6 +133,7 @@ def compare(pasted: str, rerun: str, unstable: frozenset[tuple[int, int]] = froz
         elif tag == "replace":
             pairs += [(a, b) for a, b in zip(ours[i1:i2], theirs[j1:j2])
                       if len(a.numbers) == len(b.numbers) and similar(a.wording, b.wording)]
+    pairs = _monotone(pairs, theirs, unstable)
     compared = agreeing = changing = 0
     paired_numbers = 0
     disagreements = []
@@ -151,6 +152,29 @@ def compare(pasted: str, rerun: str, unstable: frozenset[tuple[int, int]] = froz
                 disagreements.append(Disagreement(a, b, x, y))
     total = sum(not _label(n) for l in ours for n in l.numbers)
     return Comparison(compared, agreeing, tuple(disagreements), total - paired_numbers, total, changing)
+
+
+def _fits(a: Line, b: Line, unstable: frozenset[tuple[int, int]]) -> bool:
+    return len(a.numbers) == len(b.numbers) and all(
+        agree(x, y) or (b.number, k) in unstable for k, (x, y) in enumerate(zip(a.numbers, b.numbers)))
+
+
+def _monotone(pairs: list[tuple[Line, Line]], theirs: list[Line],
+              unstable: frozenset[tuple[int, int]]) -> list[tuple[Line, Line]]:
+    """A pasted line that disagrees with its partner takes the next re-run line of the same wording that agrees, in
+    order: a long loop log pasted as its first and last lines (``...`` between) pairs its tail with the run's tail."""
+    position = {id(line): j for j, line in enumerate(theirs)}
+    out, last = [], -1
+    for a, b in pairs:
+        j = position[id(b)]
+        if not _fits(a, b, unstable):
+            for k in range(max(last + 1, 0), len(theirs)):
+                if theirs[k].wording == a.wording and _fits(a, theirs[k], unstable):
+                    b, j = theirs[k], k
+                    break
+        out.append((a, b))
+        last = max(last, j)
+    return out
 
 
 def unstable_numbers(first: str, second: str) -> frozenset[tuple[int, int]]:

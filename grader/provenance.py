@@ -52,11 +52,15 @@ class Provenance:
 
 
 def find_repository(folder: Path, levels: int = 40) -> Path | None:
-    """The nearest enclosing folder with a ``.git`` (a folder or a worktree's file)."""
+    """The nearest enclosing folder with a ``.git`` folder. A ``.git`` file (a worktree's pointer) may point anywhere,
+    another learner's repository included, so it is not followed: that folder has no history to read."""
     here = folder.resolve()
     for _ in range(levels):
-        if (here / ".git").exists():
+        marker = here / ".git"
+        if marker.is_dir() and not marker.is_symlink():
             return here
+        if marker.exists() or marker.is_symlink():
+            return None
         if here.parent == here:
             return None
         here = here.parent

@@ -402,7 +402,7 @@ class LearnerRun:
             finally:
                 worker.close()
         if ended and not ended.get("ok"):
-            raised = raised_message("", ended.get("raised"))
+            raised = raised_message(self.module_path.name, ended.get("raised"))
             fault = raised if raised is not None else msg("died.protocol")
         text = self._scrub(printed.decode("utf-8", errors="replace"))
         self._watch_quota()

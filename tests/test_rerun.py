@@ -40,6 +40,9 @@ GOOD = ROOT / "tests" / "fixtures" / "pasted-matches-elsewhere" / "phase-04"
     ("$ python lab-00.py\nmax_err = 1e-11\n...", "max_err = 1.1e-11", 1, 0),  # a prompt and an ellipsis pasted
     ("Jacobian check passed ~ 1e-10", "softmax Jacobian: max_err = 5.1e-12", 0, 0),  # typed in, not printed
     ("row 1: 0.25\nrow 2: 0.50\nrow 3: 0.75", "row 1: 0.25\nrow 3: 0.75", 2, 0),  # a line trimmed
+    # a 50-step loop log pasted as its first and last three lines, "..." between (how long logs are pasted)
+    ("\n".join([*(f"loss = {0.9 ** k:.6f}" for k in (1, 2, 3)), "...", *(f"loss = {0.9 ** k:.6f}" for k in (48, 49, 50))]),
+     "\n".join(f"loss = {0.9 ** k:.6f}" for k in range(1, 51)), 6, 0),
 ])
 def test_numbers_are_paired_by_line_and_compared_within_what_was_printed(pasted: str, rerun: str, compared: int,
                                                                          wrong: int) -> None:
@@ -106,6 +109,18 @@ def test_a_rerun_says_what_it_could_compare(tmp_path: Path, main: str, pasted: s
     assert check.status == status, check.message.english()
     assert all(w in check.message.english() for w in words), check.message.english()
     assert check.max_score == 0 and not check.acceptance and result.passed  # never a grade change
+
+
+def test_a_second_pasted_block_is_compared_on_its_own(tmp_path: Path) -> None:
+    """A good block, then "after fixing the bug" a block with a stale number: the stale one is shown."""
+    learner = _learner(tmp_path, 'if __name__ == "__main__":\n    print("max_err = 1.1e-11")\n', "max_err = 1.1e-11")
+    md = learner / "phase-04" / "lab-00-softmax-gradient.md"
+    text = md.read_text(encoding="utf-8")
+    at = text.index("## What I learned")
+    md.write_text(text[:at] + "After fixing the bug, the output was:\n\n```\nmax_err = 9.9e-05\n```\n\n" + text[at:],
+                  encoding="utf-8")
+    check, _ = _rerun(learner)
+    assert check.status == Status.REVIEW and "says 9.9e-05" in check.message.english(), check.message.english()
 
 
 def test_the_rerun_is_said_in_spanish_and_never_shows_an_expected_value(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ which knows no expected value: nothing hidden is involved.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from grader import printed
 from grader.checks.base import Context, result
 from grader.deliverable import CodeBlock
@@ -14,6 +16,7 @@ from grader.i18n import Message, joined, msg, plural
 from grader.model import Check, CheckResult, Status
 
 SHOWN = 3  # disagreements said in full
+MAX_BLOCKS = 20
 LINE = 120  # characters of a printed line shown beside them
 
 
@@ -24,23 +27,29 @@ def pasted_blocks(check: Check, ctx: Context) -> list[CodeBlock]:
     return here or [b for s in ctx.document.top_sections() for b in s.code_blocks if b.kind == "output"]
 
 
-def _joined_blocks(blocks: list[CodeBlock]) -> tuple[str, dict[int, int]]:
-    """One text, and each of its lines' number in the deliverable (a fence's first line follows the fence)."""
-    lines: list[str] = []
-    where: dict[int, int] = {}
-    for block in blocks:
-        for offset, line in enumerate(block.text.splitlines(), start=1):
-            lines.append(line)
-            where[len(lines)] = block.line + offset
-    return "\n".join(lines), where
+@dataclass(frozen=True)
+class _Compared:
+    """Every pasted block compared with the re-run on its own (a second, stale block is not hidden by the first)."""
+
+    compared: int
+    changing: int
+    unmatched: int
+    pasted_numbers: int
+    disagreements: tuple[tuple[printed.Disagreement, int], ...]  # each with its line in the deliverable
+
+
+def _compare(blocks: list[CodeBlock], rerun: str, unstable: frozenset[tuple[int, int]] = frozenset()) -> _Compared:
+    parts = [(block, printed.compare(block.text, rerun, unstable)) for block in blocks]
+    return _Compared(sum(c.compared for _, c in parts), sum(c.changing for _, c in parts),
+                     sum(c.unmatched for _, c in parts), sum(c.pasted_numbers for _, c in parts),
+                     tuple((d, block.line + d.pasted.number) for block, c in parts for d in c.disagreements))
 
 
 def check_output_rerun(check: Check, ctx: Context) -> CheckResult:
     if ctx.document is None:
         return result(check, Status.SKIP, msg("rerun.no_deliverable"))
-    blocks = pasted_blocks(check, ctx)
-    pasted, where = _joined_blocks(blocks)
-    if not blocks or not printed.lines_of(pasted):
+    blocks = [b for b in pasted_blocks(check, ctx) if printed.lines_of(b.text)][:MAX_BLOCKS]
+    if not blocks:
         return result(check, Status.SKIP, msg("rerun.no_pasted"))
     script = ctx.run.run_script() if ctx.run is not None else None
     if script is None:
@@ -50,13 +59,13 @@ def check_output_rerun(check: Check, ctx: Context) -> CheckResult:
         if script.fault is not None:
             return result(check, Status.REVIEW, msg("rerun.stopped_silent", why=script.fault))
         return result(check, Status.SKIP, msg("rerun.prints_nothing"))
-    comparison = printed.compare(pasted, script.printed)
+    comparison = _compare(blocks, script.printed)
     if comparison.disagreements:  # a random input with no seed prints new numbers each run: those are not compared
         again = ctx.run.run_script() if ctx.run is not None else None
         if again is not None and again.fault == script.fault:
             unstable = printed.unstable_numbers(script.printed, again.printed)
             if unstable:
-                comparison = printed.compare(pasted, script.printed, unstable)
+                comparison = _compare(blocks, script.printed, unstable)
     if comparison.compared == 0 and comparison.changing:
         return result(check, Status.SKIP, plural("rerun.changing", comparison.changing))
     if comparison.compared == 0 and script.cut:
@@ -73,9 +82,10 @@ def check_output_rerun(check: Check, ctx: Context) -> CheckResult:
             said = joined(said, plural("rerun.some_unmatched", comparison.unmatched), sep="; ")
         return result(check, Status.PASS, joined(said, stopped, sep="; ") if stopped else said)
     shown = [msg("rerun.side_by_side", pasted=d.pasted_number.text, pasted_line=d.pasted.text[:LINE],
-                 line=where.get(d.pasted.number, 0), rerun=d.rerun_number.text, rerun_line=d.rerun.text[:LINE])
-             for d in comparison.disagreements[:SHOWN]]
+                 line=line, rerun=d.rerun_number.text, rerun_line=d.rerun.text[:LINE])
+             for d, line in comparison.disagreements[:SHOWN]]
     wrong = len(comparison.disagreements)
     lead = (msg("rerun.differs_the_one") if comparison.compared == 1 else msg("rerun.differs_all", n=wrong)) \
         if wrong == comparison.compared else plural("rerun.differs", wrong, of=comparison.compared)
-    return result(check, Status.REVIEW, joined(lead, *shown, msg("rerun.differs_why"), stopped, sep=" "))
+    said = msg("sentence.end", text=joined(lead, joined(*shown, sep="; "), sep=" "))
+    return result(check, Status.REVIEW, joined(said, msg("rerun.differs_why"), stopped, sep=" "))
