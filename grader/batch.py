@@ -28,7 +28,7 @@ from grader.errors import GraderError, Interrupted, SandboxError, UsageError
 from grader.i18n import Message, class_language, msg
 from grader.grading import Note, find_learners, grade_lab, is_learner, select_rubrics
 from grader.learnerfiles import walk
-from grader.submission import applies, phase_folder
+from grader.submission import applies, handed_in, phase_folder
 from grader.model import LabResult, Rubric, Submitted
 from grader.phases import phase
 from grader.progress import Progress, Silent
@@ -494,9 +494,10 @@ def grade_class(
     outputs = class_output_paths(options)
     if digests.get(_CLASS_KEY) != class_digest or not all(path.is_file() for path in outputs):
         with phase("reports"):
-            everyone_here = class_members(paths, learners, options)
-            similar = _similar_pairs(everyone_here, rubrics, options)
-            history = _provenance(everyone_here, rubrics) if options.history else None
+            handed = handed_in(class_members(paths, learners, options), rubrics) \
+                if options.similar is not None or options.history else []
+            similar = _similar_pairs(handed, rubrics, options)
+            history = _provenance(handed, rubrics) if options.history else None
             outputs = write_class_outputs(class_results, options, maxima, roster, similar, history)
         with Store.open(db_path) as again_store:
             again_store.set_output_digest(str(out.resolve()), _CLASS_KEY, class_digest)
@@ -683,21 +684,21 @@ def class_members(paths: Sequence[Path | str], graded: list[Path], options: Opti
         return graded
 
 
-def _similar_pairs(learners: Sequence[Path], rubrics: Sequence[Rubric], options: Options) -> list[Any] | None:
+def _similar_pairs(handed: Sequence[Any], rubrics: Sequence[Rubric], options: Options) -> list[Any] | None:
     """The class's similar submissions (information for the instructor): read from the learners' folders."""
     if options.similar is None:
         return None
-    if len(learners) < 2:  # one learner's own run: nobody to compare with
+    if len({learner for learner, _, _ in handed}) < 2:  # one learner's own run: nobody to compare with
         return []
     from grader.similarity import read_class, similar_pairs
 
-    return similar_pairs(read_class(learners, rubrics), threshold=options.similar)
+    return similar_pairs(read_class([], rubrics, handed=handed), threshold=options.similar)
 
 
-def _provenance(learners: Sequence[Path], rubrics: Sequence[Rubric]) -> list[Any]:
+def _provenance(handed: Sequence[Any], rubrics: Sequence[Rubric]) -> list[Any]:
     from grader.provenance import class_provenance
 
-    return class_provenance(learners, rubrics)
+    return class_provenance([], rubrics, handed=handed)
 
 
 def write_class_outputs(results: Sequence[LabResult], options: Options, maxima: dict[str, float] | None = None,

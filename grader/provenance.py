@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.model import Rubric
+from grader.submission import Submission
 
 MAX_LOG = 20_000  # commits of the log read, newest first: a class's history, bounded for a hostile repository
 MAX_LOG_BYTES = 32 << 20
 MAX_VERSIONS = 40  # versions of a file read, oldest first
 MAX_BLOB = 512 << 10
+MAX_BLOBS = 400  # versions read per repository: at 512 KiB each at most, one bounded cat-file --batch
 SECONDS = 5.0
 MEMORY = 1 << 30
 MIN_WORDS = 15  # a derivation section with no formula needs at least this many words to count as written
@@ -72,7 +74,8 @@ def _limits() -> None:
     os.setsid()
 
 
-def git(repository: Path, *args: str, stdin: bytes | None = None, limit: int = MAX_BLOB) -> bytes | None:
+def git(repository: Path, *args: str, stdin: bytes | None = None, limit: int = MAX_BLOB,
+        seconds: float = SECONDS) -> bytes | None:
     """One read-only git command in ``repository``; None when it fails, is too slow or says too much."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     with tempfile.TemporaryDirectory(prefix="grader-git-") as home:
@@ -80,7 +83,7 @@ def git(repository: Path, *args: str, stdin: bytes | None = None, limit: int = M
                    GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", GIT_ASKPASS="true", LC_ALL="C")
         try:
             done = subprocess.run(["git", *_SAFE, "-C", str(repository), *args], capture_output=True, env=env,
-                                  timeout=SECONDS, preexec_fn=_limits, input=stdin if stdin is not None else b"",
+                                  timeout=seconds, preexec_fn=_limits, input=stdin if stdin is not None else b"",
                                   check=False)
         except (OSError, subprocess.SubprocessError, ValueError):
             return None
@@ -94,6 +97,7 @@ class Repository:
 
     def __init__(self, root: Path, paths: Sequence[str]) -> None:
         self.root = root
+        self._versions: dict[str, list[tuple[int, str]]] | None = None
         self.commits: dict[str, list[tuple[str, int]]] = {p: [] for p in paths}  # path -> (commit, time), oldest first
         common = os.path.commonpath(paths) if paths else ""
         if common in paths:  # one file: its folder
@@ -111,26 +115,38 @@ class Repository:
             versions.reverse()
 
     def versions(self, path: str) -> list[tuple[int, str]]:
-        """(time, text) of the file's first MAX_VERSIONS versions, oldest first; a version too large is left out."""
-        wanted = self.commits.get(path, [])[:MAX_VERSIONS]
+        """(time, text) of the file's first MAX_VERSIONS versions, oldest first; a version too large is left out. Every
+        file's versions are read at the first call, with one ``--batch-check`` and one ``--batch`` for them all."""
+        if self._versions is None:
+            self._versions = self._read_all()
+        return self._versions.get(path, [])
+
+    def _read_all(self) -> dict[str, list[tuple[int, str]]]:
+        wanted = [(path, sha, when) for path, commits in self.commits.items() for sha, when in commits[:MAX_VERSIONS]]
         if not wanted:
-            return []
-        names = "".join(f"{sha}:{path}\n" for sha, _ in wanted).encode()
-        sizes = git(self.root, "cat-file", "--batch-check", stdin=names, limit=len(wanted) * 200) or b""
-        small = [(sha, when) for (sha, when), line in zip(wanted, sizes.decode("ascii", "replace").splitlines())
-                 if line.split()[1:2] == ["blob"] and line.split()[2].isdigit() and int(line.split()[2]) <= MAX_BLOB]
+            return {}
+        seconds = SECONDS + 0.01 * len(wanted)
+        names = "".join(f"{sha}:{path}\n" for path, sha, _ in wanted).encode()
+        sizes = git(self.root, "cat-file", "--batch-check", stdin=names, limit=len(wanted) * 200, seconds=seconds) or b""
+        small = []
+        for item, line in zip(wanted, sizes.decode("ascii", "replace").splitlines()):
+            fields = line.split()
+            if len(fields) == 3 and fields[1] == "blob" and fields[2].isdigit() and int(fields[2]) <= MAX_BLOB:
+                small.append(item)
+        small = small[:MAX_BLOBS]
         if not small:
-            return []
-        data = git(self.root, "cat-file", "--batch", stdin="".join(f"{sha}:{path}\n" for sha, _ in small).encode(),
-                   limit=len(small) * (MAX_BLOB + 200)) or b""
-        out, at = [], 0
-        for _, when in small:
+            return {}
+        data = git(self.root, "cat-file", "--batch", stdin="".join(f"{sha}:{path}\n" for path, sha, _ in small).encode(),
+                   limit=len(small) * (MAX_BLOB + 200), seconds=seconds) or b""
+        out: dict[str, list[tuple[int, str]]] = {}
+        at = 0
+        for path, _, when in small:
             end = data.find(b"\n", at)
             header = data[at:end].split() if end >= 0 else []
             if len(header) != 3 or not header[2].isdigit():
                 break
             size = int(header[2])
-            out.append((when, data[end + 1:end + 1 + size].decode("utf-8", "replace")))
+            out.setdefault(path, []).append((when, data[end + 1:end + 1 + size].decode("utf-8", "replace")))
             at = end + 1 + size + 1
         return out
 
@@ -166,20 +182,18 @@ def derivation_headings(rubric: Rubric) -> tuple[str, ...]:
     return tuple(out)
 
 
-def class_provenance(learners: Sequence[Path], rubrics: Sequence[Rubric]) -> list[Provenance]:
-    """Every learner's finding for every lab they handed in, each repository read once for all its learners."""
-    from grader.submission import applies, find_submission
+def class_provenance(learners: Sequence[Path], rubrics: Sequence[Rubric],
+                     handed: Sequence[tuple[Path, Rubric, Submission]] | None = None) -> list[Provenance]:
+    """Every learner's finding for every lab they handed in (``handed``: already found), each repository read once
+    for all its learners."""
+    from grader.submission import handed_in
 
     wanted: dict[Path | None, list[tuple[Path, Rubric, Path | None, Path | None]]] = {}
-    for learner in learners:
-        for rubric in rubrics:
-            if not derivation_headings(rubric) or not applies(rubric, learner, rubrics):
-                continue
-            found = find_submission(rubric, learner)
-            if found.implementation is None and found.deliverable is None:
-                continue
-            wanted.setdefault(find_repository(learner), []).append((learner, rubric, found.implementation,
-                                                                    found.deliverable))
+    for learner, rubric, found in handed if handed is not None else handed_in(learners, rubrics):
+        if not derivation_headings(rubric) or (found.implementation is None and found.deliverable is None):
+            continue
+        wanted.setdefault(find_repository(learner), []).append((learner, rubric, found.implementation,
+                                                                found.deliverable))
     out: list[Provenance] = []
     for root, items in wanted.items():
         if root is None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.model import Rubric
+from grader.submission import Submission
 
 MAX_SOURCE = 256 << 10
 MAX_PROSE = 128 << 10
@@ -270,36 +271,34 @@ def _covered(text: Text | None, shared: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(lines))
 
 
-def read_class(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | None = None) -> list[Text]:
-    """Each learner's code and prose for every lab they handed in (or ``lab``), found the way grading finds them."""
+def read_class(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | None = None,
+               handed: Sequence[tuple[Path, Rubric, Submission]] | None = None) -> list[Text]:
+    """Each learner's code and prose for every lab they handed in (or ``lab``), found the way grading finds them
+    (``handed``: already found, ``grader.submission.handed_in``)."""
     from grader.learnerfiles import read_bytes
-    from grader.submission import applies, find_submission
+    from grader.submission import handed_in
 
     given = given_for(rubrics)
     texts: list[Text] = []
-    for learner in learners:
-        for rubric in rubrics:
-            if (rubric.lab != lab) if lab else not applies(rubric, learner, rubrics):
-                continue
-            found = find_submission(rubric, learner)
-            lab_name = rubric.lab
-            if found.implementation is not None:
-                source = found.module_source
-                if source is None:
-                    try:
-                        source = read_bytes(found.implementation, learner, MAX_SOURCE).decode("utf-8", "replace")
-                    except Exception:  # noqa: BLE001 - a file that cannot be read has nothing to compare
-                        source = None
-                if source:
-                    texts.append(code_text(learner.name, lab_name, found.implementation.name, source, given[lab_name]["code"]))
-            markdown = found.markdown
-            if markdown is None and found.deliverable is not None:
+    for learner, rubric, found in handed if handed is not None else handed_in(learners, rubrics, lab):
+        lab_name = rubric.lab
+        if found.implementation is not None:
+            source = found.module_source
+            if source is None:
                 try:
-                    markdown = read_bytes(found.deliverable, learner, MAX_PROSE).decode("utf-8", "replace")
-                except Exception:  # noqa: BLE001
-                    markdown = None
-            if markdown and found.deliverable is not None:
-                texts.append(prose_text(learner.name, lab_name, found.deliverable.name, markdown, given[lab_name]["prose"]))
+                    source = read_bytes(found.implementation, learner, MAX_SOURCE).decode("utf-8", "replace")
+                except Exception:  # noqa: BLE001 - a file that cannot be read has nothing to compare
+                    source = None
+            if source:
+                texts.append(code_text(learner.name, lab_name, found.implementation.name, source, given[lab_name]["code"]))
+        markdown = found.markdown
+        if markdown is None and found.deliverable is not None:
+            try:
+                markdown = read_bytes(found.deliverable, learner, MAX_PROSE).decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001
+                markdown = None
+        if markdown and found.deliverable is not None:
+            texts.append(prose_text(learner.name, lab_name, found.deliverable.name, markdown, given[lab_name]["prose"]))
     return texts
 
 

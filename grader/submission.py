@@ -215,6 +215,14 @@ def _lab_words(path: Path, root: Path, rubric: Rubric) -> int:
     return sum(1 for w in words if w in text) + (5 if rubric.lab.split("/")[1] in text.replace(" ", "-") else 0)
 
 
+def handed_in(learners: Sequence[Path], rubrics: Sequence[Rubric], lab: str | None = None
+              ) -> list[tuple[Path, Rubric, Submission]]:
+    """Every (learner, lab) graded — ``lab`` only, else each lab the learner handed in — with what was found: found
+    once for a class's similarity and history passes."""
+    return [(learner, rubric, find_submission(rubric, learner)) for learner in learners for rubric in rubrics
+            if (rubric.lab == lab if lab else applies(rubric, learner, rubrics))]
+
+
 def applies(rubric: Rubric, learner: Path, rubrics: Sequence[Rubric] = ()) -> bool:
     """A lab is graded for a learner who handed in a file of it: by its name, or — when no other lab of the
     phase claims the folder by name — any Python, notebook or Markdown file there."""
